@@ -1,0 +1,93 @@
+"""Checkpoint files: atomic writes, plain-data contents, safe loading with clear errors.
+
+Two kinds, both dicts of plain data loaded with torch.load(weights_only=True):
+- "inference": what checkpoints/<style>.pt holds; enough to rebuild and run the network.
+- "training": periodic snapshots in the run directory (adds optimizer state and step).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylenet.errors import StylenetError
+from stylenet.models import TransformerNet
+
+FORMAT_VERSION = 1
+
+
+def atomic_save(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """torch.save through a temporary file, fsync and rename: a crash leaves the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def inference_payload(model: TransformerNet, model_cfg: dict[str, Any], style: str,
+                      summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "inference",
+        "format_version": FORMAT_VERSION,
+        "model": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "model_cfg": dict(model_cfg),
+        "style": style,
+        "summary": summary,
+    }
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str = "inference") -> dict[str, Any]:
+    """Load a checkpoint safely; refuse anything that is not a plain-data stylenet file of this `kind`."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise StylenetError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reasons = [line.strip() for line in str(error).splitlines() if "WeightsUnpickler error" in line]
+        reason = reasons[0] if reasons else str(error).splitlines()[0]
+        raise StylenetError(
+            f"refused to load {path}: it is not a plain-data checkpoint and loading it could run code ({reason})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise StylenetError(f"cannot read checkpoint {path}: the file is corrupt or truncated ({error})") from None
+    if not isinstance(payload, dict) or "format_version" not in payload or "model_cfg" not in payload:
+        raise StylenetError(f"{path} is not a stylenet checkpoint (no format_version/model_cfg entries)")
+    version = payload["format_version"]
+    if version != FORMAT_VERSION:
+        raise StylenetError(
+            f"{path} has checkpoint format version {version}; this stylenet reads version {FORMAT_VERSION}. "
+            f"Use the stylenet release that wrote it."
+        )
+    if payload.get("kind") != kind:
+        raise StylenetError(f"{path} is a {payload.get('kind')} checkpoint; expected a {kind} checkpoint")
+    return payload
+
+
+def build_model(payload: dict[str, Any], path: str | os.PathLike) -> TransformerNet:
+    """Rebuild the network from its stored config with our own constructor, then load its weights."""
+    try:
+        model = TransformerNet(**payload["model_cfg"])
+        model.load_state_dict(payload["model"])
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise StylenetError(f"{path}: weights do not match the stored model config {payload['model_cfg']}: {error}") from None
+    return model

@@ -1,0 +1,101 @@
+"""Training images from any folder, and the style image from a path or an address."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset
+
+from stylenet.errors import StylenetError
+from stylenet.images import IMAGE_EXTENSIONS, UnreadableImageError, list_images, pil_to_tensor, read_image, resize_to_long_side
+
+log = logging.getLogger(__name__)
+
+
+def center_crop_resized(image: Image.Image, size: int) -> Image.Image:
+    """Scale the shorter side to `size` and cut the central size x size square (the PyTorch example's transform)."""
+    return ImageOps.fit(image, (size, size), method=Image.Resampling.BILINEAR, centering=(0.5, 0.5))
+
+
+class ImageFolder(Dataset):
+    """Every image below `root` (recursive), as uint8 tensors (3, size, size).
+
+    An unreadable file yields None and its message instead of raising, so that one corrupt COCO
+    file does not end a run of hours; `collate_skipping_unreadable` drops it from the batch.
+    """
+
+    def __init__(self, root: str | os.PathLike, image_size: int) -> None:
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise StylenetError(f"training image folder not found: {self.root} (set data.root=/path/to/images)")
+        self.files = list_images(self.root)
+        if not self.files:
+            raise StylenetError(
+                f"no training images in {self.root}: expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
+            )
+        self.image_size = int(image_size)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor | None, str]:
+        try:
+            image = center_crop_resized(read_image(self.files[index]), self.image_size)
+        except UnreadableImageError as error:
+            return None, str(error)
+        return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1), ""
+
+
+def collate_skipping_unreadable(samples: Sequence[tuple[torch.Tensor | None, str]]) -> tuple[torch.Tensor, list[str]]:
+    """Stack the readable images; pass the messages of unreadable ones on to the training loop to report."""
+    images = [image for image, _ in samples if image is not None]
+    problems = [problem for image, problem in samples if image is None]
+    batch = torch.stack(images) if images else torch.empty(0, dtype=torch.uint8)
+    return batch, problems
+
+
+def cache_dir() -> Path:
+    """Where downloaded style images live: $STYLENET_CACHE, else $XDG_CACHE_HOME/stylenet, else ~/.cache/stylenet."""
+    if "STYLENET_CACHE" in os.environ:
+        return Path(os.environ["STYLENET_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "stylenet"
+
+
+def resolve_style_image(name: str, image: str | None) -> Path:
+    """A local path as given; an http(s) address downloaded once into the cache folder."""
+    if not image:
+        raise StylenetError(
+            f"style '{name}' has no image: pass style.image=/path/to/painting.jpg "
+            f"(or style=custom style.image=... style.name=my_style)"
+        )
+    if urlparse(str(image)).scheme not in ("http", "https"):
+        return Path(image).expanduser()
+    target = cache_dir() / "styles" / Path(urlparse(image).path).name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        log.info("downloading style image %s to %s", image, target)
+        try:
+            torch.hub.download_url_to_file(image, str(target), progress=True)
+        except (OSError, RuntimeError) as error:
+            raise StylenetError(
+                f"could not download the '{name}' style image from {image} ({error}); "
+                f"download it yourself and pass style.image=/path/to/{target.name}"
+            ) from None
+    return target
+
+
+def load_style_image(name: str, image: str | None, size: int) -> torch.Tensor:
+    """The style image as a float tensor (3, H, W) in [0, 1], its longer side scaled to `size`."""
+    path = resolve_style_image(name, image)
+    try:
+        picture = read_image(path)
+    except UnreadableImageError as error:
+        raise StylenetError(f"style image for '{name}': {error}") from None
+    return pil_to_tensor(resize_to_long_side(picture, int(size)))

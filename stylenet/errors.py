@@ -1,0 +1,39 @@
+"""One exception type for problems the user can fix, and the wrapper that turns it into a clean exit."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable, TypeVar
+
+from omegaconf.errors import MissingMandatoryValue
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_USER_ERROR = 2
+
+
+class StylenetError(Exception):
+    """A problem with the user's input or environment; its message says what to do."""
+
+
+def exits_cleanly(task: F) -> F:
+    """Turn user-fixable errors into one clear line on stderr and exit code 2, never a traceback.
+
+    Hydra already reports its own override errors cleanly; this covers ours and missing
+    mandatory options (``???`` in a config).
+    """
+
+    @functools.wraps(task)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return task(*args, **kwargs)
+        except StylenetError as error:
+            message = str(error)
+        except MissingMandatoryValue as error:
+            message = f"missing required option '{error.full_key}': pass it as {error.full_key}=..."
+        except KeyboardInterrupt:
+            message = "interrupted"
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_USER_ERROR)
+
+    return wrapper  # type: ignore[return-value]

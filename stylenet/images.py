@@ -1,0 +1,118 @@
+"""The one place where files become tensors and tensors become files.
+
+Inside the package every image is float RGB in [0, 1], shape (3, H, W) or (N, 3, H, W).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stylenet.errors import StylenetError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+class UnreadableImageError(StylenetError):
+    """A file that is not an image, or whose bytes are corrupt or truncated."""
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(root: Path) -> list[Path]:
+    """All image files below root, recursively, in a stable (sorted) order."""
+    return sorted(p for p in Path(root).rglob("*") if p.is_file() and is_image_file(p))
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode (L, LA, P, CMYK, RGBA, I;16, I, F) to 8-bit RGB."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits instead of letting Pillow clip at 255.
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    elif image.mode == "F":
+        image = Image.fromarray(np.clip(np.asarray(image) * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Flatten transparency onto white, the usual background of such artwork.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
+
+
+def read_image(path: str | os.PathLike) -> Image.Image:
+    """Decode an image file fully, apply its EXIF orientation and return it as RGB.
+
+    Raises UnreadableImageError naming the file for anything that is not a readable image.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            # Pillow refuses images over about 179 megapixels (decompression bombs) and only warns
+            # above half that; treat the warning as a refusal too rather than decoding the file.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return _to_rgb(ImageOps.exif_transpose(image))
+    except FileNotFoundError:
+        raise UnreadableImageError(f"image not found: {path}") from None
+    except IsADirectoryError:
+        raise UnreadableImageError(f"expected an image file, got a folder: {path}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise UnreadableImageError(f"refused {path}: {error}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise UnreadableImageError(f"cannot read image {path}: {error}") from None
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
+    """Float tensor (3, H, W) or (1, 3, H, W) in [0, 1] -> 8-bit RGB PIL image (rounded, clamped)."""
+    if tensor.dim() == 4:
+        if tensor.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {tensor.shape[0]}")
+        tensor = tensor[0]
+    array = tensor.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, mode="RGB")
+
+
+def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> None:
+    """Write an 8-bit image, format chosen by the extension, atomically (never a half-written file)."""
+    path = Path(path)
+    if not is_image_file(path):
+        raise StylenetError(f"unsupported output extension '{path.suffix}' for {path}; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    if isinstance(image, torch.Tensor):
+        image = tensor_to_pil(image)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_format = Image.registered_extensions()[path.suffix.lower()]
+    options = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            image.save(stream, format=image_format, **options)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def resize_to_long_side(image: Image.Image, size: int) -> Image.Image:
+    """Scale so that the longer side is `size` pixels, keeping the aspect ratio."""
+    scale = size / max(image.size)
+    if scale == 1:
+        return image
+    width, height = (max(1, round(side * scale)) for side in image.size)
+    return image.resize((width, height), Image.Resampling.LANCZOS)

@@ -1,0 +1,86 @@
+"""python -m stylenet.infer: stylise an image file or a folder of them with a trained network."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from stylenet.errors import StylenetError, exits_cleanly
+from stylenet.images import is_image_file, list_images, read_image, resize_to_long_side, save_image
+from stylenet.stylizer import Stylizer, load
+
+log = logging.getLogger("stylenet.infer")
+EXIT_SOME_FAILED = 1
+
+
+def plan(source: Path, target: Path) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: a file maps to a file (or into a folder), a folder is mirrored into a folder."""
+    if source.is_dir():
+        if target.exists() and not target.is_dir():
+            raise StylenetError(f"input {source} is a folder, so output must be a folder, but {target} is a file")
+        if target.resolve() == source.resolve():
+            raise StylenetError(f"output folder {target} is the input folder; choose another so no input is overwritten")
+        # An output folder inside the input folder must not feed earlier outputs back in as inputs.
+        inputs = [path for path in list_images(source) if not path.resolve().is_relative_to(target.resolve())]
+        pairs = [(path, target / path.relative_to(source)) for path in inputs]
+        if not pairs:
+            raise StylenetError(f"no images found in {source}")
+        return pairs
+    if not source.exists():
+        raise StylenetError(f"input not found: {source}")
+    if target.is_dir() or str(target).endswith(os.sep):
+        target = target / source.name
+    if not is_image_file(target):
+        raise StylenetError(f"output {target} needs an image extension (.png, .jpg, ...) or must be a folder")
+    return [(source, target)]
+
+
+def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: int | None,
+                  overwrite: bool) -> tuple[int, int, list[str]]:
+    """Stylise each pair; an unreadable input is reported and skipped. Returns (written, skipped, failures)."""
+    written, skipped, failures = 0, 0, []
+    for source, target in tqdm(pairs, desc="stylize", unit="image", disable=len(pairs) < 2):
+        if target.resolve() == source.resolve():
+            failures.append(f"{source}: refusing to overwrite the input file with its output")
+            continue
+        if target.exists() and not overwrite:
+            skipped += 1
+            continue
+        try:
+            image = read_image(source)
+        except StylenetError as error:
+            failures.append(str(error))
+            tqdm.write(f"skipped: {error}", file=sys.stderr)
+            continue
+        if max_size and max(image.size) > max_size:
+            image = resize_to_long_side(image, int(max_size))
+        save_image(stylizer(image), target)
+        written += 1
+    return written, skipped, failures
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="infer")
+@exits_cleanly
+def main(cfg: DictConfig) -> None:
+    pairs = plan(Path(cfg.input).expanduser(), Path(cfg.output).expanduser())
+    stylizer = load(cfg.checkpoint, device=cfg.device)
+    log.info("style '%s' on %s: %d image(s)", stylizer.style, stylizer.device, len(pairs))
+    written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, cfg.overwrite)
+    summary = f"{written} written, {len(failures)} failed"
+    if skipped:
+        summary += f", {skipped} skipped because the output exists (pass overwrite=true to replace)"
+    log.info(summary)
+    if failures:
+        for failure in failures:
+            print(f"failed: {failure}", file=sys.stderr)
+        sys.exit(EXIT_SOME_FAILED)
+
+
+if __name__ == "__main__":
+    main()

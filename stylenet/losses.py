@@ -1,0 +1,98 @@
+"""Perceptual loss terms and the one PerceptualLoss used by every method (training, optimisation, reports).
+
+Scaling follows the PyTorch example fast_neural_style (pytorch/examples): images in [0, 1] with
+ImageNet normalisation, mean-squared errors, Gram matrices divided by C*H*W. With its weights
+(content 1e5, style 1e10) our content and style terms equal that example's numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stylenet.vgg import VGGEncoder
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, C) channel correlations, divided by C*H*W so the size of the image does not matter."""
+    batch, channels, height, width = features.shape
+    flat = features.reshape(batch, channels, height * width).float()
+    return flat @ flat.transpose(1, 2) / (channels * height * width)
+
+
+def content_loss(output_features: torch.Tensor, content_features: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(output_features.float(), content_features.float())
+
+
+def style_loss(output_features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between the output's Gram matrices and the style's (broadcast over the batch)."""
+    gram = gram_matrix(output_features)
+    return F.mse_loss(gram, target_gram.expand_as(gram))
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between neighbouring pixels, vertical plus horizontal."""
+    vertical = (images[..., 1:, :] - images[..., :-1, :]).float().pow(2).mean()
+    horizontal = (images[..., :, 1:] - images[..., :, :-1]).float().pow(2).mean()
+    return vertical + horizontal
+
+
+class PerceptualLoss(nn.Module):
+    """Weighted content + style + TV loss; returns every term by name so they can all be logged.
+
+    Keys: "content", "style", "style/<layer>" for each style layer, "tv", "total"; every value is
+    already multiplied by its weight, so "total" is the sum of "content", "style" and "tv".
+    """
+
+    def __init__(self, encoder: VGGEncoder, style_image: torch.Tensor, content_layer: str,
+                 style_layers: Mapping[str, float], content_weight: float, style_weight: float,
+                 tv_weight: float) -> None:
+        super().__init__()
+        missing = [name for name in (content_layer, *style_layers) if name not in encoder.layers]
+        if missing:
+            raise ValueError(f"encoder does not compute layer(s) {missing}; it has {encoder.layers}")
+        self.encoder = encoder
+        self.content_layer = content_layer
+        self.style_layer_weights = {name: float(weight) for name, weight in style_layers.items()}
+        self.content_weight = float(content_weight)
+        self.style_weight = float(style_weight)
+        self.tv_weight = float(tv_weight)
+        if style_image.dim() == 3:
+            style_image = style_image.unsqueeze(0)
+        # The style targets never change: compute their Gram matrices once.
+        with torch.no_grad():
+            style_features = encoder(style_image)
+        for name in self.style_layer_weights:
+            self.register_buffer(f"target_gram_{name}", gram_matrix(style_features[name]))
+
+    def target_gram(self, layer: str) -> torch.Tensor:
+        return getattr(self, f"target_gram_{layer}")
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor | None = None,
+                content_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Loss of `output` against `content` images, or against their precomputed content-layer features."""
+        if content_features is None:
+            if content is None:
+                raise ValueError("pass content images or their precomputed content features")
+            # One batched VGG pass for output and content together.
+            features = self.encoder(torch.cat([output, content.to(output.dtype)]))
+            output_features = {name: value[: len(output)] for name, value in features.items()}
+            content_features = features[self.content_layer][len(output):]
+        else:
+            output_features = self.encoder(output)
+
+        losses: dict[str, torch.Tensor] = {
+            "content": self.content_weight * content_loss(output_features[self.content_layer], content_features)
+        }
+        style_total = output.new_zeros((), dtype=torch.float32)
+        for name, layer_weight in self.style_layer_weights.items():
+            term = self.style_weight * layer_weight * style_loss(output_features[name], self.target_gram(name))
+            losses[f"style/{name}"] = term
+            style_total = style_total + term
+        losses["style"] = style_total
+        losses["tv"] = self.tv_weight * total_variation(output)
+        losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+        return losses

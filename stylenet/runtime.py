@@ -1,0 +1,37 @@
+"""Device choice and seeding, shared by every entry point."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from stylenet.errors import StylenetError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' means CUDA, then Apple's MPS, then the CPU; an explicit choice that is not present is an error."""
+    if name not in DEVICES and not str(name).startswith("cuda:"):
+        raise StylenetError(f"unknown device '{name}'; choose one of {', '.join(DEVICES)} (or cuda:N)")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if str(name).startswith("cuda") and not torch.cuda.is_available():
+        raise StylenetError(f"device={name} was asked for, but no CUDA device is available (use device=auto or cpu)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise StylenetError("device=mps was asked for, but MPS is not available (use device=auto or cpu)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a generator for the data order."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

@@ -1,0 +1,140 @@
+"""The frozen VGG encoder of the perceptual loss, with named layers (relu2_2, ...).
+
+The only place that knows about ImageNet normalisation. It builds the convolutional part only,
+truncated after the deepest layer a loss uses, and loads torchvision's ImageNet weights into it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+from torchvision.models import VGG16_Weights, VGG19_Weights
+
+from stylenet.errors import StylenetError
+
+log = logging.getLogger(__name__)
+
+# Simonyan & Zisserman 2015, configurations D (VGG16) and E (VGG19): conv widths, "M" = 2x2 pool.
+ARCHITECTURES: dict[str, tuple[list[int | str], VGG16_Weights | VGG19_Weights]] = {
+    "vgg16": ([64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+              VGG16_Weights.IMAGENET1K_V1),
+    "vgg19": ([64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+              VGG19_Weights.IMAGENET1K_V1),
+}
+POOLINGS = ("max", "avg")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def layer_names(network: str) -> list[str]:
+    """Names of torchvision's `features` modules in order: conv1_1, relu1_1, ..., pool1, conv2_1, ..."""
+    names, block, index = [], 1, 0
+    for width in _architecture(network)[0]:
+        if width == "M":
+            names.append(f"pool{block}")
+            block, index = block + 1, 0
+        else:
+            index += 1
+            names += [f"conv{block}_{index}", f"relu{block}_{index}"]
+    return names
+
+
+def _architecture(network: str) -> tuple[list[int | str], VGG16_Weights | VGG19_Weights]:
+    if network not in ARCHITECTURES:
+        raise StylenetError(f"unknown loss network '{network}'; choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[network]
+
+
+def _features_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Accept a whole torchvision VGG state dict (features.* + classifier.*) or a features-only one."""
+    prefix = "features."
+    if any(key.startswith(prefix) for key in state):
+        return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    return dict(state)
+
+
+class VGGEncoder(nn.Module):
+    """Frozen VGG feature extractor: forward(images in [0, 1]) -> {layer name: activations}."""
+
+    def __init__(self, network: str = "vgg16", layers: Iterable[str] = ("relu2_2",), pooling: str = "max",
+                 pretrained: bool = True, weights: str | None = None) -> None:
+        super().__init__()
+        config, default_weights = _architecture(network)
+        if pooling not in POOLINGS:
+            raise StylenetError(f"unknown pooling '{pooling}'; choose one of {', '.join(POOLINGS)}")
+        all_names = layer_names(network)
+        self.layers = list(dict.fromkeys(layers))
+        unknown = [name for name in self.layers if name not in all_names]
+        if unknown:
+            raise StylenetError(f"unknown {network} layer(s) {', '.join(unknown)}; valid names: {', '.join(all_names)}")
+        depth = max(all_names.index(name) for name in self.layers) + 1
+
+        modules: list[nn.Module] = []
+        in_channels = 3
+        for width in config:
+            if width == "M":
+                modules.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
+            else:
+                conv = nn.Conv2d(in_channels, int(width), 3, padding=1)
+                # torchvision's VGG initialisation, so that random-weight features are not degenerate.
+                nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(conv.bias)
+                modules += [conv, nn.ReLU(inplace=False)]
+                in_channels = int(width)
+        full = nn.Sequential(*modules)
+
+        self.network = network
+        self.weights_id = self._load_weights(full, network, default_weights, pretrained, weights)
+        self.features = full[:depth]
+        self.names = all_names[:depth]
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    @staticmethod
+    def _load_weights(features: nn.Sequential, network: str, default_weights: VGG16_Weights | VGG19_Weights,
+                      pretrained: bool, weights: str | None) -> str:
+        """Load ImageNet weights into `features` and return a string that identifies them."""
+        if weights:
+            path = Path(weights).expanduser()
+            if not path.is_file():
+                raise StylenetError(f"VGG weight file not found: {path} (loss.weights)")
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                features.load_state_dict(_features_state_dict(state))
+            except Exception as error:  # unpickling, shape and key errors all mean "not a usable file"
+                raise StylenetError(f"cannot load {network} weights from {path}: {error}") from None
+            return f"file:{path.resolve()}"
+        if not pretrained:
+            log.warning("=" * 78)
+            log.warning("loss.pretrained=false: the perceptual loss uses RANDOMLY INITIALISED %s weights.", network)
+            log.warning("This is for tests only; the trained network will not learn a meaningful style.")
+            log.warning("=" * 78)
+            return "random"
+        file_name = Path(default_weights.url).name
+        try:
+            state = default_weights.get_state_dict(progress=True, check_hash=True)
+        except (OSError, RuntimeError) as error:
+            expected = Path(torch.hub.get_dir()) / "checkpoints" / file_name
+            raise StylenetError(
+                f"could not get the ImageNet {network} weights ({error}). Without internet access, download "
+                f"{default_weights.url} elsewhere and either put it at {expected} or pass "
+                f"loss.weights=/path/to/{file_name}. For a quick test without them, pass loss.pretrained=false."
+            ) from None
+        features.load_state_dict(_features_state_dict(state))
+        return f"torchvision:{type(default_weights).__name__}.{default_weights.name}"
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = (images - self.mean) / self.std
+        wanted = set(self.layers)
+        outputs: dict[str, torch.Tensor] = {}
+        for name, module in zip(self.names, self.features):
+            x = module(x)
+            if name in wanted:
+                outputs[name] = x
+        return outputs
