@@ -1,0 +1,91 @@
+"""Shared fixtures: generated images, a tiny training run through the real entry point, no network."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+OFFLINE = Path(__file__).parent / "offline"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network() -> None:
+    """Any attempt to reach the internet from the test process fails loudly; run_entry does the same for children."""
+    sys.path.insert(0, str(OFFLINE))
+    from no_network import install
+
+    install()
+
+
+def random_image(height: int, width: int, seed: int = 0) -> Image.Image:
+    """Smooth random colours plus noise: something a network can learn from in a few steps."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    base = np.stack([np.sin(6 * x + seed), np.cos(5 * y - seed), np.sin(4 * (x + y))], axis=-1) * 0.4 + 0.5
+    noisy = base + rng.normal(0, 0.08, size=base.shape)
+    return Image.fromarray((np.clip(noisy, 0, 1) * 255).astype(np.uint8))
+
+
+def write_images(folder: Path, count: int, size: tuple[int, int] = (40, 48)) -> list[Path]:
+    """`count` PNG/JPEG files, some in a subfolder, of slightly different sizes."""
+    paths = []
+    for index in range(count):
+        sub = folder / "nested" if index % 2 else folder
+        sub.mkdir(parents=True, exist_ok=True)
+        path = sub / f"photo_{index}.{'jpg' if index % 3 == 0 else 'png'}"
+        random_image(size[0] + index, size[1] - index, seed=index).save(path)
+        paths.append(path)
+    return paths
+
+
+def run_entry(module: str, *overrides: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `python -m stylenet.<module> overrides...` as a user would, with the network switched off."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OFFLINE), env.get("PYTHONPATH")]))
+    env["STYLENET_CACHE"] = str(cwd / "cache")
+    env["TORCH_HOME"] = str(cwd / "torch_home")
+    return subprocess.run([sys.executable, "-m", f"stylenet.{module}", *overrides], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def tiny_train_overrides(root: Path, run_dir: Path, steps: int = 30) -> list[str]:
+    return [
+        "model=tiny", "loss.pretrained=false", f"data.root={root / 'photos'}", f"style.image={root / 'style.png'}",
+        "style.name=tiny_style", "data.image_size=32", "data.batch_size=2", "data.workers=0", f"steps={steps}",
+        "log_interval=1", "preview.interval=10", "preview.count=2", "checkpoint_interval=10",
+        "keep_checkpoints=2", f"hydra.run.dir={run_dir}", f"checkpoint_dir={root / 'checkpoints'}", "lr=3e-3",
+    ]
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with generated training photos (one corrupt) and a generated style image."""
+    root = tmp_path_factory.mktemp("workspace")
+    write_images(root / "photos", 6)
+    (root / "photos" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    random_image(64, 80, seed=99).save(root / "style.png")
+    return root
+
+
+@dataclass
+class TrainedRun:
+    root: Path
+    run_dir: Path
+    checkpoint: Path
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="session")
+def trained_run(workspace: Path) -> TrainedRun:
+    """One short training run through `python -m stylenet.train`, shared by the tests that read its outputs."""
+    run_dir = workspace / "run"
+    result = run_entry("train", *tiny_train_overrides(workspace, run_dir), cwd=workspace)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return TrainedRun(workspace, run_dir, workspace / "checkpoints" / "tiny_style.pt", result)

@@ -1,0 +1,50 @@
+import os
+
+import pytest
+import torch
+
+from stylenet.checkpoint import FORMAT_VERSION, atomic_save, build_model, inference_payload, load_checkpoint
+from stylenet.errors import StylenetError
+from stylenet.models import TransformerNet
+
+TINY = {"channels": [8, 16, 16], "num_residual_blocks": 1, "norm": "instance"}
+
+
+def test_inference_file_round_trip(tmp_path) -> None:
+    model = TransformerNet(**TINY)
+    atomic_save(inference_payload(model, TINY, "wave", {"steps": 3}), tmp_path / "wave.pt")
+    payload = load_checkpoint(tmp_path / "wave.pt")
+    assert payload["style"] == "wave" and payload["format_version"] == FORMAT_VERSION
+    rebuilt = build_model(payload, tmp_path / "wave.pt")
+    image = torch.rand(1, 3, 17, 19)
+    assert torch.equal(rebuilt(image), model(image))
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch PAYLOAD_RAN",))
+
+
+def test_malicious_pickle_is_refused_without_running(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    torch.save({"format_version": FORMAT_VERSION, "model_cfg": _RunsCode()}, tmp_path / "evil.pt")
+    with pytest.raises(StylenetError, match="refused to load .*evil.pt"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not (tmp_path / "PAYLOAD_RAN").exists()
+
+
+def test_truncated_checkpoint_names_the_file(tmp_path) -> None:
+    atomic_save(inference_payload(TransformerNet(**TINY), TINY, "x", {}), tmp_path / "whole.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:1000])
+    with pytest.raises(StylenetError, match="cannot read checkpoint .*cut.pt: the file is corrupt or truncated"):
+        load_checkpoint(tmp_path / "cut.pt")
+
+
+def test_other_format_versions_and_architectures_are_refused(tmp_path) -> None:
+    payload = inference_payload(TransformerNet(**TINY), TINY, "x", {})
+    atomic_save({**payload, "format_version": FORMAT_VERSION + 1}, tmp_path / "future.pt")
+    with pytest.raises(StylenetError, match=f"format version {FORMAT_VERSION + 1}"):
+        load_checkpoint(tmp_path / "future.pt")
+    wrong = {**payload, "model_cfg": {**TINY, "channels": [8, 16, 32]}}
+    with pytest.raises(StylenetError, match="weights do not match the stored model config"):
+        build_model(wrong, tmp_path / "wrong.pt")

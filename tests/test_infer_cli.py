@@ -1,0 +1,86 @@
+"""`python -m stylenet.infer` and `stylenet.load` on the checkpoint of the shared training run."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import stylenet
+from conftest import TrainedRun, random_image, run_entry
+
+pytestmark = pytest.mark.slow
+
+
+def test_single_file_keeps_its_size(trained_run: TrainedRun, tmp_path: Path) -> None:
+    random_image(37, 53).save(tmp_path / "photo.png")
+    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'photo.png'}",
+                       f"output={tmp_path / 'styled.jpg'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "styled.jpg") as styled:
+        assert styled.format == "JPEG" and styled.size == (53, 37)
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_max_size_downscales_keeping_aspect(trained_run: TrainedRun, tmp_path: Path) -> None:
+    random_image(60, 90).save(tmp_path / "photo.png")
+    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'photo.png'}",
+                       f"output={tmp_path / 'small.png'}", "max_size=30", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "small.png").size == (30, 20)
+
+
+def test_folder_with_a_bad_file_writes_the_rest_and_fails(trained_run: TrainedRun, tmp_path: Path) -> None:
+    shutil.copytree(trained_run.root / "photos", tmp_path / "photos")
+    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'photos'}",
+                       f"output={tmp_path / 'styled'}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "corrupt.jpg" in result.stderr and "Traceback" not in result.stderr
+    inputs = sorted(p.relative_to(tmp_path / "photos") for p in (tmp_path / "photos").rglob("photo_*"))
+    outputs = sorted(p.relative_to(tmp_path / "styled") for p in (tmp_path / "styled").rglob("*.*"))
+    assert outputs == inputs and len(outputs) == 6
+    for relative in inputs:
+        assert Image.open(tmp_path / "styled" / relative).size == Image.open(tmp_path / "photos" / relative).size
+    assert "6 written, 1 failed" in result.stdout
+
+
+def test_existing_outputs_and_inputs_are_never_overwritten(trained_run: TrainedRun, tmp_path: Path) -> None:
+    random_image(20, 20).save(tmp_path / "photo.png")
+    original = (tmp_path / "photo.png").read_bytes()
+    same = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'photo.png'}",
+                     f"output={tmp_path / 'photo.png'}", "overwrite=true", cwd=tmp_path)
+    assert same.returncode == 1 and "refusing to overwrite the input file" in same.stderr
+    assert (tmp_path / "photo.png").read_bytes() == original
+    (tmp_path / "done.png").write_bytes(b"earlier result")
+    again = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'photo.png'}",
+                      f"output={tmp_path / 'done.png'}", cwd=tmp_path)
+    assert again.returncode == 0 and "1 skipped because the output exists" in again.stdout
+    assert (tmp_path / "done.png").read_bytes() == b"earlier result"
+
+
+@pytest.mark.parametrize("override,message", [
+    ("checkpoint={tmp}/missing.pt", "checkpoint not found: {tmp}/missing.pt"),
+    ("input={tmp}/absent.png", "input not found: {tmp}/absent.png"),
+    ("output={tmp}/out.txt", "needs an image extension"),
+])
+def test_bad_arguments_are_clear_errors(trained_run: TrainedRun, tmp_path: Path, override: str, message: str) -> None:
+    random_image(20, 20).save(tmp_path / "photo.png")
+    arguments = {"checkpoint": str(trained_run.checkpoint), "input": str(tmp_path / "photo.png"),
+                 "output": str(tmp_path / "out.png")}
+    key, value = override.format(tmp=tmp_path).split("=", 1)
+    arguments[key] = value
+    result = run_entry("infer", *(f"{k}={v}" for k, v in arguments.items()), cwd=tmp_path)
+    assert result.returncode == 2 and message.format(tmp=tmp_path) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_python_api_stylises_pil_images_and_tensors(trained_run: TrainedRun) -> None:
+    stylizer = stylenet.load(trained_run.checkpoint, device="cpu")
+    assert stylizer.style == "tiny_style" and stylizer.summary["steps"] == 30
+    styled = stylizer(random_image(21, 34).convert("RGBA"))
+    assert isinstance(styled, Image.Image) and styled.size == (34, 21) and styled.mode == "RGB"
+    batch = torch.rand(2, 3, 19, 23)
+    out = stylizer(batch)
+    assert out.shape == batch.shape and not out.requires_grad
+    assert torch.allclose(out[0], stylizer(batch[:1])[0], atol=1e-6)

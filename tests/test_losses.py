@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from stylenet.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
+from stylenet.vgg import VGGEncoder
+
+
+def test_gram_matrix_by_hand() -> None:
+    # Two channels over two pixels: [1, 2] and [3, 4]; divided by C*H*W = 2*1*2 = 4.
+    features = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
+    expected = torch.tensor([[[1 + 4, 3 + 8], [3 + 8, 9 + 16]]]) / 4
+    assert torch.allclose(gram_matrix(features), expected)
+
+
+def test_content_loss_is_mean_squared_error() -> None:
+    a, b = torch.zeros(1, 2, 2, 2), torch.full((1, 2, 2, 2), 3.0)
+    assert content_loss(a, b).item() == pytest.approx(9.0)
+
+
+def test_style_loss_zero_for_own_gram_and_broadcast_over_batch() -> None:
+    features = torch.rand(3, 4, 5, 5)
+    target = gram_matrix(features[:1])
+    losses = torch.stack([style_loss(features[i : i + 1], target) for i in range(3)])
+    assert losses[0] == 0 and (losses[1:] > 0).all()
+    assert style_loss(features, target).item() == pytest.approx(losses.mean().item(), rel=1e-5)
+
+
+def test_total_variation_by_hand() -> None:
+    # One row 0, 1, 3: horizontal differences 1 and 2 -> mean square 2.5; no vertical neighbours in a
+    # 1-row image gives an empty mean, so use two identical rows: vertical differences are 0.
+    image = torch.tensor([[[[0.0, 1.0, 3.0], [0.0, 1.0, 3.0]]]])
+    assert total_variation(image).item() == pytest.approx(2.5)
+    assert total_variation(torch.ones(1, 3, 4, 4)).item() == 0
+
+
+@pytest.fixture(scope="module")
+def perceptual() -> PerceptualLoss:
+    torch.manual_seed(0)
+    layers = {"relu1_2": 1.0, "relu2_2": 0.5}
+    encoder = VGGEncoder("vgg16", ["relu2_2", *layers], pretrained=False)
+    return PerceptualLoss(encoder, torch.rand(3, 40, 30), "relu2_2", layers,
+                          content_weight=2.0, style_weight=10.0, tv_weight=3.0)
+
+
+def test_perceptual_loss_terms_add_up(perceptual: PerceptualLoss) -> None:
+    output, content = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    losses = perceptual(output, content)
+    assert set(losses) == {"content", "style", "style/relu1_2", "style/relu2_2", "tv", "total"}
+    assert losses["style"] == pytest.approx((losses["style/relu1_2"] + losses["style/relu2_2"]).item())
+    assert losses["total"] == pytest.approx((losses["content"] + losses["style"] + losses["tv"]).item())
+    assert losses["tv"].item() == pytest.approx(3.0 * total_variation(output).item())
+    features = perceptual.encoder(output)["relu2_2"]
+    expected = 2.0 * content_loss(features, perceptual.encoder(content)["relu2_2"])
+    assert losses["content"].item() == pytest.approx(expected.item(), rel=1e-5)
+    layer = 10.0 * 0.5 * style_loss(features, perceptual.target_gram("relu2_2"))
+    assert losses["style/relu2_2"].item() == pytest.approx(layer.item(), rel=1e-5)
+
+
+def test_content_features_give_the_same_loss_as_content_images(perceptual: PerceptualLoss) -> None:
+    output, content = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    from_images = perceptual(output, content)
+    from_features = perceptual(output, content_features=perceptual.encoder(content)["relu2_2"])
+    for name in from_images:
+        assert from_features[name].item() == pytest.approx(from_images[name].item(), rel=1e-5)
+
+
+def test_loss_is_zero_when_output_is_content_and_style(perceptual: PerceptualLoss) -> None:
+    style = torch.rand(1, 3, 32, 32)
+    own = PerceptualLoss(perceptual.encoder, style[0], "relu2_2", {"relu1_2": 1.0}, 1.0, 1.0, 0.0)
+    assert own(style, style)["total"].item() == pytest.approx(0.0, abs=1e-9)

@@ -1,0 +1,88 @@
+"""`python -m stylenet.train` as a user runs it, on tiny generated data with random VGG weights."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import TrainedRun, run_entry, tiny_train_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def read_scalars(run_dir: Path) -> EventAccumulator:
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    return events
+
+
+def test_training_lowers_the_loss(trained_run: TrainedRun) -> None:
+    totals = [event.value for event in read_scalars(trained_run.run_dir).Scalars("loss/total")]
+    assert len(totals) == 30
+    assert sum(totals[-5:]) / 5 < 0.7 * sum(totals[:5]) / 5
+
+
+def test_tensorboard_has_every_documented_tag(trained_run: TrainedRun) -> None:
+    events = read_scalars(trained_run.run_dir)
+    expected = {"loss/total", "loss/content", "loss/style", "loss/tv", "train/lr", "train/images_per_sec"}
+    expected |= {f"loss/style/{layer}" for layer in ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
+    assert expected <= set(events.Tags()["scalars"])
+    assert [event.value for event in events.Scalars("train/lr")][0] == pytest.approx(3e-3)
+    assert all(event.value > 0 for event in events.Scalars("train/images_per_sec"))
+    assert [event.step for event in events.Images("preview")] == [10, 20, 30]
+
+
+def test_run_directory_holds_config_previews_and_last_checkpoints(trained_run: TrainedRun) -> None:
+    run_dir = trained_run.run_dir
+    assert "tiny_style" in (run_dir / ".hydra" / "config.yaml").read_text()
+    assert sorted(p.name for p in (run_dir / "previews").iterdir()) == [f"step_00000{n}0.png" for n in (1, 2, 3)]
+    # checkpoint_interval=10 over 30 steps: snapshots at 10 and 20, keep_checkpoints=2 keeps both.
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step_0000010.pt", "step_0000020.pt"]
+    assert (run_dir / "tiny_style.pt").read_bytes() == trained_run.checkpoint.read_bytes()
+
+
+def test_inference_file_describes_itself(trained_run: TrainedRun) -> None:
+    payload = torch.load(trained_run.checkpoint, weights_only=True)
+    assert payload["style"] == "tiny_style" and payload["model_cfg"]["channels"] == [8, 16, 16]
+    summary = payload["summary"]
+    assert summary["steps"] == 30 and summary["skipped_images"] == 1 and summary["loss_weights"] == "random"
+    assert summary["config"]["data"]["image_size"] == 32
+
+
+def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) -> None:
+    output = trained_run.result.stdout + trained_run.result.stderr
+    assert output.count("skipped unreadable training image") == 1 and "corrupt.jpg" in output
+    assert "1 unreadable training image(s) were skipped" in output
+    assert "RANDOMLY INITIALISED" in output
+
+
+def test_missing_data_folder_is_a_clear_error(workspace: Path, tmp_path: Path) -> None:
+    overrides = tiny_train_overrides(workspace, tmp_path / "run") + [f"data.root={tmp_path / 'nowhere'}"]
+    result = run_entry("train", *overrides, cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"training image folder not found: {tmp_path / 'nowhere'}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_missing_style_image_is_a_clear_error(workspace: Path, tmp_path: Path) -> None:
+    overrides = tiny_train_overrides(workspace, tmp_path / "run") + [f"style.image={tmp_path / 'no_style.jpg'}"]
+    result = run_entry("train", *overrides, cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"image not found: {tmp_path / 'no_style.jpg'}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_unavailable_vgg_weights_say_where_to_put_them(workspace: Path, tmp_path: Path) -> None:
+    overrides = [o for o in tiny_train_overrides(workspace, tmp_path / "run") if "pretrained" not in o]
+    result = run_entry("train", *overrides, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "could not get the ImageNet vgg16 weights" in result.stderr
+    assert str(tmp_path / "torch_home" / "hub" / "checkpoints" / "vgg16-397923af.pth") in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_unknown_variant_lists_the_valid_ones(workspace: Path, tmp_path: Path) -> None:
+    result = run_entry("train", *tiny_train_overrides(workspace, tmp_path / "run"), "model=huge", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Could not find 'model/huge'" in result.stderr and "johnson" in result.stderr

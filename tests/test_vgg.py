@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from stylenet.errors import StylenetError
+from stylenet.vgg import VGGEncoder, layer_names
+
+
+def test_layer_names_follow_torchvision_indices() -> None:
+    names = layer_names("vgg16")
+    assert names[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
+    assert names.index("relu2_2") == 8 and names.index("relu4_3") == 22 and len(names) == 31
+    assert len(layer_names("vgg19")) == 37
+
+
+def test_encoder_is_truncated_frozen_and_named() -> None:
+    encoder = VGGEncoder("vgg16", ["relu2_2", "relu1_2"], pretrained=False)
+    assert len(encoder.features) == 9
+    assert not any(p.requires_grad for p in encoder.parameters())
+    out = encoder(torch.rand(1, 3, 32, 32))
+    assert set(out) == {"relu1_2", "relu2_2"} and out["relu2_2"].shape == (1, 128, 16, 16)
+
+
+def test_average_pooling_replaces_max_pooling() -> None:
+    encoder = VGGEncoder("vgg19", ["relu3_1"], pooling="avg", pretrained=False)
+    assert any(isinstance(m, torch.nn.AvgPool2d) for m in encoder.features)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in encoder.features)
+
+
+def test_local_weight_file_is_loaded(tmp_path) -> None:
+    torch.manual_seed(1)
+    source = VGGEncoder("vgg16", ["relu5_3"], pretrained=False)
+    # A torchvision-style state dict: features.* plus a classifier entry that must be ignored.
+    state = {f"features.{k}": v for k, v in source.features.state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(2, 2)
+    torch.save(state, tmp_path / "vgg16.pth")
+    torch.manual_seed(2)
+    loaded = VGGEncoder("vgg16", ["relu2_2"], weights=str(tmp_path / "vgg16.pth"))
+    assert torch.equal(loaded.features[0].weight, source.features[0].weight)
+    assert loaded.weights_id.startswith("file:")
+
+
+def test_missing_weight_file_names_the_path(tmp_path) -> None:
+    with pytest.raises(StylenetError, match="VGG weight file not found: .*nothing.pth"):
+        VGGEncoder("vgg16", ["relu2_2"], weights=str(tmp_path / "nothing.pth"))
+
+
+def test_offline_download_says_where_to_put_the_weights(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(StylenetError) as error:
+        VGGEncoder("vgg16", ["relu2_2"], pretrained=True)
+    message = str(error.value)
+    assert "vgg16-397923af.pth" in message and str(tmp_path) in message
+    assert "loss.weights=" in message and "loss.pretrained=false" in message
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"network": "vgg11"}, "unknown loss network 'vgg11'; choose one of vgg16, vgg19"),
+    ({"layers": ["relu9_9"]}, "unknown vgg16 layer"),
+    ({"pooling": "min"}, "unknown pooling 'min'"),
+])
+def test_bad_choices_list_the_valid_ones(kwargs: dict, message: str) -> None:
+    with pytest.raises(StylenetError, match=message):
+        VGGEncoder(**{"pretrained": False, **kwargs})
