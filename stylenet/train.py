@@ -47,6 +47,7 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, optimizer
     started = interval_started = time.perf_counter()
     progress = tqdm(total=steps, desc="train", unit="step", dynamic_ncols=True)
     while step < steps:
+        steps_before_epoch = step
         for batch, problems in loader:
             for problem in problems:
                 if problem not in unreadable:
@@ -86,6 +87,8 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, optimizer
             progress.update(1)
             if step >= steps:
                 break
+        if step == steps_before_epoch:
+            raise StylenetError(f"a whole pass over the data gave no usable batch ({len(unreadable)} unreadable images)")
     progress.close()
     if unreadable:
         log.warning("%d unreadable training image(s) were skipped", len(unreadable))
@@ -120,6 +123,20 @@ def preview_batch(dataset: ImageFolder, paths: list[str], count: int) -> torch.T
     return torch.stack(photos)
 
 
+POSITIVE_OPTIONS = ("data.image_size", "data.batch_size", "style.size", "log_interval", "preview.interval",
+                    "preview.count", "checkpoint_interval", "keep_checkpoints")
+
+
+def check_options(cfg: DictConfig) -> None:
+    """Refuse nonsensical numbers before anything is built, naming the option."""
+    for key in POSITIVE_OPTIONS:
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise StylenetError(f"{key} must be a positive whole number, got {value}")
+    if not isinstance(cfg.data.workers, int) or cfg.data.workers < 0:
+        raise StylenetError(f"data.workers must be 0 or more, got {cfg.data.workers}")
+
+
 def total_steps(cfg: DictConfig, batches_per_epoch: int) -> int:
     steps = cfg.epochs * batches_per_epoch if cfg.epochs else cfg.steps
     if steps < 1:
@@ -136,7 +153,8 @@ def main(cfg: DictConfig) -> None:
     style_name = str(cfg.style.name)
     log.info("run directory: %s; device: %s", run_dir, device)
 
-    # Cheap checks that can fail come first: data and style image, before any network is built.
+    # Cheap checks that can fail come first: options, data and style image, before any network is built.
+    check_options(cfg)
     dataset = ImageFolder(cfg.data.root, cfg.data.image_size)
     log.info("%d training images in %s", len(dataset), dataset.root)
     style_image = load_style_image(style_name, cfg.style.image, cfg.style.size)

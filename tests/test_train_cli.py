@@ -57,19 +57,18 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
     assert "RANDOMLY INITIALISED" in output
 
 
-def test_missing_data_folder_is_a_clear_error(workspace: Path, tmp_path: Path) -> None:
-    overrides = tiny_train_overrides(workspace, tmp_path / "run") + [f"data.root={tmp_path / 'nowhere'}"]
+@pytest.mark.parametrize("override,message", [
+    ("data.root={tmp}/nowhere", "training image folder not found: {tmp}/nowhere"),
+    ("style.image={tmp}/no_style.jpg", "image not found: {tmp}/no_style.jpg"),
+    ("style.image=null", "style 'tiny_style' has no image: pass style.image="),
+    ("data.image_size=0", "data.image_size must be a positive whole number, got 0"),
+    ("preview.interval=-5", "preview.interval must be a positive whole number, got -5"),
+])
+def test_bad_input_is_a_clear_error(workspace: Path, tmp_path: Path, override: str, message: str) -> None:
+    overrides = tiny_train_overrides(workspace, tmp_path / "run") + [override.format(tmp=tmp_path)]
     result = run_entry("train", *overrides, cwd=tmp_path)
     assert result.returncode == 2
-    assert f"training image folder not found: {tmp_path / 'nowhere'}" in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-
-
-def test_missing_style_image_is_a_clear_error(workspace: Path, tmp_path: Path) -> None:
-    overrides = tiny_train_overrides(workspace, tmp_path / "run") + [f"style.image={tmp_path / 'no_style.jpg'}"]
-    result = run_entry("train", *overrides, cwd=tmp_path)
-    assert result.returncode == 2
-    assert f"image not found: {tmp_path / 'no_style.jpg'}" in result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
 
