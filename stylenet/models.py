@@ -1,6 +1,12 @@
 """The transform network of Johnson et al. 2016 ("Perceptual Losses for Real-Time Style Transfer").
 
-Variants differ only in constructor arguments, which come from conf/model/<variant>.yaml.
+Variants differ only in constructor arguments, which come from conf/model/<variant>.yaml:
+- separable: depthwise-separable convolutions (Howard et al. 2017, MobileNets) instead of full ones;
+- half_resolution: the "downsample/upsample trick" of singlasahil14/style-transfer ("Practical
+  techniques for getting style transfer to work"): the input is halved with bilinear
+  interpolation, the network runs at half resolution, and a last nearest-upsample + 3x3
+  convolution returns to full resolution (style transfer and super-resolution in one network);
+- width_multiplier and num_residual_blocks: thinner or shallower networks.
 """
 
 from __future__ import annotations
@@ -12,11 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("instance", "batch", "none")
-
-# Two stride-2 convolutions: the body works at 1/4 resolution, so sizes are padded to a multiple
-# of 4; at least 8 px so that the 3x3 reflection padding at 1/4 resolution has pixels to reflect.
-SIZE_MULTIPLE = 4
-MIN_SIZE = 8
+MIN_SIZE = 8  # the 3x3 reflection padding at the lowest resolution needs pixels to reflect
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -28,29 +30,36 @@ def _norm(kind: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
+def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, separable: bool = False) -> nn.Sequential:
+    """Reflection padding (no dark borders) + a full or depthwise-separable convolution."""
+    layers: list[nn.Module] = [nn.ReflectionPad2d(kernel_size // 2)]
+    if separable:
+        layers += [
+            nn.Conv2d(in_channels, in_channels, kernel_size, stride, groups=in_channels, bias=False),
+            nn.Conv2d(in_channels, out_channels, 1),
+        ]
+    else:
+        layers.append(nn.Conv2d(in_channels, out_channels, kernel_size, stride))
+    return nn.Sequential(*layers)
+
+
 class ConvLayer(nn.Sequential):
-    """Reflection padding + convolution (+ norm + ReLU): reflection avoids dark borders."""
+    """Convolution + norm + ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 norm: str = "instance", activation: bool = True) -> None:
-        layers: list[nn.Module] = [
-            nn.ReflectionPad2d(kernel_size // 2),
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride),
-        ]
-        if activation:
-            layers += [_norm(norm, out_channels), nn.ReLU(inplace=True)]
-        super().__init__(*layers)
+                 norm: str = "instance", separable: bool = False) -> None:
+        super().__init__(conv(in_channels, out_channels, kernel_size, stride, separable),
+                         _norm(norm, out_channels), nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):
     """Two 3x3 convolutions with an identity shortcut, no ReLU after the sum (Gross & Wilber 2016)."""
 
-    def __init__(self, channels: int, norm: str) -> None:
+    def __init__(self, channels: int, norm: str, separable: bool) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            ConvLayer(channels, channels, 3, norm=norm),
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
+            ConvLayer(channels, channels, 3, norm=norm, separable=separable),
+            conv(channels, channels, 3, separable=separable),
             _norm(norm, channels),
         )
 
@@ -58,41 +67,86 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-class UpsampleConv(nn.Sequential):
-    """Nearest-neighbour x2 upsampling then a convolution: no checkerboard artefacts (Odena et al. 2016)."""
+class FusedUpsampleConv(nn.Module):
+    """Nearest x2 upsampling + reflection-padded 3x3 convolution, computed at the low resolution.
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str) -> None:
-        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(in_channels, out_channels, 3, norm=norm))
+    The same function as nn.Upsample(2) -> ReflectionPad2d(1) -> Conv2d(3x3, groups), exactly, and
+    the same parameters: each of the four output phases is a 3x3 convolution of the low-resolution
+    input whose taps are sums of the original kernel's, then a pixel shuffle interleaves the phases.
+    (Reflecting the upsampled image at its border equals replicating the low-resolution one.)
+    It never builds the upsampled tensor, whose padding and convolution at full resolution were the
+    largest costs of the fast variant on a CPU (BENCHMARKS.md).
+    """
+
+    # PHASE_TAPS[phase, low-resolution tap (-1, 0, +1), original tap (0, 1, 2)]
+    PHASE_TAPS = torch.tensor([[[1.0, 0, 0], [0, 1, 1], [0, 0, 0]],
+                               [[0.0, 0, 0], [1, 1, 0], [0, 0, 1]]])
+
+    def __init__(self, in_channels: int, out_channels: int, groups: int = 1, bias: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, groups=groups, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        taps = self.PHASE_TAPS.to(self.conv.weight)
+        weight = torch.einsum("pak,qbl,oikl->opqiab", taps, taps, self.conv.weight)
+        weight = weight.reshape(-1, *self.conv.weight.shape[1:])  # channel o*4 + row phase*2 + column phase
+        bias = None if self.conv.bias is None else self.conv.bias.repeat_interleave(4)
+        padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        return F.pixel_shuffle(F.conv2d(padded, weight, bias, groups=self.conv.groups), 2)
+
+
+class UpsampleConv(nn.Sequential):
+    """Nearest-neighbour x2 upsampling then a convolution (no checkerboard artefacts, Odena et al.
+    2016), + norm + ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm: str, separable: bool) -> None:
+        if separable:
+            layers = [FusedUpsampleConv(in_channels, in_channels, groups=in_channels, bias=False),
+                      nn.Conv2d(in_channels, out_channels, 1)]
+        else:
+            layers = [FusedUpsampleConv(in_channels, out_channels)]
+        super().__init__(*layers, _norm(norm, out_channels), nn.ReLU(inplace=True))
 
 
 class TransformerNet(nn.Module):
     """Image in, stylised image of exactly the same size out; float RGB in [0, 1], NCHW."""
 
     def __init__(self, channels: Sequence[int] = (32, 64, 128), num_residual_blocks: int = 5,
-                 norm: str = "instance") -> None:
+                 norm: str = "instance", separable: bool = False, half_resolution: bool = False,
+                 width_multiplier: float = 1.0) -> None:
         super().__init__()
         if len(channels) != 3:
             raise ValueError(f"channels needs 3 widths (full, 1/2 and 1/4 resolution), got {list(channels)}")
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got '{norm}'")
-        full, half, quarter = (int(c) for c in channels)
+        if width_multiplier <= 0:
+            raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
+        full, half, quarter = (max(1, round(int(c) * width_multiplier)) for c in channels)
+        self.half_resolution = half_resolution
         self.encoder = nn.Sequential(
-            ConvLayer(3, full, 9, norm=norm),
-            ConvLayer(full, half, 3, stride=2, norm=norm),
-            ConvLayer(half, quarter, 3, stride=2, norm=norm),
+            ConvLayer(3, full, 9, norm=norm, separable=separable),
+            ConvLayer(full, half, 3, stride=2, norm=norm, separable=separable),
+            ConvLayer(half, quarter, 3, stride=2, norm=norm, separable=separable),
         )
-        self.residuals = nn.Sequential(*(ResidualBlock(quarter, norm) for _ in range(num_residual_blocks)))
-        self.decoder = nn.Sequential(
-            UpsampleConv(quarter, half, norm),
-            UpsampleConv(half, full, norm),
-            ConvLayer(full, 3, 9, activation=False),
-        )
+        self.residuals = nn.Sequential(*(ResidualBlock(quarter, norm, separable) for _ in range(num_residual_blocks)))
+        decoder: list[nn.Module] = [UpsampleConv(quarter, half, norm, separable), UpsampleConv(half, full, norm, separable)]
+        if half_resolution:
+            # The super-resolution ending: back to full resolution, one small 3x3 convolution there.
+            decoder.append(FusedUpsampleConv(full, 3))
+        else:
+            decoder.append(conv(full, 3, 9, separable=separable))
+        self.decoder = nn.Sequential(*decoder)
+        # Stride-2 stages (and the halved input) need sizes divisible by this.
+        self.size_multiple = 8 if half_resolution else 4
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         height, width = image.shape[-2:]
-        padded_height = max(MIN_SIZE, -(-height // SIZE_MULTIPLE) * SIZE_MULTIPLE)
-        padded_width = max(MIN_SIZE, -(-width // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+        multiple = self.size_multiple
+        padded_height = max(MIN_SIZE * multiple // 4, -(-height // multiple) * multiple)
+        padded_width = max(MIN_SIZE * multiple // 4, -(-width // multiple) * multiple)
         x = F.pad(image, (0, padded_width - width, 0, padded_height - height), mode="replicate")
+        if self.half_resolution:
+            x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
         x = self.decoder(self.residuals(self.encoder(x)))
         # A sigmoid keeps the output a valid image while passing gradients everywhere (a clamp would not).
         return torch.sigmoid(x[..., :height, :width])
