@@ -53,6 +53,20 @@ class ImageFolder(Dataset):
         return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1), ""
 
 
+def readable_batch(dataset: ImageFolder, limit: int | None = None) -> torch.Tensor:
+    """The first `limit` (default: all) readable images of `dataset` as one float batch in [0, 1]."""
+    images = []
+    for index in range(len(dataset)):
+        image, _ = dataset[index]
+        if image is not None:
+            images.append(image.float() / 255.0)
+        if len(images) == limit:
+            break
+    if not images:
+        raise StylenetError(f"none of the {len(dataset)} images in {dataset.root} could be read")
+    return torch.stack(images)
+
+
 def collate_skipping_unreadable(samples: Sequence[tuple[torch.Tensor | None, str]]) -> tuple[torch.Tensor, list[str]]:
     """Stack the readable images; pass the messages of unreadable ones on to the training loop to report."""
     images = [image for image, _ in samples if image is not None]

@@ -7,7 +7,7 @@ ImageNet normalisation, mean-squared errors, Gram matrices divided by C*H*W. Wit
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -96,3 +96,12 @@ class PerceptualLoss(nn.Module):
         losses["tv"] = self.tv_weight * total_variation(output)
         losses["total"] = losses["content"] + losses["style"] + losses["tv"]
         return losses
+
+
+def perceptual_loss_from_config(loss_cfg: Mapping[str, Any], style_image: torch.Tensor) -> PerceptualLoss:
+    """The loss described by conf/loss/<network>.yaml, on the style image's device."""
+    content_layer, style_layers = loss_cfg["content_layer"], dict(loss_cfg["style_layers"])
+    encoder = VGGEncoder(loss_cfg["network"], [content_layer, *style_layers], loss_cfg["pooling"],
+                         loss_cfg["pretrained"], loss_cfg["weights"]).to(style_image.device)
+    return PerceptualLoss(encoder, style_image, content_layer, style_layers, loss_cfg["content_weight"],
+                          loss_cfg["style_weight"], loss_cfg["tv_weight"])

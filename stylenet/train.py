@@ -20,14 +20,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from stylenet.checkpoint import FORMAT_VERSION, atomic_save, inference_payload
-from stylenet.data import ImageFolder, center_crop_resized, collate_skipping_unreadable, load_style_image
+from stylenet.data import ImageFolder, center_crop_resized, collate_skipping_unreadable, load_style_image, readable_batch
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.images import pil_to_tensor, read_image
-from stylenet.losses import PerceptualLoss
+from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
 from stylenet.models import TransformerNet
 from stylenet.monitor import RunLog
 from stylenet.runtime import pick_device, seed_everything
-from stylenet.vgg import VGGEncoder
 
 log = logging.getLogger("stylenet.train")
 
@@ -111,16 +110,7 @@ def preview_batch(dataset: ImageFolder, paths: list[str], count: int) -> torch.T
         except StylenetError as error:
             raise StylenetError(f"preview.images: {error}") from None
         return torch.stack(photos)
-    photos = []
-    for index in range(len(dataset)):
-        image, _ = dataset[index]
-        if image is not None:
-            photos.append(image.float() / 255.0)
-        if len(photos) == count:
-            break
-    if not photos:
-        raise StylenetError(f"none of the {len(dataset)} images in {dataset.root} could be read")
-    return torch.stack(photos)
+    return readable_batch(dataset, count)
 
 
 POSITIVE_OPTIONS = ("data.image_size", "data.batch_size", "style.size", "log_interval", "preview.interval",
@@ -160,11 +150,7 @@ def main(cfg: DictConfig) -> None:
     style_image = load_style_image(style_name, cfg.style.image, cfg.style.size)
     preview_photos = preview_batch(dataset, list(cfg.preview.images), cfg.preview.count).to(device)
 
-    loss_cfg = cfg.loss
-    encoder = VGGEncoder(loss_cfg.network, [loss_cfg.content_layer, *loss_cfg.style_layers], loss_cfg.pooling,
-                         loss_cfg.pretrained, loss_cfg.weights).to(device)
-    loss_fn = PerceptualLoss(encoder, style_image.to(device), loss_cfg.content_layer, loss_cfg.style_layers,
-                             loss_cfg.content_weight, loss_cfg.style_weight, loss_cfg.tv_weight)
+    loss_fn = perceptual_loss_from_config(cfg.loss, style_image.to(device))
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     try:
         model = TransformerNet(**model_cfg).to(device)
@@ -199,7 +185,7 @@ def main(cfg: DictConfig) -> None:
         "device": str(device),
         "torch": str(torch.__version__),
         "python": platform.python_version(),
-        "loss_weights": encoder.weights_id,
+        "loss_weights": loss_fn.encoder.weights_id,
         "config": OmegaConf.to_container(cfg, resolve=True),
     })
     # The run directory keeps its own copy, so a later run that replaces checkpoints/<style>.pt loses nothing.
