@@ -1,0 +1,194 @@
+"""Inference latency of every model variant at several image sizes; writes a Markdown table.
+
+    python scripts/bench_inference.py                     # CPU, and CUDA when present
+    python scripts/bench_inference.py --smoke             # tiny sizes, one run: checks the script works
+
+For each variant (conf/model/<variant>.yaml) and size: median latency over --repeats runs after
+--warmup runs, parameters and multiply-accumulates (counted by torch's FLOP counter, so the fused
+layers count what they really compute). On CPU the thread count is reported; on CUDA fp32 and
+bf16/fp16 with channels_last are measured. --ablation measures each CPU optimisation of the
+fast path separately, all in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from stylenet.configs import model_config
+from stylenet.models import FusedUpsampleConv, TransformerNet
+
+SIZES = ["256x256", "512x512", "1000x1000", "1920x1080"]
+VARIANTS = ["johnson", "separable", "resize", "fast"]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1920x1080' (width x height) -> (height, width)."""
+    width, height = (int(part) for part in text.lower().split("x"))
+    return height, width
+
+
+def median_seconds(run: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+    def timed() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    for _ in range(warmup):
+        timed()
+    return statistics.median(timed() for _ in range(repeats))
+
+
+def multiply_accumulates(model: nn.Module, image: torch.Tensor) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(image)
+    return counter.get_total_flops() // 2
+
+
+def unfused(model: TransformerNet) -> TransformerNet:
+    """The same network with every FusedUpsampleConv as the plain upsample -> pad -> conv it equals."""
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, FusedUpsampleConv):
+                setattr(parent, name, nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                                    nn.ReflectionPad2d(1), child.conv))
+    return model
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def machine_line(device: torch.device) -> str:
+    if device.type == "cuda":
+        what = f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
+    else:
+        what = f"{cpu_name()}, {torch.get_num_threads()} threads"
+    return (f"{what}; torch {torch.__version__}, Python {platform.python_version()}; "
+            f"{datetime.now(timezone.utc):%Y-%m-%d}")
+
+
+def bench_variants(device: torch.device, variants: list[str], sizes: list[str], warmup: int, repeats: int,
+                   precisions: list[tuple[str, torch.dtype, bool]]) -> list[str]:
+    header = "| variant | size | params | GMAC | " + " | ".join(label for label, _, _ in precisions) + " |"
+    rows = [header, "|" + " --- |" * (4 + len(precisions))]
+    print("\n".join(rows), flush=True)
+    baseline: dict[tuple[str, str], float] = {}
+    for variant in variants:
+        model = TransformerNet(**model_config(variant)).to(device).eval()
+        params = sum(p.numel() for p in model.parameters())
+        for size in sizes:
+            height, width = parse_size(size)
+            cells = []
+            macs = multiply_accumulates(model, torch.rand(1, 3, height, width, device=device))
+            for label, dtype, channels_last in precisions:
+                memory_format = torch.channels_last if channels_last else torch.contiguous_format
+                net = copy.deepcopy(model).to(dtype=dtype, memory_format=memory_format)
+                image = torch.rand(1, 3, height, width, device=device, dtype=dtype).to(memory_format=memory_format)
+                with torch.inference_mode():
+                    seconds = median_seconds(lambda: net(image), device, warmup, repeats)
+                baseline.setdefault((label, size), seconds)
+                ratio = baseline[(label, size)] / seconds
+                cells.append(f"{seconds * 1000:.1f} ms ({ratio:.1f}x)")
+            rows.append(f"| {variant} | {size} | {params / 1e6:.3f} M | {macs / 1e9:.2f} | " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def bench_ablation(variant: str, size: str, warmup: int, repeats: int) -> list[str]:
+    """Each CPU optimisation of the fast path on and off, at one size."""
+    height, width = parse_size(size)
+    model = TransformerNet(**model_config(variant)).eval()
+    image = torch.rand(1, 3, height, width)
+    cpu = torch.device("cpu")
+    plain = unfused(model)
+
+    def with_autograd(net: nn.Module) -> Callable[[], object]:
+        return lambda: net(image)
+
+    def inference(net: nn.Module, batch: torch.Tensor) -> Callable[[], object]:
+        def run() -> object:
+            with torch.inference_mode():
+                return net(batch)
+        return run
+
+    last = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    cases = [
+        ("unfused upsampling, autograd on", with_autograd(plain)),
+        ("unfused upsampling, inference_mode", inference(plain, image)),
+        ("fused upsampling, inference_mode (what stylenet runs)", inference(model, image)),
+        ("fused upsampling, inference_mode, channels_last", inference(last, image.to(memory_format=torch.channels_last))),
+    ]
+    rows = [f"| {variant} at {size}, CPU | median |", "| --- | --- |"]
+    print("\n".join(rows), flush=True)
+    for label, run in cases:
+        rows.append(f"| {label} | {median_seconds(run, cpu, warmup, repeats) * 1000:.1f} ms |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", nargs="+", default=VARIANTS)
+    parser.add_argument("--sizes", nargs="+", default=SIZES, help="WIDTHxHEIGHT")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    parser.add_argument("--ablation", action="store_true", help="also measure each CPU optimisation of 'fast'")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run each: does the script work")
+    args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.repeats, args.warmup = ["40x24"], 1, 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        sizes = [size for size in args.sizes if parse_size(size)]
+    except ValueError:
+        print(f"error: sizes must look like 1920x1080, got {args.sizes}", file=sys.stderr)
+        return 2
+
+    devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
+    if args.device in ("cuda", "all") and torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    elif args.device == "cuda":
+        print("error: --device cuda but no CUDA device is available", file=sys.stderr)
+        return 2
+
+    for device in devices:
+        print(f"\n### {device.type.upper()}: {machine_line(device)}\n", flush=True)
+        if device.type == "cpu":
+            precisions = [("fp32", torch.float32, False)]
+        else:
+            half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            precisions = [("fp32", torch.float32, False), (f"{str(half).split('.')[-1]} channels_last", half, True)]
+        bench_variants(device, args.variants, sizes, args.warmup, args.repeats, precisions)
+        print("\n(ratio: the first variant's latency over this one's, same size and precision)")
+        if device.type == "cpu" and args.ablation:
+            print()
+            bench_ablation("fast", sizes[-1] if args.smoke else "1000x1000", args.warmup, args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Quality parity of the model variants: same training budget, same data, same loss; held-out losses.
+
+    python scripts/eval_quality.py --train-root photos/ --heldout-root heldout/ --style-image starry.jpg \
+        --steps 2000 [--variants johnson fast] [hydra overrides such as loss.weights=/path/vgg16.pth]
+
+Each variant is trained with `python -m stylenet.train` (same seed, so the same data order), then
+its outputs on the held-out photos are scored with the same PerceptualLoss. Prints a Markdown
+table; the last column is each variant's total held-out loss relative to the first variant's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+import stylenet
+from stylenet.configs import compose_config
+from stylenet.data import ImageFolder, load_style_image, readable_batch
+from stylenet.errors import StylenetError
+from stylenet.evaluate import heldout_losses
+from stylenet.losses import perceptual_loss_from_config
+
+VARIANTS = ["johnson", "separable", "resize", "fast"]
+
+
+def train(variant: str, args: argparse.Namespace, workdir: Path) -> Path:
+    overrides = [
+        f"model={variant}", "data=folder", f"data.root={args.train_root}", "style=custom",
+        f"style.image={args.style_image}", f"style.name={variant}", f"style.size={args.style_size}",
+        f"steps={args.steps}", f"data.image_size={args.image_size}", f"data.batch_size={args.batch_size}",
+        f"data.workers={args.workers}", f"seed={args.seed}", f"lr={args.lr}", f"log_interval={max(1, args.steps // 20)}",
+        f"preview.interval={args.steps}", f"checkpoint_interval={args.steps}", f"hydra.run.dir={workdir / variant}",
+        f"checkpoint_dir={workdir / 'checkpoints'}", *args.overrides,
+    ]
+    result = subprocess.run([sys.executable, "-m", "stylenet.train", *overrides], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StylenetError(f"training {variant} failed:\n{result.stderr[-2000:]}")
+    return workdir / "checkpoints" / f"{variant}.pt"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train-root", type=Path, required=True)
+    parser.add_argument("--heldout-root", type=Path, required=True)
+    parser.add_argument("--style-image", required=True)
+    parser.add_argument("--variants", nargs="+", default=VARIANTS)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--image-size", type=int, default=256, help="training crop size")
+    parser.add_argument("--eval-size", type=int, default=256, help="held-out photos are scored at this size")
+    parser.add_argument("--style-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--workdir", type=Path, default=Path("outputs/eval_quality") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for training and scoring, e.g. loss=vgg19")
+    args = parser.parse_args()
+
+    try:
+        checkpoints = {}
+        for variant in args.variants:
+            print(f"training {variant} ({args.steps} steps) ...", flush=True)
+            checkpoints[variant] = train(variant, args, args.workdir)
+        loss_cfg = compose_config("train", args.overrides).loss
+        loss_fn = perceptual_loss_from_config(loss_cfg, load_style_image("style", args.style_image, args.style_size))
+        photos = readable_batch(ImageFolder(args.heldout_root, args.eval_size))
+    except StylenetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    print(f"\n{len(photos)} held-out photos at {args.eval_size} px; {args.steps} steps of {args.batch_size} at "
+          f"{args.image_size} px per variant; loss weights: {loss_fn.encoder.weights_id}; "
+          f"torch {torch.__version__}; {datetime.now(timezone.utc):%Y-%m-%d}\n")
+    print("| variant | training s | content | style | tv | total | total vs first |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    reference = None
+    for variant, path in checkpoints.items():
+        stylizer = stylenet.load(path, device="cpu")
+        losses = heldout_losses(stylizer.model, loss_fn, photos)
+        reference = reference or losses["total"]
+        print(f"| {variant} | {stylizer.summary['seconds']:.0f} | {losses['content']:.4g} | {losses['style']:.4g} | "
+              f"{losses['tv']:.4g} | {losses['total']:.4g} | {losses['total'] / reference:.3f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
