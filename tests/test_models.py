@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from stylenet.models import TransformerNet
+from stylenet.configs import model_config
+from stylenet.models import FusedUpsampleConv, TransformerNet
 
 
 @pytest.mark.parametrize("height,width", [(1, 1), (5, 7), (33, 17), (31, 64), (64, 64)])
@@ -29,3 +30,40 @@ def test_gradients_reach_every_parameter() -> None:
 def test_bad_config_is_refused_with_a_message(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TransformerNet(**kwargs)
+
+
+VARIANTS = ("johnson", "separable", "resize", "fast")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("height,width", [(1, 1), (13, 7), (30, 50), (33, 17)])
+def test_every_variant_returns_exactly_the_input_size(variant: str, height: int, width: int) -> None:
+    model = TransformerNet(**model_config(variant, ["model.width_multiplier=0.25", "model.num_residual_blocks=1"]))
+    output = model(torch.rand(1, 3, height, width))
+    assert output.shape == (1, 3, height, width)
+
+
+def test_variants_are_what_their_names_say() -> None:
+    counts = {v: sum(p.numel() for p in TransformerNet(**model_config(v)).parameters()) for v in VARIANTS}
+    assert counts["separable"] < counts["johnson"] / 5 and counts["fast"] < counts["johnson"] / 5
+    assert TransformerNet(**model_config("resize")).half_resolution
+    grouped = [m for m in TransformerNet(**model_config("separable")).modules()
+               if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert grouped and all(m.groups == m.in_channels for m in grouped)
+
+
+def test_width_multiplier_and_depth_are_config() -> None:
+    model = TransformerNet(**model_config("johnson", ["model.width_multiplier=0.5", "model.num_residual_blocks=2"]))
+    assert len(model.residuals) == 2
+    assert model.encoder[0][0][1].out_channels == 16 and model.residuals[0].body[0][0][1].in_channels == 64
+
+
+@pytest.mark.parametrize("groups,in_channels,out_channels", [(1, 5, 3), (6, 6, 6)])
+def test_fused_upsample_conv_equals_upsample_pad_conv(groups: int, in_channels: int, out_channels: int) -> None:
+    fused = FusedUpsampleConv(in_channels, out_channels, groups=groups)
+    reference = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2, mode="nearest"), torch.nn.ReflectionPad2d(1),
+                                    fused.conv)
+    image = torch.randn(2, in_channels, 7, 10)
+    assert torch.allclose(fused(image), reference(image), atol=1e-5)
+    fused(image).sum().backward()
+    assert fused.conv.weight.grad is not None and fused.conv.weight.grad.abs().sum() > 0

@@ -85,3 +85,15 @@ def test_unknown_variant_lists_the_valid_ones(workspace: Path, tmp_path: Path) -
     result = run_entry("train", *tiny_train_overrides(workspace, tmp_path / "run"), "model=huge", cwd=tmp_path)
     assert result.returncode != 0
     assert "Could not find 'model/huge'" in result.stderr and "johnson" in result.stderr
+
+
+@pytest.mark.parametrize("variant", ["johnson", "separable", "resize", "fast"])
+def test_every_variant_trains(workspace: Path, tmp_path: Path, variant: str) -> None:
+    overrides = tiny_train_overrides(workspace, tmp_path / "run", steps=20) + [
+        f"model={variant}", "model.width_multiplier=0.25", "model.num_residual_blocks=1", f"checkpoint_dir={tmp_path}"]
+    result = run_entry("train", *overrides, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    totals = [event.value for event in read_scalars(tmp_path / "run").Scalars("loss/total")]
+    assert sum(totals[-5:]) < 0.8 * sum(totals[:5])
+    payload = torch.load(tmp_path / "tiny_style.pt", weights_only=True)
+    assert payload["model_cfg"]["width_multiplier"] == 0.25

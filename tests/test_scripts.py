@@ -1,0 +1,42 @@
+"""The benchmark and evaluation scripts run in a smoke mode, so that they cannot rot."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import random_image, write_images
+
+pytestmark = pytest.mark.slow
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def run_script(name: str, *arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPTS / name), *arguments], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_bench_inference_smoke(tmp_path: Path) -> None:
+    result = run_script("bench_inference.py", "--smoke", "--ablation", "--device", "cpu", "--threads", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows[2:6]] == ["johnson", "separable", "resize", "fast"]
+    assert "1 threads" in result.stdout and "(1.0x)" in rows[2]
+    assert any("fused upsampling, inference_mode (what stylenet runs)" in row for row in rows)
+
+
+def test_eval_quality_smoke(tmp_path: Path) -> None:
+    write_images(tmp_path / "train", 4)
+    write_images(tmp_path / "heldout", 2)
+    random_image(48, 48, seed=5).save(tmp_path / "style.png")
+    result = run_script("eval_quality.py", "--train-root", str(tmp_path / "train"), "--heldout-root",
+                        str(tmp_path / "heldout"), "--style-image", str(tmp_path / "style.png"), "--variants",
+                        "johnson", "fast", "--steps", "2", "--image-size", "32", "--eval-size", "32",
+                        "--style-size", "48", "--batch-size", "2", "--workers", "0", "--workdir", str(tmp_path / "w"),
+                        "loss.pretrained=false", "model.width_multiplier=0.25", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| johnson") or line.startswith("| fast")]
+    assert [row[1].strip() for row in rows] == ["johnson", "fast"]
+    assert rows[0][-2].strip() == "1.000" and float(rows[1][-2]) > 0
+    assert "2 held-out photos at 32 px" in result.stdout and "loss weights: random" in result.stdout
