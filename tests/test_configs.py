@@ -1,21 +1,19 @@
 """Every config in conf/ composes, and every variant it names builds."""
 
-from pathlib import Path
-
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from stylenet.configs import CONF_DIR
 from stylenet.models import TransformerNet
 from stylenet.vgg import VGGEncoder
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml")) for group in ("style", "model", "loss", "data")}
+GROUPS = {group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")) for group in ("style", "model", "loss", "data")}
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, options in GROUPS.items() for o in options])
 def test_train_config_composes_with_every_option(group: str, option: str) -> None:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"{group}={option}"], return_hydra_config=True)
     container = OmegaConf.to_container(cfg[group], resolve=False)
     if group == "model":
@@ -26,15 +24,15 @@ def test_train_config_composes_with_every_option(group: str, option: str) -> Non
         assert cfg.style.name == option and "size" in cfg.style
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in CONF.glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONF_DIR.glob("*.yaml")))
 def test_entry_point_configs_compose(name: str) -> None:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         compose(config_name=name)
 
 
 def test_style_addresses_are_pinned_or_absent() -> None:
     # An address must be one we know to be real; we pin them to commits so they cannot drift.
-    for path in (CONF / "style").glob("*.yaml"):
+    for path in (CONF_DIR / "style").glob("*.yaml"):
         image = OmegaConf.load(path).get("image")
         if isinstance(image, str) and image.startswith("http"):
             assert image.startswith("https://raw.githubusercontent.com/") and len(image.split("/")[5]) == 40, path
