@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from stylenet.errors import StylenetError
 from stylenet.images import IMAGE_EXTENSIONS, UnreadableImageError, list_images, pil_to_tensor, read_image, resize_to_long_side
@@ -51,6 +51,29 @@ class ImageFolder(Dataset):
         except UnreadableImageError as error:
             return None, str(error)
         return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1), ""
+
+
+class EpochSampler(Sampler[int]):
+    """A new random order each epoch, drawn from (seed, epoch) alone, that can start mid-epoch.
+
+    Resuming therefore needs only (epoch, offset), never a generator's state, and gives exactly
+    the batches an uninterrupted run would have seen.
+    """
+
+    def __init__(self, num_items: int, seed: int) -> None:
+        self.num_items, self.seed = num_items, int(seed)
+        self.epoch, self.offset = 0, 0
+
+    def set_position(self, epoch: int, offset: int) -> None:
+        """Start the next iteration at `offset` items into epoch `epoch`."""
+        self.epoch, self.offset = epoch, offset
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.num_items, generator=generator)[self.offset:].tolist())
+
+    def __len__(self) -> int:
+        return self.num_items - self.offset
 
 
 def readable_batch(dataset: ImageFolder, limit: int | None = None) -> torch.Tensor:

@@ -29,9 +29,8 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a generator for the data order."""
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (the data order has its own seed: data.EpochSampler)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)

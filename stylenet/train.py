@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import platform
+import signal
+import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -19,8 +22,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from stylenet.checkpoint import FORMAT_VERSION, atomic_save, inference_payload
-from stylenet.data import ImageFolder, center_crop_resized, collate_skipping_unreadable, load_style_image, readable_batch
+from stylenet.checkpoint import (atomic_save, differences, inference_payload, latest_training_checkpoint,
+                                 load_checkpoint, training_payload)
+from stylenet.data import (EpochSampler, ImageFolder, center_crop_resized, collate_skipping_unreadable,
+                           load_style_image, readable_batch)
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.images import pil_to_tensor, read_image
 from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
@@ -31,23 +36,38 @@ from stylenet.runtime import pick_device, seed_everything
 log = logging.getLogger("stylenet.train")
 
 
-def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
-        steps: int, device: torch.device, run_log: RunLog, preview_photos: torch.Tensor,
-        log_interval: int, preview_interval: int, checkpoint_interval: int,
-        save_checkpoint: Callable[[int], None], amp: bool) -> dict[str, Any]:
-    """The training loop; returns a summary (final losses averaged over the last log interval, speed)."""
+@dataclass
+class Position:
+    """Where training is: steps taken, and items of the current epoch's order already used."""
+
+    step: int = 0
+    epoch: int = 0
+    offset: int = 0
+
+
+def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: EpochSampler,
+        optimizer: torch.optim.Optimizer, *, position: Position, steps: int, device: torch.device,
+        run_log: RunLog, preview_photos: torch.Tensor, log_interval: int, preview_interval: int,
+        checkpoint_interval: int, save_checkpoint: Callable[[Position], None], amp: bool,
+        should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """The training loop, from `position` to `steps`; returns a summary (final losses averaged over the
+    last log interval, speed, and whether a stop was requested)."""
     use_amp = amp and device.type == "cuda"  # bf16 autocast: no loss scaling needed, unlike fp16
     model.train()
-    step, images_seen, interval_images = 0, 0, 0
+    images_seen, interval_images, interval_steps = 0, 0, 0
     interval_sums: dict[str, torch.Tensor] = {}
-    interval_steps = 0
     last_losses: dict[str, float] = {}
     unreadable: set[str] = set()
+    stopped = False
     started = interval_started = time.perf_counter()
-    progress = tqdm(total=steps, desc="train", unit="step", dynamic_ncols=True)
-    while step < steps:
-        steps_before_epoch = step
+    progress = tqdm(total=steps, initial=position.step, desc="train", unit="step", dynamic_ncols=True)
+    while position.step < steps and not stopped:
+        if position.offset >= sampler.num_items:
+            position.epoch, position.offset = position.epoch + 1, 0
+        sampler.set_position(position.epoch, position.offset)
+        steps_before_epoch, whole_epoch = position.step, position.offset == 0
         for batch, problems in loader:
+            position.offset += len(batch) + len(problems)
             for problem in problems:
                 if problem not in unreadable:
                     unreadable.add(problem)
@@ -60,7 +80,8 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, optimizer
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             optimizer.step()
-            step += 1
+            position.step += 1
+            step = position.step
             images_seen += len(content)
             interval_images += len(content)
             interval_steps += 1
@@ -81,24 +102,27 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, optimizer
                 interval_started = time.perf_counter()
             if step % preview_interval == 0 or step == steps:
                 run_log.preview(model, preview_photos, step)
-            if step % checkpoint_interval == 0 and step != steps:
-                save_checkpoint(step)
+            stopped = should_stop()
+            if step % checkpoint_interval == 0 or step == steps or stopped:
+                save_checkpoint(position)
             progress.update(1)
-            if step >= steps:
+            if step >= steps or stopped:
                 break
-        if step == steps_before_epoch:
-            raise StylenetError(f"a whole pass over the data gave no usable batch ({len(unreadable)} unreadable images)")
+        else:
+            if whole_epoch and position.step == steps_before_epoch:
+                raise StylenetError(f"a whole pass over the data gave no usable batch ({len(unreadable)} unreadable images)")
     progress.close()
     if unreadable:
         log.warning("%d unreadable training image(s) were skipped", len(unreadable))
     seconds = time.perf_counter() - started
     return {
-        "steps": step,
+        "steps": position.step,
         "images": images_seen,
         "seconds": round(seconds, 3),
         "images_per_sec": round(images_seen / max(seconds, 1e-9), 3),
         "skipped_images": len(unreadable),
         "final_losses": last_losses,
+        "stopped": stopped,
     }
 
 
@@ -134,11 +158,56 @@ def total_steps(cfg: DictConfig, batches_per_epoch: int) -> int:
     return int(steps)
 
 
+def fingerprint(cfg: DictConfig) -> dict[str, Any]:
+    """What must match for a checkpoint to continue this run: not steps, intervals or workers."""
+    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    kept = {key: resolved[key] for key in ("style", "model", "loss", "seed", "optimizer")}
+    kept["data"] = {key: resolved["data"][key] for key in ("root", "image_size", "batch_size")}
+    return kept
+
+
+def find_resume(resume: str | None, run_dir: Path, current: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
+    """resume=auto: the newest checkpoint of a run with this config next to this run; resume=<path>: that file."""
+    if not resume:
+        return None
+    if resume == "auto":
+        found = latest_training_checkpoint(run_dir.parent, current)
+        if found is None:
+            log.info("resume=auto: no earlier run of this config in %s; starting from step 0", run_dir.parent)
+        return found
+    payload = load_checkpoint(resume, kind="training")
+    mismatches = differences(payload.get("fingerprint", {}), current)
+    if mismatches:
+        raise StylenetError(f"cannot resume from {resume}: its run had another config: " + "; ".join(mismatches))
+    return Path(resume), payload
+
+
+class StopRequest:
+    """SIGINT/SIGTERM during training: finish the step, write a checkpoint, exit 0. A second signal aborts."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __enter__(self) -> "StopRequest":
+        self.previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+        log.warning("%s received: stopping after this step with a checkpoint", signal.Signals(signum).name)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    generator = seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     style_name = str(cfg.style.name)
     log.info("run directory: %s; device: %s", run_dir, device)
@@ -149,36 +218,53 @@ def main(cfg: DictConfig) -> None:
     log.info("%d training images in %s", len(dataset), dataset.root)
     style_image = load_style_image(style_name, cfg.style.image, cfg.style.size)
     preview_photos = preview_batch(dataset, list(cfg.preview.images), cfg.preview.count).to(device)
+    current = fingerprint(cfg)
+    resume_from = find_resume(cfg.resume, run_dir, current)
 
     loss_fn = perceptual_loss_from_config(cfg.loss, style_image.to(device))
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg = current["model"]
     try:
         model = TransformerNet(**model_cfg).to(device)
     except (TypeError, ValueError) as error:
         raise StylenetError(f"model config {model_cfg}: {error}") from None
     optimizer = instantiate(cfg.optimizer, params=model.parameters())
-    loader = DataLoader(dataset, batch_size=cfg.data.batch_size, shuffle=True, generator=generator,
-                        num_workers=cfg.data.workers, persistent_workers=cfg.data.workers > 0,
-                        pin_memory=device.type == "cuda", collate_fn=collate_skipping_unreadable)
+    sampler = EpochSampler(len(dataset), cfg.seed)
+    loader = DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=sampler, num_workers=cfg.data.workers,
+                        persistent_workers=cfg.data.workers > 0, pin_memory=device.type == "cuda",
+                        collate_fn=collate_skipping_unreadable)
     steps = total_steps(cfg, len(loader))
+
+    position = Position()
+    if resume_from is not None:
+        path, payload = resume_from
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        torch.set_rng_state(payload["rng"]["torch"])
+        if payload["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+        position = Position(payload["step"], payload["epoch"], payload["offset"])
+        log.info("resuming from step %d of %s", position.step, path)
 
     checkpoint_folder = run_dir / "checkpoints"
 
-    def save_training_checkpoint(step: int) -> None:
-        atomic_save({"kind": "training", "format_version": FORMAT_VERSION, "step": step,
-                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "model_cfg": model_cfg, "style": style_name}, checkpoint_folder / f"step_{step:07d}.pt")
+    def save_training_checkpoint(at: Position) -> None:
+        atomic_save(training_payload(model, optimizer, model_cfg, style_name, current, at.step, at.epoch, at.offset),
+                    checkpoint_folder / f"step_{at.step:07d}.pt")
         for old in sorted(checkpoint_folder.glob("step_*.pt"))[: -cfg.keep_checkpoints]:
             old.unlink()
 
     run_log = RunLog(run_dir)
     try:
-        summary = fit(model, loss_fn, loader, optimizer, steps=steps, device=device, run_log=run_log,
-                      preview_photos=preview_photos, log_interval=cfg.log_interval,
-                      preview_interval=cfg.preview.interval, checkpoint_interval=cfg.checkpoint_interval,
-                      save_checkpoint=save_training_checkpoint, amp=cfg.amp)
+        with StopRequest() as stop:
+            summary = fit(model, loss_fn, loader, sampler, optimizer, position=position, steps=steps, device=device,
+                          run_log=run_log, preview_photos=preview_photos, log_interval=cfg.log_interval,
+                          preview_interval=cfg.preview.interval, checkpoint_interval=cfg.checkpoint_interval,
+                          save_checkpoint=save_training_checkpoint, amp=cfg.amp, should_stop=stop.event.is_set)
     finally:
         run_log.close()
+    if summary["stopped"]:
+        log.info("stopped at step %d; checkpoint in %s. Continue with resume=auto", position.step, checkpoint_folder)
+        return
 
     summary.update({
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
