@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-OFFLINE = Path(__file__).parent / "offline"
+CHILD_HOOKS = Path(__file__).parent / "child_hooks"
 
 
 @pytest.fixture(autouse=True, scope="session")
 def no_network() -> None:
     """Any attempt to reach the internet from the test process fails loudly; run_entry does the same for children."""
-    sys.path.insert(0, str(OFFLINE))
+    sys.path.insert(0, str(CHILD_HOOKS))
     from no_network import install
 
     install()
@@ -45,13 +45,16 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = (40, 48)) -> 
     return paths
 
 
-def run_entry(module: str, *overrides: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def entry_env(cwd: Path, **extra: str) -> dict[str, str]:
+    """The environment of an entry point started by a test: network off, caches inside `cwd`."""
+    env = dict(os.environ, STYLENET_CACHE=str(cwd / "cache"), TORCH_HOME=str(cwd / "torch_home"), **extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHILD_HOOKS), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_entry(module: str, *overrides: str, cwd: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
     """Run `python -m stylenet.<module> overrides...` as a user would, with the network switched off."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OFFLINE), env.get("PYTHONPATH")]))
-    env["STYLENET_CACHE"] = str(cwd / "cache")
-    env["TORCH_HOME"] = str(cwd / "torch_home")
-    return subprocess.run([sys.executable, "-m", f"stylenet.{module}", *overrides], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", f"stylenet.{module}", *overrides], cwd=cwd, env=entry_env(cwd, **env),
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -3,7 +3,8 @@ import os
 import pytest
 import torch
 
-from stylenet.checkpoint import FORMAT_VERSION, atomic_save, build_model, inference_payload, load_checkpoint
+from stylenet.checkpoint import (FORMAT_VERSION, atomic_save, build_model, inference_payload,
+                                 latest_training_checkpoint, load_checkpoint, training_payload)
 from stylenet.errors import StylenetError
 from stylenet.models import TransformerNet
 
@@ -48,3 +49,21 @@ def test_other_format_versions_and_architectures_are_refused(tmp_path) -> None:
     wrong = {**payload, "model_cfg": {**TINY, "channels": [8, 16, 32]}}
     with pytest.raises(StylenetError, match="weights do not match the stored model config"):
         build_model(wrong, tmp_path / "wrong.pt")
+
+
+def test_auto_resume_skips_an_unreadable_newest_checkpoint(tmp_path) -> None:
+    model = TransformerNet(**TINY)
+    optimizer = torch.optim.Adam(model.parameters())
+    fingerprint = {"seed": 1}
+    for run, step in (("old", 4), ("new", 8)):
+        atomic_save(training_payload(model, optimizer, TINY, "x", fingerprint, step, 0, 0),
+                    tmp_path / run / "checkpoints" / f"step_{step:07d}.pt")
+    atomic_save(training_payload(model, optimizer, TINY, "x", {"seed": 2}, 9, 0, 0),
+                tmp_path / "other" / "checkpoints" / "step_0000009.pt")
+    newest = tmp_path / "new" / "checkpoints" / "step_0000008.pt"
+    path, payload = latest_training_checkpoint(tmp_path, fingerprint)
+    assert path == newest and payload["step"] == 8
+    newest.write_bytes(newest.read_bytes()[:500])
+    path, payload = latest_training_checkpoint(tmp_path, fingerprint)
+    assert payload["step"] == 4 and path.parent.parent.name == "old"
+    assert latest_training_checkpoint(tmp_path, {"seed": 3}) is None

@@ -4,25 +4,27 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from stylenet.data import ImageFolder, collate_skipping_unreadable
+from stylenet.data import EpochSampler, ImageFolder, collate_skipping_unreadable
 from stylenet.errors import StylenetError
 from stylenet.losses import PerceptualLoss
 from stylenet.models import TransformerNet
 from stylenet.monitor import RunLog
-from stylenet.train import fit
+from stylenet.train import Position, fit
 from stylenet.vgg import VGGEncoder
 
 
 def test_data_without_a_single_readable_image_stops_instead_of_spinning(tmp_path) -> None:
     for name in ("a.jpg", "b.png"):
         (tmp_path / name).write_bytes(b"not an image")
-    loader = DataLoader(ImageFolder(tmp_path, 16), batch_size=2, collate_fn=collate_skipping_unreadable)
+    sampler = EpochSampler(2, seed=0)
+    loader = DataLoader(ImageFolder(tmp_path, 16), batch_size=2, sampler=sampler, collate_fn=collate_skipping_unreadable)
     model = TransformerNet(channels=(4, 4, 4), num_residual_blocks=1)
     loss = PerceptualLoss(VGGEncoder("vgg16", ["relu1_2"], pretrained=False), torch.rand(3, 16, 16),
                           "relu1_2", {"relu1_2": 1.0}, 1.0, 1.0, 1.0)
     run_log = RunLog(tmp_path / "run")
     with pytest.raises(StylenetError, match="no usable batch \\(2 unreadable images\\)"):
-        fit(model, loss, loader, torch.optim.Adam(model.parameters()), steps=5, device=torch.device("cpu"),
+        fit(model, loss, loader, sampler, torch.optim.Adam(model.parameters()), position=Position(), steps=5,
+            device=torch.device("cpu"),
             run_log=run_log, preview_photos=torch.rand(1, 3, 16, 16), log_interval=1, preview_interval=1,
             checkpoint_interval=1, save_checkpoint=lambda step: None, amp=False)
     run_log.close()

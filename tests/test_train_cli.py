@@ -37,8 +37,8 @@ def test_run_directory_holds_config_previews_and_last_checkpoints(trained_run: T
     run_dir = trained_run.run_dir
     assert "tiny_style" in (run_dir / ".hydra" / "config.yaml").read_text()
     assert sorted(p.name for p in (run_dir / "previews").iterdir()) == [f"step_00000{n}0.png" for n in (1, 2, 3)]
-    # checkpoint_interval=10 over 30 steps: snapshots at 10 and 20, keep_checkpoints=2 keeps both.
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step_0000010.pt", "step_0000020.pt"]
+    # checkpoint_interval=10 over 30 steps: snapshots at 10, 20 and the last step; keep_checkpoints=2.
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step_0000020.pt", "step_0000030.pt"]
     assert (run_dir / "tiny_style.pt").read_bytes() == trained_run.checkpoint.read_bytes()
 
 

@@ -1,5 +1,11 @@
-"""Python imports this at start-up when tests/offline is on PYTHONPATH: entry points run offline."""
+"""Python imports this at start-up when tests/child_hooks is on PYTHONPATH (the entry points the tests start)."""
 
-from no_network import install
+import os
 
-install()
+import no_network
+
+no_network.install()
+if os.environ.get("STYLENET_TEST_KILL_BEFORE_REPLACE"):
+    import kill_before_replace
+
+    kill_before_replace.install(os.environ["STYLENET_TEST_KILL_BEFORE_REPLACE"])
