@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import platform
 import signal
 import threading
@@ -187,12 +188,15 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.owner = os.getpid()  # DataLoader workers inherit the handler; Ctrl-C reaches them too
 
     def __enter__(self) -> "StopRequest":
         self.previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def handle(self, signum: int, frame: object) -> None:
+        if os.getpid() != self.owner:
+            return
         if self.event.is_set():
             raise KeyboardInterrupt
         self.event.set()
