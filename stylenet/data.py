@@ -34,7 +34,8 @@ class ImageFolder(Dataset):
     def __init__(self, root: str | os.PathLike, image_size: int) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
-            raise StylenetError(f"training image folder not found: {self.root} (set data.root=/path/to/images)")
+            raise StylenetError(f"training image folder not found: {self.root} (set data.root=/path/to/images; "
+                                f"for COCO: python scripts/download_coco.py --dest data/coco)")
         self.files = list_images(self.root)
         if not self.files:
             raise StylenetError(
