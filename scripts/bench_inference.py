@@ -162,11 +162,13 @@ def main() -> int:
         args.sizes, args.repeats, args.warmup = ["40x24"], 1, 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        sizes = [size for size in args.sizes if parse_size(size)]
-    except ValueError:
-        print(f"error: sizes must look like 1920x1080, got {args.sizes}", file=sys.stderr)
-        return 2
+    for size in args.sizes:
+        try:
+            parse_size(size)
+        except ValueError:
+            print(f"error: sizes must look like 1920x1080 (width x height), got '{size}'", file=sys.stderr)
+            return 2
+    sizes = args.sizes
 
     devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
     if args.device in ("cuda", "all") and torch.cuda.is_available():

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import random_image, write_images
 
@@ -40,3 +41,23 @@ def test_eval_quality_smoke(tmp_path: Path) -> None:
     assert [row[1].strip() for row in rows] == ["johnson", "fast"]
     assert rows[0][-2].strip() == "1.000" and float(rows[1][-2]) > 0
     assert "2 held-out photos at 32 px" in result.stdout and "loss weights: random" in result.stdout
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["--sizes", "1920by1080"], "sizes must look like 1920x1080 (width x height), got '1920by1080'"),
+    (["--device", "cuda"], "--device cuda but no CUDA device is available"),
+])
+def test_bench_inference_bad_arguments(tmp_path: Path, arguments: list[str], message: str) -> None:
+    if "cuda" in arguments and torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    result = run_script("bench_inference.py", *arguments, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_eval_quality_reports_a_failed_training(tmp_path: Path) -> None:
+    random_image(48, 48).save(tmp_path / "style.png")
+    result = run_script("eval_quality.py", "--train-root", str(tmp_path / "missing"), "--heldout-root", str(tmp_path),
+                        "--style-image", str(tmp_path / "style.png"), "--variants", "tiny", "--workdir",
+                        str(tmp_path / "w"), "loss.pretrained=false", cwd=tmp_path)
+    assert result.returncode == 2 and "training tiny failed" in result.stderr
+    assert f"training image folder not found: {tmp_path / 'missing'}" in result.stderr
