@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from stylenet.atomic import atomic_write
 from stylenet.errors import StylenetError
 from stylenet.models import TransformerNet
 
@@ -25,24 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def atomic_save(payload: dict[str, Any], path: str | os.PathLike) -> None:
-    """torch.save through a temporary file, fsync and rename: a crash leaves the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    """torch.save, durably and atomically: a crash leaves the old checkpoint or the new one."""
+    atomic_write(path, lambda stream: torch.save(payload, stream), durable=True)
 
 
 def inference_payload(model: TransformerNet, model_cfg: dict[str, Any], style: str,

@@ -18,6 +18,10 @@ from stylenet.images import IMAGE_EXTENSIONS, UnreadableImageError, list_images,
 
 log = logging.getLogger(__name__)
 
+# What a training DataLoader yields: uint8 images (N, 3, H, W), their precomputed content features or
+# None (then the loss computes them), and messages about images that could not be read.
+TrainingBatch = tuple[torch.Tensor, "torch.Tensor | None", list[str]]
+
 
 def center_crop_resized(image: Image.Image, size: int) -> Image.Image:
     """Scale the shorter side to `size` and cut the central size x size square (the PyTorch example's transform)."""
@@ -31,12 +35,13 @@ class ImageFolder(Dataset):
     file does not end a run of hours; `collate_skipping_unreadable` drops it from the batch.
     """
 
-    def __init__(self, root: str | os.PathLike, image_size: int) -> None:
+    def __init__(self, root: str | os.PathLike, image_size: int, files: Sequence[str] | None = None) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise StylenetError(f"training image folder not found: {self.root} (set data.root=/path/to/images; "
                                 f"for COCO: python scripts/download_coco.py --dest data/coco)")
-        self.files = list_images(self.root)
+        # `files` (relative to root) pins the order, e.g. to a cache manifest's list; default: list the folder.
+        self.files = [self.root / name for name in files] if files is not None else list_images(self.root)
         if not self.files:
             raise StylenetError(
                 f"no training images in {self.root}: expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
@@ -77,11 +82,14 @@ class EpochSampler(Sampler[int]):
         return self.num_items - self.offset
 
 
-def readable_batch(dataset: ImageFolder, limit: int | None = None) -> torch.Tensor:
-    """The first `limit` (default: all) readable images of `dataset` as one float batch in [0, 1]."""
+def readable_batch(dataset: Dataset, limit: int | None = None) -> torch.Tensor:
+    """The first `limit` (default: all) readable images of `dataset` as one float batch in [0, 1].
+
+    Works with any dataset whose items start with a uint8 image or None (ImageFolder, cache.CachedImages).
+    """
     images = []
     for index in range(len(dataset)):
-        image, _ = dataset[index]
+        image = dataset[index][0]
         if image is not None:
             images.append(image.float() / 255.0)
         if len(images) == limit:
@@ -91,12 +99,12 @@ def readable_batch(dataset: ImageFolder, limit: int | None = None) -> torch.Tens
     return torch.stack(images)
 
 
-def collate_skipping_unreadable(samples: Sequence[tuple[torch.Tensor | None, str]]) -> tuple[torch.Tensor, list[str]]:
+def collate_skipping_unreadable(samples: Sequence[tuple[torch.Tensor | None, str]]) -> TrainingBatch:
     """Stack the readable images; pass the messages of unreadable ones on to the training loop to report."""
     images = [image for image, _ in samples if image is not None]
     problems = [problem for image, problem in samples if image is None]
     batch = torch.stack(images) if images else torch.empty(0, dtype=torch.uint8)
-    return batch, problems
+    return batch, None, problems
 
 
 def cache_dir() -> Path:

@@ -6,7 +6,6 @@ Inside the package every image is float RGB in [0, 1], shape (3, H, W) or (N, 3,
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from stylenet.atomic import atomic_write
 from stylenet.errors import StylenetError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -96,17 +96,9 @@ def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> No
         raise StylenetError(f"unsupported output extension '{path.suffix}' for {path}; use one of {', '.join(IMAGE_EXTENSIONS)}")
     if isinstance(image, torch.Tensor):
         image = tensor_to_pil(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
     image_format = Image.registered_extensions()[path.suffix.lower()]
     options = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format=image_format, **options)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda stream: image.save(stream, format=image_format, **options))
 
 
 def resize_to_long_side(image: Image.Image, size: int) -> Image.Image:

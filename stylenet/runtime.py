@@ -1,13 +1,19 @@
-"""Device choice and seeding, shared by every entry point."""
+"""Device choice, seeding and stop requests, shared by every entry point."""
 
 from __future__ import annotations
 
+import logging
+import os
 import random
+import signal
+import threading
 
 import numpy as np
 import torch
 
 from stylenet.errors import StylenetError
+
+log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -34,3 +40,27 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+class StopRequest:
+    """SIGINT/SIGTERM during long work: the task finishes its step and saves its progress. A second signal aborts."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.owner = os.getpid()  # DataLoader workers inherit the handler; Ctrl-C reaches them too
+
+    def __enter__(self) -> "StopRequest":
+        self.previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum: int, frame: object) -> None:
+        if os.getpid() != self.owner:
+            return
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+        log.warning("%s received: stopping after this step and saving progress", signal.Signals(signum).name)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

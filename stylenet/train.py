@@ -6,8 +6,6 @@ import logging
 import math
 import os
 import platform
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,7 +30,7 @@ from stylenet.images import pil_to_tensor, read_image
 from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
 from stylenet.models import TransformerNet
 from stylenet.monitor import RunLog
-from stylenet.runtime import pick_device, seed_everything
+from stylenet.runtime import StopRequest, pick_device, seed_everything
 
 log = logging.getLogger("stylenet.train")
 
@@ -181,30 +179,6 @@ def find_resume(resume: str | None, run_dir: Path, current: dict[str, Any]) -> t
     if mismatches:
         raise StylenetError(f"cannot resume from {resume}: its run had another config: " + "; ".join(mismatches))
     return Path(resume), payload
-
-
-class StopRequest:
-    """SIGINT/SIGTERM during training: finish the step, write a checkpoint, exit 0. A second signal aborts."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.owner = os.getpid()  # DataLoader workers inherit the handler; Ctrl-C reaches them too
-
-    def __enter__(self) -> "StopRequest":
-        self.previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def handle(self, signum: int, frame: object) -> None:
-        if os.getpid() != self.owner:
-            return
-        if self.event.is_set():
-            raise KeyboardInterrupt
-        self.event.set()
-        log.warning("%s received: stopping after this step with a checkpoint", signal.Signals(signum).name)
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

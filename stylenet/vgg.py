@@ -6,6 +6,7 @@ truncated after the deepest layer a loss uses, and loads torchvision's ImageNet 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Iterable
@@ -41,6 +42,20 @@ def layer_names(network: str) -> list[str]:
             index += 1
             names += [f"conv{block}_{index}", f"relu{block}_{index}"]
     return names
+
+
+def layer_shape(network: str, layer: str, image_size: int) -> tuple[int, int, int]:
+    """(channels, height, width) of `layer`'s activations for a square input, without running the network."""
+    widths = iter(width for width in _architecture(network)[0] if width != "M")
+    channels, size = 3, int(image_size)
+    for name in layer_names(network):
+        if name.startswith("pool"):
+            size //= 2
+        elif name.startswith("conv"):
+            channels = int(next(widths))
+        if name == layer:
+            return channels, size, size
+    raise StylenetError(f"unknown {network} layer {layer}; valid names: {', '.join(layer_names(network))}")
 
 
 def _architecture(network: str) -> tuple[list[int | str], VGG16_Weights | VGG19_Weights]:
@@ -87,7 +102,7 @@ class VGGEncoder(nn.Module):
                 in_channels = int(width)
         full = nn.Sequential(*modules)
 
-        self.network = network
+        self.network, self.pooling = network, pooling
         self.weights_id = self._load_weights(full, network, default_weights, pretrained, weights)
         self.features = full[:depth]
         self.names = all_names[:depth]
@@ -128,6 +143,16 @@ class VGGEncoder(nn.Module):
             ) from None
         features.load_state_dict(_features_state_dict(state))
         return f"torchvision:{type(default_weights).__name__}.{default_weights.name}"
+
+    def digest(self, layer: str) -> str:
+        """A short hash of the weights up to `layer`: identifies what features at that layer were computed with."""
+        sha = hashlib.sha256()
+        for name, module in zip(self.names, self.features):
+            for tensor in module.state_dict().values():
+                sha.update(tensor.detach().float().cpu().numpy().tobytes())
+            if name == layer:
+                return sha.hexdigest()[:16]
+        raise StylenetError(f"layer {layer} is not computed by this encoder (it has {', '.join(self.layers)})")
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         x = (images - self.mean) / self.std
