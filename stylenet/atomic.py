@@ -17,6 +17,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], dur
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual permissions
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             if durable:
@@ -32,3 +33,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], dur
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current

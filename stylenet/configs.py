@@ -8,6 +8,8 @@ from typing import Any, Sequence
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from stylenet.errors import StylenetError
+
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
@@ -21,3 +23,12 @@ def model_config(variant: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """TransformerNet keyword arguments of conf/model/<variant>.yaml (plus `model.` overrides)."""
     cfg = compose_config("train", [f"model={variant}", *overrides])
     return OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[return-value]
+
+
+def require_whole_numbers(cfg: DictConfig, positive: Sequence[str] = (), non_negative: Sequence[str] = ()) -> None:
+    """Refuse nonsensical numbers before anything is built, naming the option."""
+    for keys, least, wanted in ((positive, 1, "a positive whole number"), (non_negative, 0, "0 or more")):
+        for key in keys:
+            value = OmegaConf.select(cfg, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise StylenetError(f"{key} must be {wanted}, got {value}")

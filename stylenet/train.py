@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import platform
 import time
 from dataclasses import dataclass
@@ -21,8 +20,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from stylenet.cache import CachedImages, pass_batch_through
 from stylenet.checkpoint import (atomic_save, differences, inference_payload, latest_training_checkpoint,
                                  load_checkpoint, training_payload)
+from stylenet.configs import require_whole_numbers
 from stylenet.data import (EpochSampler, ImageFolder, center_crop_resized, collate_skipping_unreadable,
                            load_style_image, readable_batch)
 from stylenet.errors import StylenetError, exits_cleanly
@@ -50,10 +51,14 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
         checkpoint_interval: int, save_checkpoint: Callable[[Position], None], amp: bool,
         should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """The training loop, from `position` to `steps`; returns a summary (final losses averaged over the
-    last log interval, speed, and whether a stop was requested)."""
+    last log interval, speed, the share of time spent waiting for data, and whether a stop was requested).
+
+    `loader` yields data.TrainingBatch tuples: with precomputed content features the loss skips the
+    content images' VGG pass."""
     use_amp = amp and device.type == "cuda"  # bf16 autocast: no loss scaling needed, unlike fp16
     model.train()
     images_seen, interval_images, interval_steps = 0, 0, 0
+    data_seconds = interval_data_seconds = 0.0
     interval_sums: dict[str, torch.Tensor] = {}
     last_losses: dict[str, float] = {}
     unreadable: set[str] = set()
@@ -65,17 +70,22 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
             position.epoch, position.offset = position.epoch + 1, 0
         sampler.set_position(position.epoch, position.offset)
         steps_before_epoch, whole_epoch = position.step, position.offset == 0
-        for batch, problems in loader:
+        fetch_started = time.perf_counter()
+        for batch, features, problems in loader:
+            data_seconds += time.perf_counter() - fetch_started
             position.offset += len(batch) + len(problems)
             for problem in problems:
                 if problem not in unreadable:
                     unreadable.add(problem)
                     log.warning("skipped unreadable training image: %s", problem)
             if batch.numel() == 0:
+                fetch_started = time.perf_counter()
                 continue
             content = batch.to(device, non_blocking=True).float().div_(255.0)
+            if features is not None:
+                features = features.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                losses = loss_fn(model(content), content)
+                losses = loss_fn(model(content), content, content_features=features)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             optimizer.step()
@@ -96,6 +106,8 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
                 run_log.losses(last_losses, step)
                 run_log.scalar("train/lr", optimizer.param_groups[0]["lr"], step)
                 run_log.scalar("train/images_per_sec", speed, step)
+                run_log.scalar("train/data_wait_share", (data_seconds - interval_data_seconds) / max(elapsed, 1e-9), step)
+                interval_data_seconds = data_seconds
                 progress.set_postfix(loss=f"{last_losses['total']:.4g}", img_s=f"{speed:.1f}")
                 interval_sums, interval_steps, interval_images = {}, 0, 0
                 interval_started = time.perf_counter()
@@ -107,6 +119,7 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
             progress.update(1)
             if step >= steps or stopped:
                 break
+            fetch_started = time.perf_counter()
         else:
             if whole_epoch and position.step == steps_before_epoch:
                 raise StylenetError(f"a whole pass over the data gave no usable batch ({len(unreadable)} unreadable images)")
@@ -119,6 +132,7 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
         "images": images_seen,
         "seconds": round(seconds, 3),
         "images_per_sec": round(images_seen / max(seconds, 1e-9), 3),
+        "data_wait_share": round(data_seconds / max(seconds, 1e-9), 4),
         "skipped_images": len(unreadable),
         "final_losses": last_losses,
         "stopped": stopped,
@@ -140,14 +154,19 @@ POSITIVE_OPTIONS = ("data.image_size", "data.batch_size", "style.size", "log_int
                     "preview.count", "checkpoint_interval", "keep_checkpoints")
 
 
-def check_options(cfg: DictConfig) -> None:
-    """Refuse nonsensical numbers before anything is built, naming the option."""
-    for key in POSITIVE_OPTIONS:
-        value = OmegaConf.select(cfg, key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise StylenetError(f"{key} must be a positive whole number, got {value}")
-    if not isinstance(cfg.data.workers, int) or cfg.data.workers < 0:
-        raise StylenetError(f"data.workers must be 0 or more, got {cfg.data.workers}")
+def open_training_data(data_cfg: DictConfig, loss_cfg: DictConfig) -> tuple[ImageFolder | CachedImages, Callable]:
+    """The cache in data.cache (refused unless made for this config), else the images in data.root;
+    with the collate_fn that goes with it."""
+    if not data_cfg.cache:
+        dataset = ImageFolder(data_cfg.root, data_cfg.image_size)
+        log.info("%d training images in %s", len(dataset), dataset.root)
+        return dataset, collate_skipping_unreadable
+    cached = CachedImages(data_cfg.cache)
+    cached.require(image_size=data_cfg.image_size, network=loss_cfg.network, pooling=loss_cfg.pooling,
+                   content_layer=loss_cfg.content_layer)
+    what = f"and {loss_cfg.content_layer} features (no content VGG pass)" if cached.has_features else "(images only)"
+    log.info("%d training images from the cache in %s %s", len(cached), cached.root, what)
+    return cached, pass_batch_through
 
 
 def total_steps(cfg: DictConfig, batches_per_epoch: int) -> int:
@@ -161,7 +180,9 @@ def fingerprint(cfg: DictConfig) -> dict[str, Any]:
     """What must match for a checkpoint to continue this run: not steps, intervals or workers."""
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     kept = {key: resolved[key] for key in ("style", "model", "loss", "seed", "optimizer")}
-    kept["data"] = {key: resolved["data"][key] for key in ("root", "image_size", "batch_size")}
+    data = resolved["data"]
+    kept["data"] = {"source": data["cache"] or data["root"], "image_size": data["image_size"],
+                    "batch_size": data["batch_size"]}
     return kept
 
 
@@ -191,15 +212,16 @@ def main(cfg: DictConfig) -> None:
     log.info("run directory: %s; device: %s", run_dir, device)
 
     # Cheap checks that can fail come first: options, data and style image, before any network is built.
-    check_options(cfg)
-    dataset = ImageFolder(cfg.data.root, cfg.data.image_size)
-    log.info("%d training images in %s", len(dataset), dataset.root)
+    require_whole_numbers(cfg, positive=POSITIVE_OPTIONS, non_negative=("data.workers",))
+    dataset, collate = open_training_data(cfg.data, cfg.loss)
     style_image = load_style_image(style_name, cfg.style.image, cfg.style.size)
     preview_photos = preview_batch(dataset, list(cfg.preview.images), cfg.preview.count).to(device)
     current = fingerprint(cfg)
     resume_from = find_resume(cfg.resume, run_dir, current)
 
     loss_fn = perceptual_loss_from_config(cfg.loss, style_image.to(device))
+    if isinstance(dataset, CachedImages):
+        dataset.require(digest=loss_fn.encoder.digest(loss_fn.content_layer), weights=loss_fn.encoder.weights_id)
     model_cfg = current["model"]
     try:
         model = TransformerNet(**model_cfg).to(device)
@@ -209,7 +231,7 @@ def main(cfg: DictConfig) -> None:
     sampler = EpochSampler(len(dataset), cfg.seed)
     loader = DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=sampler, num_workers=cfg.data.workers,
                         persistent_workers=cfg.data.workers > 0, pin_memory=device.type == "cuda",
-                        collate_fn=collate_skipping_unreadable)
+                        collate_fn=collate)
     steps = total_steps(cfg, len(loader))
 
     position = Position()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 CHILD_HOOKS = Path(__file__).parent / "child_hooks"
 
@@ -56,6 +57,13 @@ def run_entry(module: str, *overrides: str, cwd: Path, timeout: float = 300, **e
     """Run `python -m stylenet.<module> overrides...` as a user would, with the network switched off."""
     return subprocess.run([sys.executable, "-m", f"stylenet.{module}", *overrides], cwd=cwd, env=entry_env(cwd, **env),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def read_scalars(run_dir: Path) -> EventAccumulator:
+    """The TensorBoard events a run wrote, read back as a user's TensorBoard would."""
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    return events
 
 
 def tiny_train_overrides(root: Path, run_dir: Path, steps: int = 30) -> list[str]:

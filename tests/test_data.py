@@ -20,8 +20,8 @@ def test_corrupt_images_are_dropped_from_batches_and_named(tmp_path) -> None:
     write_images(tmp_path, 3)
     (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
     loader = DataLoader(ImageFolder(tmp_path, 16), batch_size=4, collate_fn=collate_skipping_unreadable)
-    batch, problems = next(iter(loader))
-    assert batch.shape == (3, 3, 16, 16)
+    batch, features, problems = next(iter(loader))
+    assert batch.shape == (3, 3, 16, 16) and features is None
     assert len(problems) == 1 and "broken.png" in problems[0]
 
 

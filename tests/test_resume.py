@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import entry_env, run_entry, tiny_train_overrides
-from test_train_cli import read_scalars
+from conftest import entry_env, read_scalars, run_entry, tiny_train_overrides
 
 pytestmark = pytest.mark.slow
 TAGS = ("loss/total", "loss/content", "loss/style", "loss/tv", "loss/style/relu3_3")

@@ -4,17 +4,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TrainedRun, run_entry, tiny_train_overrides
+from conftest import TrainedRun, read_scalars, run_entry, tiny_train_overrides
 
 pytestmark = pytest.mark.slow
-
-
-def read_scalars(run_dir: Path) -> EventAccumulator:
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
-    events.Reload()
-    return events
 
 
 def test_training_lowers_the_loss(trained_run: TrainedRun) -> None:
@@ -25,7 +18,8 @@ def test_training_lowers_the_loss(trained_run: TrainedRun) -> None:
 
 def test_tensorboard_has_every_documented_tag(trained_run: TrainedRun) -> None:
     events = read_scalars(trained_run.run_dir)
-    expected = {"loss/total", "loss/content", "loss/style", "loss/tv", "train/lr", "train/images_per_sec"}
+    expected = {"loss/total", "loss/content", "loss/style", "loss/tv", "train/lr", "train/images_per_sec",
+                "train/data_wait_share"}
     expected |= {f"loss/style/{layer}" for layer in ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
     assert expected <= set(events.Tags()["scalars"])
     assert [event.value for event in events.Scalars("train/lr")][0] == pytest.approx(3e-3)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from stylenet.errors import StylenetError
-from stylenet.vgg import VGGEncoder, layer_names
+from stylenet.vgg import VGGEncoder, layer_names, layer_shape
 
 
 def test_layer_names_follow_torchvision_indices() -> None:
@@ -61,3 +61,16 @@ def test_offline_download_says_where_to_put_the_weights(tmp_path, monkeypatch) -
 def test_bad_choices_list_the_valid_ones(kwargs: dict, message: str) -> None:
     with pytest.raises(StylenetError, match=message):
         VGGEncoder(**{"pretrained": False, **kwargs})
+
+
+def test_layer_shape_matches_the_activations_and_digest_follows_the_weights() -> None:
+    torch.manual_seed(0)
+    encoder = VGGEncoder("vgg19", ["relu1_2", "relu2_2", "relu3_4", "pool4"], pretrained=False)
+    for name, activations in encoder(torch.rand(1, 3, 37, 37)).items():
+        assert tuple(activations.shape[1:]) == layer_shape("vgg19", name, 37)
+    torch.manual_seed(0)
+    same = VGGEncoder("vgg19", ["relu2_2"], pretrained=False)
+    assert same.digest("relu2_2") == encoder.digest("relu2_2")
+    with torch.no_grad():
+        same.features[2].weight[0, 0, 0, 0] += 1  # conv1_2
+    assert same.digest("relu1_1") == encoder.digest("relu1_1") and same.digest("relu1_2") != encoder.digest("relu1_2")
