@@ -77,12 +77,12 @@ class PerceptualLoss(nn.Module):
         if content_features is None:
             if content is None:
                 raise ValueError("pass content images or their precomputed content features")
-            # One batched VGG pass for output and content together.
-            features = self.encoder(torch.cat([output, content.to(output.dtype)]))
-            output_features = {name: value[: len(output)] for name, value in features.items()}
-            content_features = features[self.content_layer][len(output):]
-        else:
-            output_features = self.encoder(output)
+            # The content images need no gradient and no layer below the content layer: a separate
+            # no-grad pass that stops there costs a fraction of sending them through the whole
+            # autograd graph together with the output (measured in BENCHMARKS.md).
+            with torch.no_grad():
+                content_features = self.encoder(content.to(output.dtype), [self.content_layer])[self.content_layer]
+        output_features = self.encoder(output)
 
         losses: dict[str, torch.Tensor] = {
             "content": self.content_weight * content_loss(output_features[self.content_layer], content_features)

@@ -154,12 +154,17 @@ class VGGEncoder(nn.Module):
                 return sha.hexdigest()[:16]
         raise StylenetError(f"layer {layer} is not computed by this encoder (it has {', '.join(self.layers)})")
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        """Activations of `layers` (default: all of this encoder's); stops after the deepest one asked for."""
+        wanted = set(self.layers if layers is None else layers)
+        if not wanted <= set(self.layers):
+            raise ValueError(f"layers {sorted(wanted - set(self.layers))} are not computed by this encoder")
         x = (images - self.mean) / self.std
-        wanted = set(self.layers)
         outputs: dict[str, torch.Tensor] = {}
         for name, module in zip(self.names, self.features):
             x = module(x)
             if name in wanted:
                 outputs[name] = x
+                if len(outputs) == len(wanted):
+                    break
         return outputs

@@ -74,3 +74,14 @@ def test_layer_shape_matches_the_activations_and_digest_follows_the_weights() ->
     with torch.no_grad():
         same.features[2].weight[0, 0, 0, 0] += 1  # conv1_2
     assert same.digest("relu1_1") == encoder.digest("relu1_1") and same.digest("relu1_2") != encoder.digest("relu1_2")
+
+
+def test_forward_stops_after_the_deepest_layer_asked_for() -> None:
+    torch.manual_seed(0)
+    encoder = VGGEncoder("vgg16", ["relu1_2", "relu2_2", "relu4_3"], pretrained=False)
+    images = torch.rand(2, 3, 32, 32)
+    every = encoder(images)
+    shallow = encoder(images, ["relu2_2"])
+    assert list(shallow) == ["relu2_2"] and torch.equal(shallow["relu2_2"], every["relu2_2"])
+    with pytest.raises(ValueError, match="relu5_1"):
+        encoder(images, ["relu5_1"])
