@@ -81,7 +81,11 @@ def test_forward_stops_after_the_deepest_layer_asked_for() -> None:
     encoder = VGGEncoder("vgg16", ["relu1_2", "relu2_2", "relu4_3"], pretrained=False)
     images = torch.rand(2, 3, 32, 32)
     every = encoder(images)
+    ran = []
+    for module in encoder.features:
+        module.register_forward_hook(lambda module, inputs, output: ran.append(module))
     shallow = encoder(images, ["relu2_2"])
     assert list(shallow) == ["relu2_2"] and torch.equal(shallow["relu2_2"], every["relu2_2"])
+    assert len(ran) == layer_names("vgg16").index("relu2_2") + 1
     with pytest.raises(ValueError, match="relu5_1"):
         encoder(images, ["relu5_1"])
