@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
-import statistics
 import sys
-import time
-from datetime import datetime, timezone
 from typing import Callable
 
 import torch
@@ -27,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from stylenet.configs import model_config
 from stylenet.models import FusedUpsampleConv, TransformerNet
+from stylenet.benchmarking import describe_machine, median_seconds
 
 SIZES = ["256x256", "512x512", "1000x1000", "1920x1080"]
 VARIANTS = ["johnson", "separable", "resize", "fast"]
@@ -36,21 +33,6 @@ def parse_size(text: str) -> tuple[int, int]:
     """'1920x1080' (width x height) -> (height, width)."""
     width, height = (int(part) for part in text.lower().split("x"))
     return height, width
-
-
-def median_seconds(run: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
-    def timed() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - started
-
-    for _ in range(warmup):
-        timed()
-    return statistics.median(timed() for _ in range(repeats))
 
 
 def multiply_accumulates(model: nn.Module, image: torch.Tensor) -> int:
@@ -69,23 +51,6 @@ def unfused(model: TransformerNet) -> TransformerNet:
                 setattr(parent, name, nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                                     nn.ReflectionPad2d(1), child.conv))
     return model
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def machine_line(device: torch.device) -> str:
-    if device.type == "cuda":
-        what = f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
-    else:
-        what = f"{cpu_name()}, {torch.get_num_threads()} threads"
-    return (f"{what}; torch {torch.__version__}, Python {platform.python_version()}; "
-            f"{datetime.now(timezone.utc):%Y-%m-%d}")
 
 
 def bench_variants(device: torch.device, variants: list[str], sizes: list[str], warmup: int, repeats: int,
@@ -178,7 +143,7 @@ def main() -> int:
         return 2
 
     for device in devices:
-        print(f"\n### {device.type.upper()}: {machine_line(device)}\n", flush=True)
+        print(f"\n### {device.type.upper()}: {describe_machine(device)}\n", flush=True)
         if device.type == "cpu":
             precisions = [("fp32", torch.float32, False)]
         else:

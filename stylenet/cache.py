@@ -247,7 +247,8 @@ class CachedImages(Dataset):
         problems = [self.problems.get(int(row), f"row {row} of {self.root}") for row in indices
                     if self.status[row] != WRITTEN]
         arrays = self._open()
-        images = torch.from_numpy(arrays["images"][rows]).permute(0, 3, 1, 2)
+        # Contiguous NCHW, like ImageFolder's batches: the same tensors whichever source trains.
+        images = torch.from_numpy(arrays["images"][rows]).permute(0, 3, 1, 2).contiguous()
         features = torch.from_numpy(arrays["features"][rows]) if "features" in arrays else None
         return images, features, problems
 

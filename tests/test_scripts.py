@@ -27,6 +27,16 @@ def test_bench_inference_smoke(tmp_path: Path) -> None:
     assert any("fused upsampling, inference_mode (what stylenet runs)" in row for row in rows)
 
 
+def test_bench_training_smoke(tmp_path: Path) -> None:
+    result = run_script("bench_training.py", "--smoke", "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| ")]
+    sources = [row[1].strip() for row in rows if len(row) == 8 and row[2].strip() == "0"]
+    assert sources == ["folder", "cache", "cache, images only"]
+    assert any("content VGG pass, no grad, to relu2_2" in row[1] for row in rows)
+    assert "images/s with features (65.5 KB of features per image)" in result.stdout  # 128 x 16 x 16 float16
+
+
 def test_eval_quality_smoke(tmp_path: Path) -> None:
     write_images(tmp_path / "train", 4)
     write_images(tmp_path / "heldout", 2)
@@ -51,6 +61,16 @@ def test_bench_inference_bad_arguments(tmp_path: Path, arguments: list[str], mes
     if "cuda" in arguments and torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     result = run_script("bench_inference.py", *arguments, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["--images", "nowhere"], "--images nowhere is not a folder"),
+    (["loss.content_layer=relu9_9"], "unknown vgg16 layer(s) relu9_9"),
+    (["loss=vgg99"], "Could not find 'loss/vgg99'"),
+])
+def test_bench_training_bad_arguments(tmp_path: Path, arguments: list[str], message: str) -> None:
+    result = run_script("bench_training.py", "--smoke", "--device", "cpu", *arguments, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 

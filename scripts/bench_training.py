@@ -1,0 +1,206 @@
+"""Training speed from the image folder and from the precomputed cache: the real training step, same
+model, loss and batch; writes Markdown tables.
+
+    python scripts/bench_training.py                                  # generated COCO-like JPEGs; CPU, and CUDA when present
+    python scripts/bench_training.py --images data/coco/train2014 --count 2000 --image-size 256
+    python scripts/bench_training.py --smoke                          # tiny sizes: checks the script works
+    python scripts/bench_training.py loss.content_layer=relu4_1       # Hydra overrides of the loss config
+
+For each data source (the folder; the cache with content features; the images-only cache) and each
+DataLoader worker count it runs stylenet.train.fit for --warmup steps, then times --steps more, and
+reports seconds per step, steps per second, the share of the step spent waiting for data, and the
+speed-up over the folder with the same workers. It also times the pieces a cache removes: decoding
+and cropping one batch, and the content images' VGG pass; and the precompute itself. The VGG has
+random weights (timing does not depend on their values), so no download is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from stylenet.benchmarking import describe_machine, median_seconds
+from stylenet.cache import CacheWriter, CachedImages, array_bytes, human_bytes, identity, new_manifest, pass_batch_through
+from stylenet.configs import compose_config, model_config
+from stylenet.data import EpochSampler, ImageFolder, collate_skipping_unreadable
+from stylenet.errors import StylenetError
+from stylenet.images import list_images
+from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
+from stylenet.models import TransformerNet
+from stylenet.monitor import RunLog
+from stylenet.precompute import fill
+from stylenet.runtime import seed_everything
+from stylenet.train import Position, fit
+
+SOURCES = ("folder", "cache", "cache, images only")
+
+
+def generate_photos(folder: Path, count: int, width: int, height: int) -> None:
+    """COCO-like JPEGs (COCO's median is 640x480): smooth colour fields with detail, quality 90."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    for index in range(count):
+        phase = rng.uniform(0, 6, size=3)
+        base = np.stack([np.sin(7 * x + phase[0]), np.cos(5 * y + phase[1]), np.sin(4 * (x + y) + phase[2])], -1)
+        pixels = np.clip((base * 0.35 + 0.5 + rng.normal(0, 0.06, base.shape)) * 255, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"photo_{index:05d}.jpg", quality=90)
+
+
+def build_cache(folder: Path, dataset: ImageFolder, loss_fn: PerceptualLoss | None, device: torch.device,
+                batch_size: int) -> tuple[CachedImages, float]:
+    """Precompute a cache the way python -m stylenet.precompute does; returns it and images per second."""
+    encoder, layer = (loss_fn.encoder, loss_fn.content_layer) if loss_fn is not None else (None, None)
+    files = [path.relative_to(dataset.root).as_posix() for path in dataset.files]
+    writer = CacheWriter(folder, new_manifest(files, identity(dataset.root, dataset.image_size, encoder, layer)))
+    started = time.perf_counter()
+    fill(writer, dataset, encoder, layer, batch_size=batch_size, workers=0, device=device, amp=True, commit_interval=20)
+    writer.finish()
+    return CachedImages(folder), len(dataset) / (time.perf_counter() - started)
+
+
+def timed_training(dataset: ImageFolder | CachedImages, loss_fn: PerceptualLoss, args: argparse.Namespace,
+                   workers: int, device: torch.device, run_dir: Path) -> dict[str, float]:
+    """Seconds per step and data-wait share of `args.steps` training steps after `args.warmup` steps."""
+    seed_everything(0)
+    model = TransformerNet(**model_config(args.model)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sampler = EpochSampler(len(dataset), seed=0)
+    collate = pass_batch_through if isinstance(dataset, CachedImages) else collate_skipping_unreadable
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=workers,
+                        persistent_workers=workers > 0, pin_memory=device.type == "cuda", collate_fn=collate)
+    photo = torch.rand(1, 3, args.image_size, args.image_size, device=device)
+    run_log, position = RunLog(run_dir), Position()
+    try:
+        for steps in (args.warmup, args.warmup + args.steps):
+            summary = fit(model, loss_fn, loader, sampler, optimizer, position=position, steps=steps, device=device,
+                          run_log=run_log, preview_photos=photo, log_interval=10**9, preview_interval=10**9,
+                          checkpoint_interval=10**9, save_checkpoint=lambda at: None, amp=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+    finally:
+        run_log.close()
+    seconds = summary["seconds"] / args.steps
+    return {"seconds": seconds, "data_share": summary["data_wait_share"]}
+
+
+def bench_device(device: torch.device, dataset: ImageFolder, cfg: DictConfig, args: argparse.Namespace,
+                 workdir: Path) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix=f"{device.type}_", dir=workdir))  # fresh caches, whatever --workdir holds
+    print(f"\n### {device.type.upper()}: {describe_machine(device)}\n", flush=True)
+    seed_everything(0)
+    logging.getLogger("stylenet.vgg").setLevel(logging.ERROR)  # the random-weights warning: expected here
+    loss_fn = perceptual_loss_from_config(cfg.loss, torch.rand(3, args.image_size, args.image_size, device=device))
+    size = args.image_size
+    print(f"{len(dataset)} images from {dataset.root}, {size}x{size} crops, batch {args.batch_size}, model "
+          f"{args.model}, loss {args.loss} (content {loss_fn.content_layer}, style to "
+          f"{list(loss_fn.style_layer_weights)[-1]}), {args.warmup} warm-up + {args.steps} timed steps\n", flush=True)
+
+    cached, rate = build_cache(workdir / "cache", dataset, loss_fn, device, args.precompute_batch)
+    images_only, images_rate = build_cache(workdir / "cache_images", dataset, None, device,
+                                           args.precompute_batch)
+    sources = {"folder": dataset, "cache": cached, "cache, images only": images_only}
+
+    batch = torch.rand(args.batch_size, 3, size, size, device=device)
+    with torch.no_grad():
+        content_pass = median_seconds(lambda: loss_fn.encoder(batch, [loss_fn.content_layer]), device, 1, args.repeats)
+        full_pass = median_seconds(lambda: loss_fn.encoder(batch), device, 1, args.repeats)
+    decode = median_seconds(lambda: [dataset[index] for index in range(args.batch_size)], torch.device("cpu"), 1,
+                            args.repeats)
+    print("| piece (one batch) | median |\n| --- | --- |")
+    print(f"| decode + crop {args.batch_size} JPEGs (one process) | {decode * 1000:.1f} ms |")
+    print(f"| content VGG pass, no grad, to {loss_fn.content_layer} (what the cache removes) | {content_pass * 1000:.1f} ms |")
+    print(f"| content VGG pass, no grad, to the deepest loss layer (as the PyTorch example does) | {full_pass * 1000:.1f} ms |")
+    features_bytes = array_bytes(cached.manifest).get("features", 0) / len(dataset)
+    print(f"\nprecompute: {rate:.1f} images/s with features ({human_bytes(features_bytes)} of features per image), "
+          f"{images_rate:.1f} images/s images only\n", flush=True)
+
+    print("| data | workers | s/step | steps/s | data wait | vs folder |\n| --- | --- | --- | --- | --- | --- |", flush=True)
+    for workers in args.workers:
+        baseline = None
+        for name in SOURCES:
+            result = timed_training(sources[name], loss_fn, args, workers, device, workdir / "runs" / f"{name}_{workers}")
+            baseline = baseline or result["seconds"]
+            print(f"| {name} | {workers} | {result['seconds']:.3f} | {1 / result['seconds']:.2f} | "
+                  f"{result['data_share'] * 100:.1f}% | {baseline / result['seconds']:.2f}x |", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=Path, help="a folder of photos (default: generate --count JPEGs)")
+    parser.add_argument("--count", type=int, default=64, help="images to use")
+    parser.add_argument("--photo-size", default="640x480", help="size of generated photos, WIDTHxHEIGHT")
+    parser.add_argument("--image-size", type=int, default=128, help="training crop size")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--precompute-batch", type=int, default=16)
+    parser.add_argument("--model", default="johnson")
+    parser.add_argument("--loss", default="vgg16")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    parser.add_argument("--workdir", type=Path, help="where images, caches and runs go (default: a temporary folder)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes and few steps: does the script work")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the loss, e.g. loss.content_layer=relu4_1")
+    args = parser.parse_args()
+    if args.smoke:
+        args.count, args.photo_size, args.image_size, args.steps, args.warmup, args.repeats = 6, "64x48", 32, 2, 1, 1
+        args.workers, args.model = [0], "tiny"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but no CUDA device is available", file=sys.stderr)
+        return 2
+    try:
+        width, height = (int(part) for part in args.photo_size.lower().split("x"))
+    except ValueError:
+        print(f"error: --photo-size must look like 640x480, got '{args.photo_size}'", file=sys.stderr)
+        return 2
+    try:
+        cfg = compose_config("train", [f"model={args.model}", f"loss={args.loss}", "loss.pretrained=false", *args.overrides])
+    except (HydraException, OmegaConfBaseException) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
+    if args.device in ("cuda", "all") and torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+
+    with tempfile.TemporaryDirectory(prefix="bench_training_") as temporary:
+        workdir = args.workdir or Path(temporary)
+        root = args.images
+        if root is None:
+            root = workdir / "photos"
+            generate_photos(root, args.count, width, height)
+        elif not root.is_dir():
+            print(f"error: --images {root} is not a folder", file=sys.stderr)
+            return 2
+        files = [path.relative_to(root).as_posix() for path in list_images(root)[: args.count]]
+        if len(files) < args.batch_size:
+            print(f"error: need at least {args.batch_size} images in {root}, found {len(files)}", file=sys.stderr)
+            return 2
+        try:
+            dataset = ImageFolder(root, args.image_size, files=files)
+            for device in devices:
+                bench_device(device, dataset, cfg, args, workdir)
+        except StylenetError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

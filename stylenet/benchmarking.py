@@ -1,0 +1,44 @@
+"""Helpers of the benchmark scripts: timing that counts GPU work, and the line that says what was measured on."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+import torch
+
+
+def median_seconds(run: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+    """Median wall time of `run` after `warmup` untimed calls; waits for the GPU so its work is counted."""
+    def timed() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    for _ in range(warmup):
+        timed()
+    return statistics.median(timed() for _ in range(repeats))
+
+
+def describe_machine(device: torch.device) -> str:
+    """One line for benchmark tables: the processor or GPU, thread count, versions and date."""
+    if device.type == "cuda":
+        what = f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
+    else:
+        what = f"{_cpu_name()}, {torch.get_num_threads()} threads"
+    return f"{what}; torch {torch.__version__}, Python {platform.python_version()}; {datetime.now(timezone.utc):%Y-%m-%d}"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
