@@ -4,7 +4,7 @@ model, loss and batch; writes Markdown tables.
     python scripts/bench_training.py                                  # generated COCO-like JPEGs; CPU, and CUDA when present
     python scripts/bench_training.py --images data/coco/train2014 --count 2000 --image-size 256
     python scripts/bench_training.py --smoke                          # tiny sizes: checks the script works
-    python scripts/bench_training.py loss.content_layer=relu4_1       # Hydra overrides of the loss config
+    python scripts/bench_training.py loss.content_layer=relu4_1 --workers 0   # loss overrides come first
 
 For each data source (the folder; the cache with content features; the images-only cache) and each
 DataLoader worker count it runs stylenet.train.fit for --warmup steps, then times --steps more, and

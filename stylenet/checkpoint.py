@@ -80,9 +80,11 @@ def build_model(payload: dict[str, Any], path: str | os.PathLike) -> Transformer
 
 
 def training_payload(model: TransformerNet, optimizer: torch.optim.Optimizer, model_cfg: dict[str, Any],
-                     style: str, fingerprint: dict[str, Any], step: int, epoch: int, offset: int) -> dict[str, Any]:
+                     style: str, fingerprint: dict[str, Any], step: int, epoch: int, offset: int,
+                     **state: Any) -> dict[str, Any]:
     """Everything an exact resume needs. The data order is a function of (seed, epoch), so the
-    position is (epoch, offset); the torch generators are stored for any random layer a variant adds."""
+    position is (epoch, offset); the torch generators are stored for any random layer a variant adds.
+    `state`: further plain data of the run (last losses, effective style layer weights)."""
     return {
         "kind": "training",
         "format_version": FORMAT_VERSION,
@@ -96,6 +98,7 @@ def training_payload(model: TransformerNet, optimizer: torch.optim.Optimizer, mo
         "fingerprint": fingerprint,
         "rng": {"torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        **state,
     }
 
 

@@ -15,6 +15,9 @@ from torch import nn
 
 from stylenet.vgg import VGGEncoder
 
+# none: the configured layer weights as they are; auto: PerceptualLoss.balance_style_layers at step 0.
+STYLE_LAYER_NORMS = ("none", "auto")
+
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, C) channel correlations, divided by C*H*W so the size of the image does not matter."""
@@ -70,6 +73,20 @@ class PerceptualLoss(nn.Module):
 
     def target_gram(self, layer: str) -> torch.Tensor:
         return getattr(self, f"target_gram_{layer}")
+
+    @torch.no_grad()
+    def balance_style_layers(self, output: torch.Tensor) -> dict[str, float]:
+        """Scale each style layer's weight by the inverse of its loss on `output` (the untrained network's),
+        so that each layer's term becomes proportional to its configured weight; the style term's
+        total on `output` stays the same. Returns the new weights."""
+        features = self.encoder(output, list(self.style_layer_weights))
+        raw = {name: float(style_loss(features[name], self.target_gram(name))) for name in self.style_layer_weights}
+        if min(raw.values()) <= 0:
+            raise ValueError(f"cannot balance style layers with a zero loss: {raw}")
+        weighted_total = sum(weight * raw[name] for name, weight in self.style_layer_weights.items())
+        scale = weighted_total / sum(self.style_layer_weights.values())
+        self.style_layer_weights = {name: weight * scale / raw[name] for name, weight in self.style_layer_weights.items()}
+        return dict(self.style_layer_weights)
 
     def forward(self, output: torch.Tensor, content: torch.Tensor | None = None,
                 content_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -1,12 +1,14 @@
-"""TensorBoard logging: loss scalars under stable tags, and preview grids of fixed photos."""
+"""TensorBoard logging: loss scalars under stable tags, preview grids of fixed photos, hyper-parameters."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
 from torchvision.utils import make_grid
 
 from stylenet.images import save_image
@@ -26,6 +28,17 @@ class RunLog:
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         self.writer.add_scalar(tag, value, step)
+
+    def hparams(self, hyperparameters: dict[str, Any], final_losses: dict[str, float], images_per_sec: float,
+                step: int) -> None:
+        """The HParams tab: this run's settings beside its final metrics (tags final/*, logged in this run)."""
+        metrics = {f"final/{name}": value for name, value in final_losses.items() if "/" not in name}
+        metrics["final/images_per_sec"] = images_per_sec
+        experiment, session_start, session_end = hparams(hyperparameters, metrics)
+        for summary in (experiment, session_start, session_end):
+            self.writer.file_writer.add_summary(summary, step)
+        for tag, value in metrics.items():
+            self.writer.add_scalar(tag, value, step)
 
     @torch.no_grad()
     def preview(self, model: nn.Module, photos: torch.Tensor, step: int) -> None:

@@ -6,7 +6,7 @@ import logging
 import math
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -27,8 +27,9 @@ from stylenet.configs import require_whole_numbers
 from stylenet.data import (EpochSampler, ImageFolder, center_crop_resized, collate_skipping_unreadable,
                            load_style_image, readable_batch)
 from stylenet.errors import StylenetError, exits_cleanly
+from stylenet.health import MODES, Alarm, HealthMonitor
 from stylenet.images import pil_to_tensor, read_image
-from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
+from stylenet.losses import STYLE_LAYER_NORMS, PerceptualLoss, perceptual_loss_from_config
 from stylenet.models import TransformerNet
 from stylenet.monitor import RunLog
 from stylenet.runtime import StopRequest, pick_device, seed_everything
@@ -45,25 +46,54 @@ class Position:
     offset: int = 0
 
 
+class TrainingDiverged(StylenetError):
+    """The loss or the weights became NaN or Inf: continuing would only write poisoned checkpoints."""
+
+
+@dataclass
+class Interval:
+    """Sums over the steps since the last log; kept as tensors so that the GPU is not waited for each step."""
+
+    started: float = field(default_factory=time.perf_counter)
+    steps: int = 0
+    images: int = 0
+    data_seconds: float = 0.0
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    grad_norm: torch.Tensor | float = 0.0
+
+    def add(self, losses: dict[str, torch.Tensor], grad_norm: torch.Tensor, images: int) -> None:
+        self.steps += 1
+        self.images += images
+        self.grad_norm = self.grad_norm + grad_norm.detach()
+        for name, value in losses.items():
+            self.losses[name] = self.losses.get(name, 0) + value.detach()
+
+
+def finite_weights(model: nn.Module) -> bool:
+    return bool(torch.stack([parameter.isfinite().all() for parameter in model.parameters()]).all())
+
+
 def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: EpochSampler,
         optimizer: torch.optim.Optimizer, *, position: Position, steps: int, device: torch.device,
         run_log: RunLog, preview_photos: torch.Tensor, log_interval: int, preview_interval: int,
-        checkpoint_interval: int, save_checkpoint: Callable[[Position], None], amp: bool,
-        should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+        checkpoint_interval: int, save_checkpoint: Callable[[Position, dict[str, float]], None], amp: bool,
+        should_stop: Callable[[], bool] = lambda: False, health: HealthMonitor | None = None) -> dict[str, Any]:
     """The training loop, from `position` to `steps`; returns a summary (final losses averaged over the
-    last log interval, speed, the share of time spent waiting for data, and whether a stop was requested).
+    last log interval, speed, the share of time spent waiting for data, health alarms, and whether a
+    stop was requested or the health monitor stopped the run).
 
     `loader` yields data.TrainingBatch tuples: with precomputed content features the loss skips the
-    content images' VGG pass."""
+    content images' VGG pass. NaN or Inf in the loss or the weights raises TrainingDiverged before
+    any checkpoint of them is written, so the last snapshot on disk stays a good one."""
     use_amp = amp and device.type == "cuda"  # bf16 autocast: no loss scaling needed, unlike fp16
     model.train()
-    images_seen, interval_images, interval_steps = 0, 0, 0
-    data_seconds = interval_data_seconds = 0.0
-    interval_sums: dict[str, torch.Tensor] = {}
+    images_seen, data_seconds = 0, 0.0
+    interval = Interval()
     last_losses: dict[str, float] = {}
     unreadable: set[str] = set()
-    stopped = False
-    started = interval_started = time.perf_counter()
+    alarms: list[Alarm] = []
+    stopped, stopped_by = False, None
+    started = time.perf_counter()
     progress = tqdm(total=steps, initial=position.step, desc="train", unit="step", dynamic_ncols=True)
     while position.step < steps and not stopped:
         if position.offset >= sampler.num_items:
@@ -72,7 +102,7 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
         steps_before_epoch, whole_epoch = position.step, position.offset == 0
         fetch_started = time.perf_counter()
         for batch, features, problems in loader:
-            data_seconds += time.perf_counter() - fetch_started
+            interval.data_seconds += time.perf_counter() - fetch_started
             position.offset += len(batch) + len(problems)
             for problem in problems:
                 if problem not in unreadable:
@@ -85,37 +115,44 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
             if features is not None:
                 features = features.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                losses = loss_fn(model(content), content, content_features=features)
+                output = model(content)
+                losses = loss_fn(output, content, content_features=features)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
             optimizer.step()
             position.step += 1
             step = position.step
             images_seen += len(content)
-            interval_images += len(content)
-            interval_steps += 1
-            for name, value in losses.items():
-                interval_sums[name] = interval_sums.get(name, 0) + value.detach()
+            interval.add(losses, grad_norm, len(content))
 
             if step % log_interval == 0 or step == steps:
-                elapsed = time.perf_counter() - interval_started
-                last_losses = {name: float(total) / interval_steps for name, total in interval_sums.items()}
+                elapsed = time.perf_counter() - interval.started
+                last_losses = {name: float(total) / interval.steps for name, total in interval.losses.items()}
                 if not all(math.isfinite(value) for value in last_losses.values()):
-                    raise StylenetError(f"loss became NaN or Inf at step {step}: {last_losses}; try a lower lr")
-                speed = interval_images / max(elapsed, 1e-9)
+                    raise TrainingDiverged(f"the loss became NaN or Inf by step {step}: {last_losses}")
+                speed = interval.images / max(elapsed, 1e-9)
                 run_log.losses(last_losses, step)
                 run_log.scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+                run_log.scalar("train/grad_norm", float(interval.grad_norm) / interval.steps, step)
                 run_log.scalar("train/images_per_sec", speed, step)
-                run_log.scalar("train/data_wait_share", (data_seconds - interval_data_seconds) / max(elapsed, 1e-9), step)
-                interval_data_seconds = data_seconds
+                run_log.scalar("train/data_wait_share", interval.data_seconds / max(elapsed, 1e-9), step)
                 progress.set_postfix(loss=f"{last_losses['total']:.4g}", img_s=f"{speed:.1f}")
-                interval_sums, interval_steps, interval_images = {}, 0, 0
-                interval_started = time.perf_counter()
+                data_seconds += interval.data_seconds
+                interval = Interval()
+                if health is not None:
+                    raised = health.check(step, output, last_losses)
+                    alarms += raised
+                    failures = [alarm for alarm in raised if alarm.is_failure]
+                    if failures and health.mode == "stop":
+                        stopped_by = failures[0]
             if step % preview_interval == 0 or step == steps:
                 run_log.preview(model, preview_photos, step)
-            stopped = should_stop()
+            stopped = should_stop() or stopped_by is not None
             if step % checkpoint_interval == 0 or step == steps or stopped:
-                save_checkpoint(position)
+                if not finite_weights(model):
+                    raise TrainingDiverged(f"the network's weights became NaN or Inf by step {step}")
+                save_checkpoint(position, last_losses)
             progress.update(1)
             if step >= steps or stopped:
                 break
@@ -127,6 +164,7 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
     if unreadable:
         log.warning("%d unreadable training image(s) were skipped", len(unreadable))
     seconds = time.perf_counter() - started
+    data_seconds += interval.data_seconds
     return {
         "steps": position.step,
         "images": images_seen,
@@ -135,6 +173,8 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
         "data_wait_share": round(data_seconds / max(seconds, 1e-9), 4),
         "skipped_images": len(unreadable),
         "final_losses": last_losses,
+        "health_alarms": [f"{alarm.name} at step {alarm.step}: {alarm.message}" for alarm in alarms],
+        "stopped_by_health": None if stopped_by is None else f"{stopped_by.name}: {stopped_by.message}",
         "stopped": stopped,
     }
 
@@ -202,6 +242,50 @@ def find_resume(resume: str | None, run_dir: Path, current: dict[str, Any]) -> t
     return Path(resume), payload
 
 
+def restore(payload: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+            loss_fn: PerceptualLoss) -> Position:
+    """Put a training snapshot back: weights, optimizer, generators, style layer weights, data position."""
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    torch.set_rng_state(payload["rng"]["torch"])
+    if payload["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+    loss_fn.style_layer_weights = dict(payload["style_layer_weights"])
+    return Position(payload["step"], payload["epoch"], payload["offset"])
+
+
+def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: DataLoader, device: torch.device) -> None:
+    """loss.style_layer_norm=auto: weigh the style layers by the untrained network's first training batch."""
+    batch, features, _ = next(batch for batch in loader if batch[0].numel() > 0)
+    with torch.no_grad():
+        output = model(batch.to(device).float().div_(255.0))
+    before = dict(loss_fn.style_layer_weights)
+    after = loss_fn.balance_style_layers(output)
+    log.info("style_layer_norm=auto: style layer weights %s (were %s)",
+             {name: f"{value:.4g}" for name, value in after.items()}, before)
+
+
+def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
+    """What TensorBoard's HParams tab compares runs by: the config choices and the numbers people tune."""
+    choices = HydraConfig.get().runtime.choices
+    return {
+        "style": str(cfg.style.name), "model": choices.get("model"), "loss": choices.get("loss"),
+        "content_layer": str(cfg.loss.content_layer), "content_weight": float(cfg.loss.content_weight),
+        "style_weight": float(cfg.loss.style_weight), "tv_weight": float(cfg.loss.tv_weight),
+        "style_layer_norm": str(cfg.loss.style_layer_norm), "lr": float(cfg.lr), "batch_size": int(cfg.data.batch_size),
+        "image_size": int(cfg.data.image_size), "style_size": int(cfg.style.size), "seed": int(cfg.seed),
+        "optimizer": str(cfg.optimizer._target_),
+    }
+
+
+def check_choices(cfg: DictConfig) -> None:
+    if cfg.health not in MODES:
+        raise StylenetError(f"health must be one of {', '.join(MODES)}, got '{cfg.health}'")
+    if cfg.loss.style_layer_norm not in STYLE_LAYER_NORMS:
+        raise StylenetError(f"loss.style_layer_norm must be one of {', '.join(STYLE_LAYER_NORMS)}, "
+                            f"got '{cfg.loss.style_layer_norm}'")
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
@@ -213,13 +297,14 @@ def main(cfg: DictConfig) -> None:
 
     # Cheap checks that can fail come first: options, data and style image, before any network is built.
     require_whole_numbers(cfg, positive=POSITIVE_OPTIONS, non_negative=("data.workers",))
+    check_choices(cfg)
     dataset, collate = open_training_data(cfg.data, cfg.loss)
-    style_image = load_style_image(style_name, cfg.style.image, cfg.style.size)
+    style_image = load_style_image(style_name, cfg.style.image, cfg.style.size).to(device)
     preview_photos = preview_batch(dataset, list(cfg.preview.images), cfg.preview.count).to(device)
     current = fingerprint(cfg)
     resume_from = find_resume(cfg.resume, run_dir, current)
 
-    loss_fn = perceptual_loss_from_config(cfg.loss, style_image.to(device))
+    loss_fn = perceptual_loss_from_config(cfg.loss, style_image)
     if isinstance(dataset, CachedImages):
         dataset.require(digest=loss_fn.encoder.digest(loss_fn.content_layer), weights=loss_fn.encoder.weights_id)
     model_cfg = current["model"]
@@ -234,34 +319,46 @@ def main(cfg: DictConfig) -> None:
                         collate_fn=collate)
     steps = total_steps(cfg, len(loader))
 
-    position = Position()
+    position, resumed_total = Position(), None
     if resume_from is not None:
         path, payload = resume_from
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        torch.set_rng_state(payload["rng"]["torch"])
-        if payload["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
-        position = Position(payload["step"], payload["epoch"], payload["offset"])
+        position = restore(payload, model, optimizer, loss_fn)
+        resumed_total = payload["last_losses"].get("total")
         log.info("resuming from step %d of %s", position.step, path)
+    elif cfg.loss.style_layer_norm == "auto":
+        balance_style_layers(loss_fn, model, loader, device)
 
     checkpoint_folder = run_dir / "checkpoints"
 
-    def save_training_checkpoint(at: Position) -> None:
-        atomic_save(training_payload(model, optimizer, model_cfg, style_name, current, at.step, at.epoch, at.offset),
+    def save_training_checkpoint(at: Position, last_losses: dict[str, float]) -> None:
+        atomic_save(training_payload(model, optimizer, model_cfg, style_name, current, at.step, at.epoch, at.offset,
+                                     last_losses=last_losses, style_layer_weights=loss_fn.style_layer_weights),
                     checkpoint_folder / f"step_{at.step:07d}.pt")
         for old in sorted(checkpoint_folder.glob("step_*.pt"))[: -cfg.keep_checkpoints]:
             old.unlink()
 
     run_log = RunLog(run_dir)
+    health = HealthMonitor(cfg.health, run_log, steps, preview_photos, style_image, resumed_total,
+                           balanced_layers=cfg.loss.style_layer_norm == "auto")
     try:
         with StopRequest() as stop:
             summary = fit(model, loss_fn, loader, sampler, optimizer, position=position, steps=steps, device=device,
                           run_log=run_log, preview_photos=preview_photos, log_interval=cfg.log_interval,
                           preview_interval=cfg.preview.interval, checkpoint_interval=cfg.checkpoint_interval,
-                          save_checkpoint=save_training_checkpoint, amp=cfg.amp, should_stop=stop.event.is_set)
+                          save_checkpoint=save_training_checkpoint, amp=cfg.amp, should_stop=stop.event.is_set,
+                          health=health)
+        if not summary["stopped"]:
+            run_log.hparams(hyperparameters(cfg), summary["final_losses"], summary["images_per_sec"], position.step)
+    except TrainingDiverged as error:
+        last = sorted(checkpoint_folder.glob("step_*.pt"))
+        kept = f"the last good snapshot is {last[-1]}" if last else "no snapshot had been written yet"
+        raise StylenetError(f"{error}. Training stopped; {kept}. Try a lower lr (resume=<snapshot> lr=...)") from None
     finally:
         run_log.close()
+    if summary["stopped_by_health"]:
+        raise StylenetError(f"health=stop: training stopped at step {position.step} because of "
+                            f"{summary['stopped_by_health']}; snapshot in {checkpoint_folder} "
+                            f"(continue with resume=auto, health=warn to go on regardless)")
     if summary["stopped"]:
         log.info("stopped at step %d; checkpoint in %s. Continue with resume=auto", position.step, checkpoint_folder)
         return
@@ -272,6 +369,7 @@ def main(cfg: DictConfig) -> None:
         "torch": str(torch.__version__),
         "python": platform.python_version(),
         "loss_weights": loss_fn.encoder.weights_id,
+        "style_layer_weights": loss_fn.style_layer_weights,
         "config": OmegaConf.to_container(cfg, resolve=True),
     })
     # The run directory keeps its own copy, so a later run that replaces checkpoints/<style>.pt loses nothing.
@@ -280,6 +378,8 @@ def main(cfg: DictConfig) -> None:
     atomic_save(payload, run_copy)
     atomic_save(payload, published)
     log.info("final losses: %s", {name: f"{value:.4g}" for name, value in summary["final_losses"].items()})
+    if summary["health_alarms"]:
+        log.warning("health alarms during this run: %s", "; ".join(summary["health_alarms"]))
     log.info("wrote %s (a copy stays in %s)", published, run_copy)
 
 

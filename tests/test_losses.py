@@ -68,3 +68,14 @@ def test_loss_is_zero_when_output_is_content_and_style(perceptual: PerceptualLos
     style = torch.rand(1, 3, 32, 32)
     own = PerceptualLoss(perceptual.encoder, style[0], "relu2_2", {"relu1_2": 1.0}, 1.0, 1.0, 0.0)
     assert own(style, style)["total"].item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_balancing_makes_each_layer_proportional_to_its_weight_and_keeps_the_total(perceptual: PerceptualLoss) -> None:
+    output = torch.rand(2, 3, 32, 32)
+    before = perceptual(output, torch.rand(2, 3, 32, 32))
+    weights = perceptual.balance_style_layers(output)
+    after = perceptual(output, torch.rand(2, 3, 32, 32))
+    assert weights == perceptual.style_layer_weights and weights["relu1_2"] != 1.0
+    # Configured layer weights 1.0 and 0.5: the terms become 2:1, their sum unchanged.
+    assert after["style/relu1_2"].item() == pytest.approx(2 * after["style/relu2_2"].item(), rel=1e-4)
+    assert after["style"].item() == pytest.approx(before["style"].item(), rel=1e-4)

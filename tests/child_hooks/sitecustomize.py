@@ -9,7 +9,7 @@ if os.environ.get("STYLENET_TEST_KILL_BEFORE_REPLACE"):
     import kill_before_replace
 
     kill_before_replace.install(os.environ["STYLENET_TEST_KILL_BEFORE_REPLACE"])
-if os.environ.get("STYLENET_TEST_SIGNAL_AFTER"):
-    import signal_after_calls
+if os.environ.get("STYLENET_TEST_AFTER_CALLS"):
+    import after_calls
 
-    signal_after_calls.install(os.environ["STYLENET_TEST_SIGNAL_AFTER"])
+    after_calls.install(os.environ["STYLENET_TEST_AFTER_CALLS"])

@@ -1,0 +1,151 @@
+"""Training health: the failure modes that cost style-transfer practitioners days, caught while they happen.
+
+Failures (health=stop ends the run on them, with a checkpoint): the output collapsing to a flat
+image, a colour cast, the saturation collapsing, the loss jumping after a resume. Advice (always
+only a warning): loss-balance rules of thumb. Non-finite losses or weights end every run,
+whatever the mode (see train.fit). Every measured signal goes to TensorBoard under health/.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+
+from stylenet.monitor import RunLog
+
+log = logging.getLogger(__name__)
+
+MODES = ("warn", "stop", "off")
+FAILURES = ("collapse", "colour_cast", "saturation_collapse", "resume_jump")
+ADVICE = ("content_below_style", "tv_above_content", "style_layers_unbalanced")
+
+FLAT_STD = 0.01             # spatial standard deviation (images in [0, 1]) below which an output is flat
+CAST_MARGIN = 0.3           # channel-mean spread beyond both the photos' and the style's
+SATURATION_FRACTION = 0.2   # output saturation below this fraction of both the photos' and the style's
+COLOURFUL = 0.1             # ... when both of those are at least this saturated
+RESUME_JUMP = 1.5           # first total after a resume over the total stored in the checkpoint
+STYLE_DROPPED = 0.5         # the style loss "has dropped" below this fraction of its first value
+LAYER_SPREAD = 100.0        # largest over smallest per-layer style loss: "orders of magnitude"
+CHANNELS = ("r", "g", "b")
+
+
+def colour_statistics(images: torch.Tensor) -> dict[str, float]:
+    """Spatial std, per-channel mean/std, spread of the channel means, mean HSV saturation; images (N, 3, H, W) in [0, 1]."""
+    images = images.detach().float().clamp(0, 1)
+    channel_means = images.mean(dim=(0, 2, 3))
+    brightest, darkest = images.amax(dim=1), images.amin(dim=1)
+    saturation = torch.where(brightest > 1e-6, (brightest - darkest) / brightest.clamp_min(1e-6), torch.zeros_like(brightest))
+    stats = {
+        "spatial_std": float(images.flatten(2).std(dim=-1).mean()),
+        "channel_spread": float(channel_means.max() - channel_means.min()),
+        "saturation": float(saturation.mean()),
+    }
+    for name, mean, std in zip(CHANNELS, channel_means.tolist(), images.std(dim=(0, 2, 3)).tolist()):
+        stats[f"mean/{name}"], stats[f"std/{name}"] = mean, std
+    return stats
+
+
+@dataclass
+class Alarm:
+    name: str
+    step: int
+    message: str
+
+    @property
+    def is_failure(self) -> bool:
+        return self.name in FAILURES
+
+
+class HealthMonitor:
+    """Checks the last batch's output and the interval's losses at every log interval.
+
+    `photos` and `style` are the reference colour statistics: a cast or a grey output is judged
+    against what the network was given, so a blue style may give blue outputs.
+    """
+
+    def __init__(self, mode: str, run_log: RunLog, steps: int, photos: torch.Tensor, style: torch.Tensor,
+                 resumed_total: float | None = None, balanced_layers: bool = False) -> None:
+        if mode not in MODES:
+            raise ValueError(f"health must be one of {', '.join(MODES)}, got '{mode}'")
+        self.mode, self.run_log, self.steps = mode, run_log, steps
+        self.photos, self.style = colour_statistics(photos), colour_statistics(style.unsqueeze(0) if style.dim() == 3 else style)
+        self.resumed_total, self.balanced_layers = resumed_total, balanced_layers
+        self.first_style: float | None = None
+        self.raised: dict[str, Alarm] = {}
+
+    def check(self, step: int, output: torch.Tensor, losses: Mapping[str, float]) -> list[Alarm]:
+        """Log every signal; return the alarms raised at this check (each kind is warned about once)."""
+        stats = colour_statistics(output)
+        for name in CHANNELS:
+            self.run_log.scalar(f"output/mean/{name}", stats[f"mean/{name}"], step)
+            self.run_log.scalar(f"output/std/{name}", stats[f"std/{name}"], step)
+        if self.mode == "off":
+            return []
+        layers = {name: value for name, value in losses.items() if name.startswith("style/")}
+        signals = {
+            "output_spatial_std": stats["spatial_std"],
+            "channel_spread": stats["channel_spread"],
+            "saturation": stats["saturation"],
+            "content_over_style": losses["content"] / max(losses["style"], 1e-12),
+            "tv_over_content": losses["tv"] / max(losses["content"], 1e-12),
+        }
+        if len(layers) > 1:
+            signals["style_layer_spread"] = max(layers.values()) / max(min(layers.values()), 1e-12)
+        for name, value in signals.items():
+            self.run_log.scalar(f"health/{name}", value, step)
+
+        found = self._detect(step, stats, losses, signals)
+        for name in (*FAILURES, *ADVICE):
+            self.run_log.scalar(f"health/alarm/{name}", float(name in found), step)
+        new = [alarm for name, alarm in found.items() if name not in self.raised]
+        for alarm in new:
+            self.raised[alarm.name] = alarm
+            log.warning("health: %s at step %d: %s", alarm.name, alarm.step, alarm.message)
+        return new
+
+    def _detect(self, step: int, stats: dict[str, float], losses: Mapping[str, float],
+                signals: dict[str, float]) -> dict[str, Alarm]:
+        found: dict[str, Alarm] = {}
+
+        def alarm(name: str, message: str) -> None:
+            found[name] = Alarm(name, step, message)
+
+        if stats["spatial_std"] < FLAT_STD:
+            alarm("collapse", f"the outputs are flat (spatial std {stats['spatial_std']:.4f} < {FLAT_STD}; the photos' is "
+                              f"{self.photos['spatial_std']:.3f}): the network returns one colour whatever the input. "
+                              f"Lower lr, or raise loss.content_weight")
+        reference_spread = max(self.photos["channel_spread"], self.style["channel_spread"])
+        if stats["channel_spread"] > reference_spread + CAST_MARGIN:
+            means = ", ".join(f"{name} {stats[f'mean/{name}']:.2f}" for name in CHANNELS)
+            alarm("colour_cast", f"one channel dominates the outputs (channel means {means}; spread "
+                                 f"{stats['channel_spread']:.2f} against at most {reference_spread:.2f} in the photos "
+                                 f"and the style)")
+        least_colourful = min(self.photos["saturation"], self.style["saturation"])
+        if least_colourful >= COLOURFUL and stats["saturation"] < SATURATION_FRACTION * least_colourful:
+            alarm("saturation_collapse", f"the outputs lost their colour (mean saturation {stats['saturation']:.3f}; "
+                                         f"photos {self.photos['saturation']:.3f}, style {self.style['saturation']:.3f})")
+        if self.resumed_total is not None:
+            if losses["total"] > RESUME_JUMP * self.resumed_total:
+                alarm("resume_jump", f"the loss jumped after resuming: {losses['total']:.4g} against "
+                                     f"{self.resumed_total:.4g} when the checkpoint was written. Was the data, loss "
+                                     f"or optimizer changed?")
+            self.resumed_total = None  # only the first interval after a resume can show the jump
+
+        if self.first_style is None:
+            self.first_style = losses["style"]
+            if not self.balanced_layers and signals.get("style_layer_spread", 0) > LAYER_SPREAD:
+                per_layer = ", ".join(f"{name[6:]} {value:.3g}" for name, value in losses.items() if name.startswith("style/"))
+                alarm("style_layers_unbalanced", f"style losses of the layers differ by orders of magnitude ({per_layer}): "
+                                                 f"equal layer weights make little sense; try loss.style_layer_norm=auto")
+        elif losses["style"] < STYLE_DROPPED * self.first_style and losses["content"] < losses["style"]:
+            alarm("content_below_style", f"the style loss has dropped but the content loss ({losses['content']:.4g}) is "
+                                         f"below it ({losses['style']:.4g}): too little content is learned; raise "
+                                         f"loss.content_weight")
+        if step >= self.steps // 2 and losses["tv"] > losses["content"]:
+            alarm("tv_above_content", f"late in training the TV loss ({losses['tv']:.4g}) exceeds the content loss "
+                                      f"({losses['content']:.4g}; about half is healthy): neighbouring colours blur "
+                                      f"together; lower loss.tv_weight")
+        return found
