@@ -71,7 +71,7 @@ def tiny_train_overrides(root: Path, run_dir: Path, steps: int = 30) -> list[str
         "model=tiny", "loss.pretrained=false", f"data.root={root / 'photos'}", f"style.image={root / 'style.png'}",
         "style.name=tiny_style", "data.image_size=32", "data.batch_size=2", "data.workers=0", f"steps={steps}",
         "log_interval=1", "preview.interval=10", "preview.count=2", "checkpoint_interval=10",
-        "keep_checkpoints=2", f"hydra.run.dir={run_dir}", f"checkpoint_dir={root / 'checkpoints'}", "lr=3e-3",
+        "keep_checkpoints=2", f"hydra.run.dir={run_dir}", f"checkpoint_dir={run_dir.parent / 'checkpoints'}", "lr=3e-3",
         "loss.style_layer_norm=auto", "loss.content_weight=3e5",
     ]
 

@@ -24,7 +24,8 @@ def precompute(workspace: Path, cache: Path, *extra: str, **env: str) -> subproc
 
 def train_from_cache(workspace: Path, cache: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     # data.root points nowhere: everything must come from the cache.
-    overrides = tiny_train_overrides(workspace, run_dir) + [f"data.cache={cache}", "data.root=/nonexistent", *extra]
+    overrides = tiny_train_overrides(workspace, run_dir) + [f"data.cache={cache}", "data.root=/nonexistent",
+                                                            f"checkpoint_dir={run_dir.parent / 'published'}", *extra]
     return run_entry("train", *overrides, cwd=run_dir.parent)
 
 
