@@ -29,6 +29,8 @@ COLOURFUL = 0.1             # ... when both of those are at least this saturated
 RESUME_JUMP = 1.5           # first total after a resume over the total stored in the checkpoint
 STYLE_DROPPED = 0.5         # the style loss "has dropped" below this fraction of its first value
 LAYER_SPREAD = 100.0        # largest over smallest per-layer style loss: "orders of magnitude"
+LATE_STEP = 200             # "late in training": the second half, and not before this step (the untrained
+                            # network's outputs are noisy, so TV starts high)
 CHANNELS = ("r", "g", "b")
 
 
@@ -144,7 +146,7 @@ class HealthMonitor:
             alarm("content_below_style", f"the style loss has dropped but the content loss ({losses['content']:.4g}) is "
                                          f"below it ({losses['style']:.4g}): too little content is learned; raise "
                                          f"loss.content_weight")
-        if step >= self.steps // 2 and losses["tv"] > losses["content"]:
+        if step >= max(self.steps // 2, LATE_STEP) and losses["tv"] > losses["content"]:
             alarm("tv_above_content", f"late in training the TV loss ({losses['tv']:.4g}) exceeds the content loss "
                                       f"({losses['content']:.4g}; about half is healthy): neighbouring colours blur "
                                       f"together; lower loss.tv_weight")

@@ -250,7 +250,7 @@ def restore(payload: dict[str, Any], model: nn.Module, optimizer: torch.optim.Op
     torch.set_rng_state(payload["rng"]["torch"])
     if payload["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
-    loss_fn.style_layer_weights = dict(payload["style_layer_weights"])
+    loss_fn.style_layer_weights = dict(payload.get("style_layer_weights", loss_fn.style_layer_weights))
     return Position(payload["step"], payload["epoch"], payload["offset"])
 
 
@@ -323,7 +323,7 @@ def main(cfg: DictConfig) -> None:
     if resume_from is not None:
         path, payload = resume_from
         position = restore(payload, model, optimizer, loss_fn)
-        resumed_total = payload["last_losses"].get("total")
+        resumed_total = payload.get("last_losses", {}).get("total")
         log.info("resuming from step %d of %s", position.step, path)
     elif cfg.loss.style_layer_norm == "auto":
         balance_style_layers(loss_fn, model, loader, device)
