@@ -1,4 +1,4 @@
-"""Helpers of the benchmark scripts: timing that counts GPU work, and the line that says what was measured on."""
+"""Timing that counts GPU work, and the line that says what a measurement was taken on."""
 
 from __future__ import annotations
 
@@ -6,25 +6,29 @@ import platform
 import statistics
 import time
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, TypeVar
 
 import torch
 
+T = TypeVar("T")
+
+
+def timed(run: Callable[[], T], device: torch.device) -> tuple[T, float]:
+    """`run()` and its wall time; waits for the GPU before and after so that its work is counted."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    result = run()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return result, time.perf_counter() - started
+
 
 def median_seconds(run: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
-    """Median wall time of `run` after `warmup` untimed calls; waits for the GPU so its work is counted."""
-    def timed() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - started
-
+    """Median wall time of `run` after `warmup` untimed calls."""
     for _ in range(warmup):
-        timed()
-    return statistics.median(timed() for _ in range(repeats))
+        run()
+    return statistics.median(timed(run, device)[1] for _ in range(repeats))
 
 
 def describe_machine(device: torch.device) -> str:
