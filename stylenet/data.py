@@ -63,12 +63,24 @@ class EpochSampler(Sampler[int]):
     """A new random order each epoch, drawn from (seed, epoch) alone, that can start mid-epoch.
 
     Resuming therefore needs only (epoch, offset), never a generator's state, and gives exactly
-    the batches an uninterrupted run would have seen.
+    the batches an uninterrupted run would have seen. With `world` > 1 (distributed training) each
+    global batch of batch_size x world items of that order is split between the ranks, rank r
+    taking the r-th slice, and an epoch's incomplete last global batch is dropped so that every
+    rank takes every step; `offset` always counts items of the global order.
     """
 
-    def __init__(self, num_items: int, seed: int) -> None:
+    def __init__(self, num_items: int, seed: int, rank: int = 0, world: int = 1, batch_size: int = 1) -> None:
         self.num_items, self.seed = num_items, int(seed)
+        self.rank, self.world, self.batch_size = rank, world, batch_size
         self.epoch, self.offset = 0, 0
+
+    @property
+    def epoch_length(self) -> int:
+        """Items of the global order an epoch uses."""
+        if self.world == 1:
+            return self.num_items
+        whole = self.batch_size * self.world
+        return self.num_items // whole * whole
 
     def set_position(self, epoch: int, offset: int) -> None:
         """Start the next iteration at `offset` items into epoch `epoch`."""
@@ -76,10 +88,13 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.num_items, generator=generator)[self.offset:].tolist())
+        order = torch.randperm(self.num_items, generator=generator)[self.offset:self.epoch_length]
+        if self.world > 1:
+            order = order.view(-1, self.world, self.batch_size)[:, self.rank].flatten()
+        return iter(order.tolist())
 
     def __len__(self) -> int:
-        return self.num_items - self.offset
+        return (self.epoch_length - self.offset) // self.world
 
 
 def readable_batch(dataset: Dataset, limit: int | None = None) -> torch.Tensor:

@@ -75,12 +75,15 @@ class PerceptualLoss(nn.Module):
         return getattr(self, f"target_gram_{layer}")
 
     @torch.no_grad()
-    def balance_style_layers(self, output: torch.Tensor) -> dict[str, float]:
-        """Scale each style layer's weight by the inverse of its loss on `output` (the untrained network's),
-        so that each layer's term becomes proportional to its configured weight; the style term's
-        total on `output` stays the same. Returns the new weights."""
+    def style_layer_losses(self, output: torch.Tensor) -> dict[str, float]:
+        """Each style layer's unweighted loss on `output`: what balance_style_layers needs."""
         features = self.encoder(output, list(self.style_layer_weights))
-        raw = {name: float(style_loss(features[name], self.target_gram(name))) for name in self.style_layer_weights}
+        return {name: float(style_loss(features[name], self.target_gram(name))) for name in self.style_layer_weights}
+
+    def balance_style_layers(self, raw: dict[str, float]) -> dict[str, float]:
+        """Scale each style layer's weight by the inverse of its loss `raw[layer]` (style_layer_losses of
+        the untrained network's output), so that each layer's term becomes proportional to its
+        configured weight; the style term's total on that output stays the same. Returns the new weights."""
         if min(raw.values()) <= 0:
             raise ValueError(f"cannot balance style layers with a zero loss: {raw}")
         weighted_total = sum(weight * raw[name] for name, weight in self.style_layer_weights.items())

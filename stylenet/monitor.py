@@ -17,21 +17,27 @@ from stylenet.images import save_image
 class RunLog:
     """Everything a run writes for people to look at: TensorBoard events and preview PNGs."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
-        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+    def __init__(self, run_dir: Path, enabled: bool = True) -> None:
+        """enabled=False (the other ranks of a distributed run) writes nothing at all."""
+        self.run_dir, self.enabled = Path(run_dir), enabled
+        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard")) if enabled else None
 
     def losses(self, losses: dict[str, float], step: int) -> None:
         """Tags: loss/total, loss/content, loss/style, loss/style/<layer>, loss/tv."""
+        if not self.enabled:
+            return
         for name, value in losses.items():
             self.writer.add_scalar(f"loss/{name}", value, step)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        self.writer.add_scalar(tag, value, step)
+        if self.enabled:
+            self.writer.add_scalar(tag, value, step)
 
     def hparams(self, hyperparameters: dict[str, Any], final_losses: dict[str, float], images_per_sec: float,
                 step: int) -> None:
         """The HParams tab: this run's settings beside its final metrics (tags final/*, logged in this run)."""
+        if not self.enabled:
+            return
         metrics = {f"final/{name}": value for name, value in final_losses.items() if "/" not in name}
         metrics["final/images_per_sec"] = images_per_sec
         experiment, session_start, session_end = hparams(hyperparameters, metrics)
@@ -43,6 +49,8 @@ class RunLog:
     @torch.no_grad()
     def preview(self, model: nn.Module, photos: torch.Tensor, step: int) -> None:
         """One row per photo, content | output; logged as image 'preview' and saved as previews/step_N.png."""
+        if not self.enabled:
+            return
         was_training = model.training
         model.eval()
         outputs = model(photos).float()
@@ -53,4 +61,5 @@ class RunLog:
         save_image(grid, self.run_dir / "previews" / f"step_{step:07d}.png")
 
     def close(self) -> None:
-        self.writer.close()
+        if self.enabled:
+            self.writer.close()

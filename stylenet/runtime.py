@@ -1,4 +1,4 @@
-"""Device choice, seeding and stop requests, shared by every entry point."""
+"""Device choice, distributed start-up, seeding and stop requests, shared by the entry points."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import os
 import random
 import signal
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from stylenet.errors import StylenetError
 
@@ -33,6 +35,74 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise StylenetError("device=mps was asked for, but MPS is not available (use device=auto or cpu)")
     return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process stands in a torchrun job; rank 0 of world 1 when not distributed."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The average of `values` over the ranks (the values themselves in a single process)."""
+        if self.world > 1:
+            values = values.clone()
+            dist.all_reduce(values)
+            values /= self.world
+        return values
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """True on every rank when `flag` is true on any: decisions that all ranks must take together."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor([float(flag)], device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+    def from_main(self, value: object) -> object:
+        """Rank 0's `value`, on every rank."""
+        if self.world == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def quiet_logging() -> None:
+    """For ranks other than 0: warnings and errors on the console only, no lines in rank 0's log file."""
+    root = logging.getLogger()
+    for handler in [handler for handler in root.handlers if isinstance(handler, logging.FileHandler)]:
+        root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+
+
+def start_distributed(device_name: str) -> tuple[Distributed, torch.device]:
+    """Join the torchrun job this process belongs to (WORLD_SIZE > 1), else run alone.
+
+    NCCL and one GPU per process (cuda:LOCAL_RANK) on CUDA; gloo on the CPU.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed(), pick_device(device_name)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    elif device.type != "cpu":
+        raise StylenetError(f"distributed training runs on CUDA (NCCL) or the CPU (gloo), not {device.type}")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(rank, world, local_rank), device
 
 
 def seed_everything(seed: int) -> None:

@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -32,7 +33,7 @@ from stylenet.images import pil_to_tensor, read_image
 from stylenet.losses import STYLE_LAYER_NORMS, PerceptualLoss, perceptual_loss_from_config
 from stylenet.models import TransformerNet
 from stylenet.monitor import RunLog
-from stylenet.runtime import StopRequest, pick_device, seed_everything
+from stylenet.runtime import Distributed, StopRequest, quiet_logging, seed_everything, start_distributed
 
 log = logging.getLogger("stylenet.train")
 
@@ -77,14 +78,19 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
         optimizer: torch.optim.Optimizer, *, position: Position, steps: int, device: torch.device,
         run_log: RunLog, preview_photos: torch.Tensor, log_interval: int, preview_interval: int,
         checkpoint_interval: int, save_checkpoint: Callable[[Position, dict[str, float]], None], amp: bool,
-        should_stop: Callable[[], bool] = lambda: False, health: HealthMonitor | None = None) -> dict[str, Any]:
+        should_stop: Callable[[], bool] = lambda: False, health: HealthMonitor | None = None,
+        ranks: Distributed = Distributed()) -> dict[str, Any]:
     """The training loop, from `position` to `steps`; returns a summary (final losses averaged over the
     last log interval, speed, the share of time spent waiting for data, health alarms, and whether a
     stop was requested or the health monitor stopped the run).
 
     `loader` yields data.TrainingBatch tuples: with precomputed content features the loss skips the
     content images' VGG pass. NaN or Inf in the loss or the weights raises TrainingDiverged before
-    any checkpoint of them is written, so the last snapshot on disk stays a good one."""
+    any checkpoint of them is written, so the last snapshot on disk stays a good one.
+
+    Distributed (`ranks.world` > 1, `model` wrapped in DistributedDataParallel): every rank runs this
+    loop on its slice of each global batch; logged losses are averaged over the ranks; skipping a
+    step and stopping are decided by all ranks together; only rank 0 logs and saves."""
     use_amp = amp and device.type == "cuda"  # bf16 autocast: no loss scaling needed, unlike fp16
     model.train()
     images_seen, data_seconds = 0, 0.0
@@ -94,21 +100,22 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
     alarms: list[Alarm] = []
     stopped, stopped_by = False, None
     started = time.perf_counter()
-    progress = tqdm(total=steps, initial=position.step, desc="train", unit="step", dynamic_ncols=True)
+    progress = tqdm(total=steps, initial=position.step, desc="train", unit="step", dynamic_ncols=True,
+                    disable=not ranks.is_main)
     while position.step < steps and not stopped:
-        if position.offset >= sampler.num_items:
+        if position.offset >= sampler.epoch_length:
             position.epoch, position.offset = position.epoch + 1, 0
         sampler.set_position(position.epoch, position.offset)
         steps_before_epoch, whole_epoch = position.step, position.offset == 0
         fetch_started = time.perf_counter()
         for batch, features, problems in loader:
             interval.data_seconds += time.perf_counter() - fetch_started
-            position.offset += len(batch) + len(problems)
+            position.offset += (len(batch) + len(problems)) * ranks.world
             for problem in problems:
                 if problem not in unreadable:
                     unreadable.add(problem)
                     log.warning("skipped unreadable training image: %s", problem)
-            if batch.numel() == 0:
+            if ranks.any(batch.numel() == 0, device):  # every rank steps, or none
                 fetch_started = time.perf_counter()
                 continue
             content = batch.to(device, non_blocking=True).float().div_(255.0)
@@ -123,12 +130,14 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
             optimizer.step()
             position.step += 1
             step = position.step
-            images_seen += len(content)
-            interval.add(losses, grad_norm, len(content))
+            images_seen += len(content) * ranks.world
+            interval.add(losses, grad_norm, len(content) * ranks.world)
 
             if step % log_interval == 0 or step == steps:
                 elapsed = time.perf_counter() - interval.started
-                last_losses = {name: float(total) / interval.steps for name, total in interval.losses.items()}
+                names = list(interval.losses)
+                sums = ranks.mean(torch.stack([torch.as_tensor(interval.losses[name]) for name in names]))
+                last_losses = {name: float(total) / interval.steps for name, total in zip(names, sums.tolist())}
                 if not all(math.isfinite(value) for value in last_losses.values()):
                     raise TrainingDiverged(f"the loss became NaN or Inf by step {step}: {last_losses}")
                 speed = interval.images / max(elapsed, 1e-9)
@@ -147,12 +156,13 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
                     if failures and health.mode == "stop":
                         stopped_by = failures[0]
             if step % preview_interval == 0 or step == steps:
-                run_log.preview(model, preview_photos, step)
-            stopped = should_stop() or stopped_by is not None
+                run_log.preview(getattr(model, "module", model), preview_photos, step)
+            stopped = ranks.any(should_stop() or stopped_by is not None, device)
             if step % checkpoint_interval == 0 or step == steps or stopped:
                 if not finite_weights(model):
                     raise TrainingDiverged(f"the network's weights became NaN or Inf by step {step}")
-                save_checkpoint(position, last_losses)
+                if ranks.is_main:
+                    save_checkpoint(position, last_losses)
             progress.update(1)
             if step >= steps or stopped:
                 break
@@ -254,13 +264,15 @@ def restore(payload: dict[str, Any], model: nn.Module, optimizer: torch.optim.Op
     return Position(payload["step"], payload["epoch"], payload["offset"])
 
 
-def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: DataLoader, device: torch.device) -> None:
-    """loss.style_layer_norm=auto: weigh the style layers by the untrained network's first training batch."""
-    batch, features, _ = next(batch for batch in loader if batch[0].numel() > 0)
+def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: DataLoader, device: torch.device,
+                         ranks: Distributed) -> None:
+    """loss.style_layer_norm=auto: weigh the style layers by the untrained network's first (global) training batch."""
+    batch, _, _ = next(batch for batch in loader if batch[0].numel() > 0)
     with torch.no_grad():
-        output = model(batch.to(device).float().div_(255.0))
+        raw = loss_fn.style_layer_losses(model(batch.to(device).float().div_(255.0)))
+    averaged = ranks.mean(torch.tensor(list(raw.values()), dtype=torch.float64, device=device)).tolist()
     before = dict(loss_fn.style_layer_weights)
-    after = loss_fn.balance_style_layers(output)
+    after = loss_fn.balance_style_layers(dict(zip(raw, averaged)))
     log.info("style_layer_norm=auto: style layer weights %s (were %s)",
              {name: f"{value:.4g}" for name, value in after.items()}, before)
 
@@ -289,15 +301,29 @@ def check_choices(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    ranks, device = start_distributed(cfg.device)
+    try:
+        train(cfg, ranks, device)
+    finally:
+        ranks.close()
+
+
+def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
+    if not ranks.is_main:
+        quiet_logging()
+    # Every rank uses rank 0's run folder (Hydra's ${now} may differ by a second between processes).
+    run_dir = Path(str(ranks.from_main(HydraConfig.get().runtime.output_dir)))
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
     style_name = str(cfg.style.name)
-    log.info("run directory: %s; device: %s", run_dir, device)
+    log.info("run directory: %s; device: %s%s", run_dir, device,
+             f"; {ranks.world} ranks, {cfg.data.batch_size // ranks.world} images per rank" if ranks.world > 1 else "")
 
     # Cheap checks that can fail come first: options, data and style image, before any network is built.
     require_whole_numbers(cfg, positive=POSITIVE_OPTIONS, non_negative=("data.workers",))
     check_choices(cfg)
+    if cfg.data.batch_size % ranks.world:
+        raise StylenetError(f"data.batch_size={cfg.data.batch_size} is the global batch: it must divide evenly "
+                            f"between the {ranks.world} ranks")
     dataset, collate = open_training_data(cfg.data, cfg.loss)
     style_image = load_style_image(style_name, cfg.style.image, cfg.style.size).to(device)
     preview_photos = preview_batch(dataset, list(cfg.preview.images), cfg.preview.count).to(device)
@@ -313,8 +339,9 @@ def main(cfg: DictConfig) -> None:
     except (TypeError, ValueError) as error:
         raise StylenetError(f"model config {model_cfg}: {error}") from None
     optimizer = instantiate(cfg.optimizer, params=model.parameters())
-    sampler = EpochSampler(len(dataset), cfg.seed)
-    loader = DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=sampler, num_workers=cfg.data.workers,
+    per_rank = cfg.data.batch_size // ranks.world
+    sampler = EpochSampler(len(dataset), cfg.seed, ranks.rank, ranks.world, per_rank)
+    loader = DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=cfg.data.workers,
                         persistent_workers=cfg.data.workers > 0, pin_memory=device.type == "cuda",
                         collate_fn=collate)
     steps = total_steps(cfg, len(loader))
@@ -326,7 +353,7 @@ def main(cfg: DictConfig) -> None:
         resumed_total = payload.get("last_losses", {}).get("total")
         log.info("resuming from step %d of %s", position.step, path)
     elif cfg.loss.style_layer_norm == "auto":
-        balance_style_layers(loss_fn, model, loader, device)
+        balance_style_layers(loss_fn, model, loader, device, ranks)
 
     checkpoint_folder = run_dir / "checkpoints"
 
@@ -337,16 +364,18 @@ def main(cfg: DictConfig) -> None:
         for old in sorted(checkpoint_folder.glob("step_*.pt"))[: -cfg.keep_checkpoints]:
             old.unlink()
 
-    run_log = RunLog(run_dir)
+    run_log = RunLog(run_dir, enabled=ranks.is_main)
     health = HealthMonitor(cfg.health, run_log, steps, preview_photos, style_image, resumed_total,
-                           balanced_layers=cfg.loss.style_layer_norm == "auto")
+                           balanced_layers=cfg.loss.style_layer_norm == "auto") if ranks.is_main else None
+    trained = model if ranks.world == 1 else DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
     try:
         with StopRequest() as stop:
-            summary = fit(model, loss_fn, loader, sampler, optimizer, position=position, steps=steps, device=device,
+            summary = fit(trained, loss_fn, loader, sampler, optimizer, position=position, steps=steps, device=device,
                           run_log=run_log, preview_photos=preview_photos, log_interval=cfg.log_interval,
                           preview_interval=cfg.preview.interval, checkpoint_interval=cfg.checkpoint_interval,
                           save_checkpoint=save_training_checkpoint, amp=cfg.amp, should_stop=stop.event.is_set,
-                          health=health)
+                          health=health, ranks=ranks)
         if not summary["stopped"]:
             run_log.hparams(hyperparameters(cfg), summary["final_losses"], summary["images_per_sec"], position.step)
     except TrainingDiverged as error:
@@ -361,6 +390,8 @@ def main(cfg: DictConfig) -> None:
                             f"(continue with resume=auto, health=warn to go on regardless)")
     if summary["stopped"]:
         log.info("stopped at step %d; checkpoint in %s. Continue with resume=auto", position.step, checkpoint_folder)
+        return
+    if not ranks.is_main:
         return
 
     summary.update({

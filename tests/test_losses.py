@@ -73,7 +73,7 @@ def test_loss_is_zero_when_output_is_content_and_style(perceptual: PerceptualLos
 def test_balancing_makes_each_layer_proportional_to_its_weight_and_keeps_the_total(perceptual: PerceptualLoss) -> None:
     output = torch.rand(2, 3, 32, 32)
     before = perceptual(output, torch.rand(2, 3, 32, 32))
-    weights = perceptual.balance_style_layers(output)
+    weights = perceptual.balance_style_layers(perceptual.style_layer_losses(output))
     after = perceptual(output, torch.rand(2, 3, 32, 32))
     assert weights == perceptual.style_layer_weights and weights["relu1_2"] != 1.0
     # Configured layer weights 1.0 and 0.5: the terms become 2:1, their sum unchanged.
