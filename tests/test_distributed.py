@@ -83,3 +83,16 @@ def test_a_global_batch_that_does_not_divide_between_the_ranks_is_refused(root: 
     result = torchrun(root, tmp_path / "run", "data.batch_size=3")
     assert result.returncode != 0
     assert "data.batch_size=3 is the global batch: it must divide evenly between the 2 ranks" in result.stderr
+
+
+def test_every_rank_reads_the_precomputed_cache(root: Path, two_ranks: Path) -> None:
+    cache = root / "cache"
+    made = run_entry("precompute", "data=folder", f"data.root={root / 'photos'}", f"data.cache={cache}",
+                     "data.image_size=32", "loss.pretrained=false", "data.workers=0", cwd=root)
+    assert made.returncode == 0, made.stderr[-2000:]
+    run_dir = root / "cached" / "run"
+    run_dir.parent.mkdir()
+    result = torchrun(root, run_dir, f"data.cache={cache}", "data.root=/nonexistent")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "no content VGG pass" in result.stdout + result.stderr
+    assert totals(run_dir) == pytest.approx(totals(two_ranks), rel=0.01)  # float16 features
