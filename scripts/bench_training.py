@@ -87,7 +87,8 @@ def timed_training(dataset: ImageFolder | CachedImages, loss_fn: PerceptualLoss,
         for steps in (args.warmup, args.warmup + args.steps):
             summary = fit(model, loss_fn, loader, sampler, optimizer, position=position, steps=steps, device=device,
                           run_log=run_log, preview_photos=photo, log_interval=10**9, preview_interval=10**9,
-                          checkpoint_interval=10**9, save_checkpoint=lambda *_: None, amp=True)
+                          checkpoint_interval=10**9, save_checkpoint=lambda *_: None,
+                          amp=device.type == "cuda")
             if device.type == "cuda":
                 torch.cuda.synchronize()
     finally:

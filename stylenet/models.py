@@ -67,6 +67,21 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def replicate_pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """F.pad(x, (left, right, top, bottom), mode="replicate").
+
+    Under torch.compile it is written as an index gather: the compiled backward of replication_pad2d
+    fails on torch 2.15 (a stride mismatch in its meta kernel); eager mode keeps the native kernel.
+    """
+    if not torch.compiler.is_compiling():
+        return F.pad(x, pad, mode="replicate")
+    left, right, top, bottom = pad
+    height, width = x.shape[-2:]
+    rows = torch.arange(-top, height + bottom, device=x.device).clamp(0, height - 1)
+    columns = torch.arange(-left, width + right, device=x.device).clamp(0, width - 1)
+    return x.index_select(-2, rows).index_select(-1, columns)
+
+
 class FusedUpsampleConv(nn.Module):
     """Nearest x2 upsampling + reflection-padded 3x3 convolution, computed at the low resolution.
 
@@ -91,7 +106,7 @@ class FusedUpsampleConv(nn.Module):
         weight = torch.einsum("pak,qbl,oikl->opqiab", taps, taps, self.conv.weight)
         weight = weight.reshape(-1, *self.conv.weight.shape[1:])  # channel o*4 + row phase*2 + column phase
         bias = None if self.conv.bias is None else self.conv.bias.repeat_interleave(4)
-        padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        padded = replicate_pad(x, (1, 1, 1, 1))
         return F.pixel_shuffle(F.conv2d(padded, weight, bias, groups=self.conv.groups), 2)
 
 
@@ -144,7 +159,7 @@ class TransformerNet(nn.Module):
         multiple = self.size_multiple
         padded_height = max(MIN_SIZE * multiple // 4, -(-height // multiple) * multiple)
         padded_width = max(MIN_SIZE * multiple // 4, -(-width // multiple) * multiple)
-        x = F.pad(image, (0, padded_width - width, 0, padded_height - height), mode="replicate")
+        x = replicate_pad(image, (0, padded_width - width, 0, padded_height - height))
         if self.half_resolution:
             x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
         x = self.decoder(self.residuals(self.encoder(x)))

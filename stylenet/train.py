@@ -70,14 +70,21 @@ class Interval:
             self.losses[name] = self.losses.get(name, 0) + value.detach()
 
 
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The network inside torch.compile's and DistributedDataParallel's wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
 def finite_weights(model: nn.Module) -> bool:
     return bool(torch.stack([parameter.isfinite().all() for parameter in model.parameters()]).all())
 
 
-def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: EpochSampler,
+def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], loader: DataLoader, sampler: EpochSampler,
         optimizer: torch.optim.Optimizer, *, position: Position, steps: int, device: torch.device,
         run_log: RunLog, preview_photos: torch.Tensor, log_interval: int, preview_interval: int,
         checkpoint_interval: int, save_checkpoint: Callable[[Position, dict[str, float]], None], amp: bool,
+        memory_format: torch.memory_format = torch.contiguous_format,
         should_stop: Callable[[], bool] = lambda: False, health: HealthMonitor | None = None,
         ranks: Distributed = Distributed()) -> dict[str, Any]:
     """The training loop, from `position` to `steps`; returns a summary (final losses averaged over the
@@ -91,7 +98,6 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
     Distributed (`ranks.world` > 1, `model` wrapped in DistributedDataParallel): every rank runs this
     loop on its slice of each global batch; logged losses are averaged over the ranks; skipping a
     step and stopping are decided by all ranks together; only rank 0 logs and saves."""
-    use_amp = amp and device.type == "cuda"  # bf16 autocast: no loss scaling needed, unlike fp16
     model.train()
     images_seen, data_seconds = 0, 0.0
     interval = Interval()
@@ -118,10 +124,10 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
             if ranks.any(batch.numel() == 0, device):  # every rank steps, or none
                 fetch_started = time.perf_counter()
                 continue
-            content = batch.to(device, non_blocking=True).float().div_(255.0)
+            content = batch.to(device, non_blocking=True).float().div_(255.0).contiguous(memory_format=memory_format)
             if features is not None:
                 features = features.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):  # bf16: no loss scaling needed
                 output = model(content)
                 losses = loss_fn(output, content, content_features=features)
             optimizer.zero_grad(set_to_none=True)
@@ -156,7 +162,7 @@ def fit(model: nn.Module, loss_fn: PerceptualLoss, loader: DataLoader, sampler: 
                     if failures and health.mode == "stop":
                         stopped_by = failures[0]
             if step % preview_interval == 0 or step == steps:
-                run_log.preview(getattr(model, "module", model), preview_photos, step)
+                run_log.preview(unwrapped(model), preview_photos, step)
             stopped = ranks.any(should_stop() or stopped_by is not None, device)
             if step % checkpoint_interval == 0 or step == steps or stopped:
                 if not finite_weights(model):
@@ -290,7 +296,12 @@ def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
 def check_choices(cfg: DictConfig) -> None:
+    if cfg.precision not in PRECISIONS:
+        raise StylenetError(f"precision must be one of {', '.join(PRECISIONS)}, got '{cfg.precision}'")
     if cfg.health not in MODES:
         raise StylenetError(f"health must be one of {', '.join(MODES)}, got '{cfg.health}'")
     if cfg.loss.style_layer_norm not in STYLE_LAYER_NORMS:
@@ -315,6 +326,7 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     run_dir = Path(str(ranks.from_main(HydraConfig.get().runtime.output_dir)))
     seed_everything(cfg.seed)
     style_name = str(cfg.style.name)
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     log.info("run directory: %s; device: %s%s", run_dir, device,
              f"; {ranks.world} ranks, {cfg.data.batch_size // ranks.world} images per rank" if ranks.world > 1 else "")
 
@@ -367,14 +379,21 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     run_log = RunLog(run_dir, enabled=ranks.is_main)
     health = HealthMonitor(cfg.health, run_log, steps, preview_photos, style_image, resumed_total,
                            balanced_layers=cfg.loss.style_layer_norm == "auto") if ranks.is_main else None
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format)
+    loss_fn.to(memory_format=memory_format)
     trained = model if ranks.world == 1 else DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_loss: Callable[..., dict[str, torch.Tensor]] = loss_fn
+    if cfg.compile:
+        trained, step_loss = torch.compile(trained), torch.compile(loss_fn)
     try:
         with StopRequest() as stop:
-            summary = fit(trained, loss_fn, loader, sampler, optimizer, position=position, steps=steps, device=device,
+            summary = fit(trained, step_loss, loader, sampler, optimizer, position=position, steps=steps, device=device,
                           run_log=run_log, preview_photos=preview_photos, log_interval=cfg.log_interval,
                           preview_interval=cfg.preview.interval, checkpoint_interval=cfg.checkpoint_interval,
-                          save_checkpoint=save_training_checkpoint, amp=cfg.amp, should_stop=stop.event.is_set,
+                          save_checkpoint=save_training_checkpoint, amp=bf16, memory_format=memory_format,
+                          should_stop=stop.event.is_set,
                           health=health, ranks=ranks)
         if not summary["stopped"]:
             run_log.hparams(hyperparameters(cfg), summary["final_losses"], summary["images_per_sec"], position.step)
