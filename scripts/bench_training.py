@@ -5,6 +5,7 @@ model, loss and batch; writes Markdown tables.
     python scripts/bench_training.py --images data/coco/train2014 --count 2000 --image-size 256
     python scripts/bench_training.py --smoke                          # tiny sizes: checks the script works
     python scripts/bench_training.py loss.content_layer=relu4_1 --workers 0   # loss overrides come first
+    python scripts/bench_training.py --image-size 256 --switches      # each speed switch on and off
 
 For each data source (the folder; the cache with content features; the images-only cache) and each
 DataLoader worker count it runs stylenet.train.fit for --warmup steps, then times --steps more, and
@@ -17,10 +18,12 @@ random weights (timing does not depend on their values), so no download is neede
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,12 +74,36 @@ def build_cache(folder: Path, dataset: ImageFolder, loss_fn: PerceptualLoss | No
     return CachedImages(folder), len(dataset) / (time.perf_counter() - started)
 
 
+@dataclass(frozen=True)
+class Switches:
+    """The training speed switches of conf/train.yaml (and +optimizer.fused), as one benchmark row sets them."""
+
+    bf16: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    fused_adam: bool = False
+
+
+SWITCH_ROWS = {
+    "none (fp32)": Switches(),
+    "precision=bf16": Switches(bf16=True),
+    "channels_last=true": Switches(channels_last=True),
+    "compile=true": Switches(compile=True),
+    "+optimizer.fused=true": Switches(fused_adam=True),
+    "all four": Switches(True, True, True, True),
+}
+
+
 def timed_training(dataset: ImageFolder | CachedImages, loss_fn: PerceptualLoss, args: argparse.Namespace,
-                   workers: int, device: torch.device, run_dir: Path) -> dict[str, float]:
-    """Seconds per step and data-wait share of `args.steps` training steps after `args.warmup` steps."""
+                   workers: int, device: torch.device, run_dir: Path, switches: Switches) -> dict[str, float]:
+    """Seconds per step and data-wait share of `args.steps` training steps after `args.warmup` steps,
+    set up as stylenet.train sets up a run with these switches."""
     seed_everything(0)
-    model = TransformerNet(**model_config(args.model)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    memory_format = torch.channels_last if switches.channels_last else torch.contiguous_format
+    model = TransformerNet(**model_config(args.model)).to(device, memory_format=memory_format)
+    loss_fn = copy.deepcopy(loss_fn).to(memory_format=memory_format)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=switches.fused_adam or None)
+    trained, step_loss = (torch.compile(model), torch.compile(loss_fn)) if switches.compile else (model, loss_fn)
     sampler = EpochSampler(len(dataset), seed=0)
     collate = pass_batch_through if isinstance(dataset, CachedImages) else collate_skipping_unreadable
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=workers,
@@ -85,16 +112,32 @@ def timed_training(dataset: ImageFolder | CachedImages, loss_fn: PerceptualLoss,
     run_log, position = RunLog(run_dir), Position()
     try:
         for steps in (args.warmup, args.warmup + args.steps):
-            summary = fit(model, loss_fn, loader, sampler, optimizer, position=position, steps=steps, device=device,
-                          run_log=run_log, preview_photos=photo, log_interval=10**9, preview_interval=10**9,
-                          checkpoint_interval=10**9, save_checkpoint=lambda *_: None,
-                          amp=device.type == "cuda")
+            summary = fit(trained, step_loss, loader, sampler, optimizer, position=position, steps=steps,
+                          device=device, run_log=run_log, preview_photos=photo, log_interval=10**9,
+                          preview_interval=10**9, checkpoint_interval=10**9, save_checkpoint=lambda *_: None,
+                          amp=switches.bf16, memory_format=memory_format)
             if device.type == "cuda":
                 torch.cuda.synchronize()
     finally:
         run_log.close()
     seconds = summary["seconds"] / args.steps
     return {"seconds": seconds, "data_share": summary["data_wait_share"]}
+
+
+def bench_switches(sources: dict[str, ImageFolder | CachedImages], loss_fn: PerceptualLoss, args: argparse.Namespace,
+                   device: torch.device, workdir: Path) -> None:
+    """Each speed switch alone and all together, from the folder and from the cache: images/s and the
+    time 160,000 training images (Johnson et al.'s 40,000 steps of 4) would take at this size."""
+    workers = args.workers[0]
+    print(f"| switches | data | images/s | 160,000 images | vs none |\n| --- | --- | --- | --- | --- |", flush=True)
+    baseline = None
+    for data in ("folder", "cache"):
+        for name, switches in SWITCH_ROWS.items():
+            result = timed_training(sources[data], loss_fn, args, workers, device,
+                                    workdir / "runs" / f"switch_{data}_{len(name)}", switches)
+            rate = args.batch_size / result["seconds"]
+            baseline = baseline or rate
+            print(f"| {name} | {data} | {rate:.2f} | {160_000 / rate / 3600:.1f} h | {rate / baseline:.2f}x |", flush=True)
 
 
 def bench_device(device: torch.device, dataset: ImageFolder, cfg: DictConfig, args: argparse.Namespace,
@@ -128,11 +171,15 @@ def bench_device(device: torch.device, dataset: ImageFolder, cfg: DictConfig, ar
     print(f"\nprecompute: {rate:.1f} images/s with features ({human_bytes(features_bytes)} of features per image), "
           f"{images_rate:.1f} images/s images only\n", flush=True)
 
+    if args.switches:
+        bench_switches(sources, loss_fn, args, device, workdir)
+        return
     print("| data | workers | s/step | steps/s | data wait | vs folder |\n| --- | --- | --- | --- | --- | --- |", flush=True)
     for workers in args.workers:
         baseline = None
         for name in SOURCES:
-            result = timed_training(sources[name], loss_fn, args, workers, device, workdir / "runs" / f"{name}_{workers}")
+            result = timed_training(sources[name], loss_fn, args, workers, device, workdir / "runs" / f"{name}_{workers}",
+                                    Switches(bf16=device.type == "cuda"))
             baseline = baseline or result["seconds"]
             print(f"| {name} | {workers} | {result['seconds']:.3f} | {1 / result['seconds']:.2f} | "
                   f"{result['data_share'] * 100:.1f}% | {baseline / result['seconds']:.2f}x |", flush=True)
@@ -155,6 +202,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--workdir", type=Path, help="where images, caches and runs go (default: a temporary folder)")
+    parser.add_argument("--switches", action="store_true",
+                        help="instead of the data table: each speed switch (bf16, channels_last, compile, fused Adam) "
+                             "alone and together, from the folder and the cache, with the time for 160,000 images")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and few steps: does the script work")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the loss, e.g. loss.content_layer=relu4_1")
     args = parser.parse_args()
