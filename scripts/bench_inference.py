@@ -6,8 +6,9 @@
 For each variant (conf/model/<variant>.yaml) and size: median latency over --repeats runs after
 --warmup runs, parameters and multiply-accumulates (counted by torch's FLOP counter, so the fused
 layers count what they really compute). On CPU the thread count is reported; on CUDA fp32 and
-bf16/fp16 with channels_last are measured. --ablation measures each CPU optimisation of the
-fast path separately, all in the same run.
+bf16/fp16 with channels_last are measured; --compile adds each of them under torch.compile.
+Cells give the latency, frames per second and the ratio to the first variant. --ablation
+measures each CPU optimisation of the fast path separately, all in the same run.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from stylenet.configs import model_config
 from stylenet.models import FusedUpsampleConv, TransformerNet
 from stylenet.benchmarking import describe_machine, median_seconds
 
-SIZES = ["256x256", "512x512", "1000x1000", "1920x1080"]
+SIZES = ["256x256", "512x512", "1000x1000", "1280x720", "1920x1080"]
 VARIANTS = ["johnson", "separable", "resize", "fast"]
 
 
@@ -54,7 +55,9 @@ def unfused(model: TransformerNet) -> TransformerNet:
 
 
 def bench_variants(device: torch.device, variants: list[str], sizes: list[str], warmup: int, repeats: int,
-                   precisions: list[tuple[str, torch.dtype, bool]]) -> list[str]:
+                   precisions: list[tuple[str, torch.dtype, bool]], compile_too: bool = False) -> list[str]:
+    if compile_too:
+        precisions = precisions + [(f"{label}, compiled", dtype, last) for label, dtype, last in precisions]
     header = "| variant | size | params | GMAC | " + " | ".join(label for label, _, _ in precisions) + " |"
     rows = [header, "|" + " --- |" * (4 + len(precisions))]
     print("\n".join(rows), flush=True)
@@ -69,12 +72,14 @@ def bench_variants(device: torch.device, variants: list[str], sizes: list[str], 
             for label, dtype, channels_last in precisions:
                 memory_format = torch.channels_last if channels_last else torch.contiguous_format
                 net = copy.deepcopy(model).to(dtype=dtype, memory_format=memory_format)
+                if label.endswith("compiled"):
+                    net = torch.compile(net)
                 image = torch.rand(1, 3, height, width, device=device, dtype=dtype).to(memory_format=memory_format)
                 with torch.inference_mode():
                     seconds = median_seconds(lambda: net(image), device, warmup, repeats)
                 baseline.setdefault((label, size), seconds)
                 ratio = baseline[(label, size)] / seconds
-                cells.append(f"{seconds * 1000:.1f} ms ({ratio:.1f}x)")
+                cells.append(f"{seconds * 1000:.1f} ms, {1 / seconds:.1f} fps ({ratio:.1f}x)")
             rows.append(f"| {variant} | {size} | {params / 1e6:.3f} M | {macs / 1e9:.2f} | " + " | ".join(cells) + " |")
             print(rows[-1], flush=True)
     return rows
@@ -121,6 +126,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--ablation", action="store_true", help="also measure each CPU optimisation of 'fast'")
+    parser.add_argument("--compile", action="store_true", help="also measure every precision under torch.compile")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run each: does the script work")
     args = parser.parse_args()
     if args.smoke:
@@ -149,7 +155,7 @@ def main() -> int:
         else:
             half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             precisions = [("fp32", torch.float32, False), (f"{str(half).split('.')[-1]} channels_last", half, True)]
-        bench_variants(device, args.variants, sizes, args.warmup, args.repeats, precisions)
+        bench_variants(device, args.variants, sizes, args.warmup, args.repeats, precisions, args.compile)
         print("\n(ratio: the first variant's latency over this one's, same size and precision)")
         if device.type == "cpu" and args.ablation:
             print()

@@ -27,6 +27,13 @@ def test_bench_inference_smoke(tmp_path: Path) -> None:
     assert any("fused upsampling, inference_mode (what stylenet runs)" in row for row in rows)
 
 
+def test_bench_inference_smoke_compiled(tmp_path: Path) -> None:
+    result = run_script("bench_inference.py", "--smoke", "--compile", "--variants", "fast", "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| variant"))
+    assert "fp32, compiled" in header and " fps " in result.stdout
+
+
 def test_bench_training_smoke(tmp_path: Path) -> None:
     result = run_script("bench_training.py", "--smoke", "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
