@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
@@ -69,8 +70,10 @@ def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: 
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
     pairs = plan(Path(cfg.input).expanduser(), Path(cfg.output).expanduser())
-    stylizer = load(cfg.checkpoint, device=cfg.device)
-    log.info("style '%s' on %s: %d image(s)", stylizer.style, stylizer.device, len(pairs))
+    channels_last = None if cfg.channels_last == "auto" else cfg.channels_last
+    stylizer = load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=channels_last)
+    log.info("style '%s' on %s (%s%s): %d image(s)", stylizer.style, stylizer.device, str(stylizer.dtype).split(".")[-1],
+             ", channels_last" if stylizer.memory_format == torch.channels_last else "", len(pairs))
     written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, cfg.overwrite)
     summary = f"{written} written, {len(failures)} failed"
     if skipped:

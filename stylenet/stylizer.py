@@ -9,16 +9,37 @@ import torch
 from PIL import Image
 
 from stylenet.checkpoint import build_model, load_checkpoint
+from stylenet.errors import StylenetError
 from stylenet.images import pil_to_tensor, tensor_to_pil
 from stylenet.models import TransformerNet
 from stylenet.runtime import pick_device
 
 
-class Stylizer:
-    """A trained network ready for inference: no autograd, eval mode, on its device."""
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-    def __init__(self, model: TransformerNet, device: torch.device, style: str, summary: dict[str, Any]) -> None:
-        self.model = model.to(device).eval().requires_grad_(False)
+
+def inference_settings(device: torch.device, precision: str = "auto",
+                       channels_last: bool | None = None) -> tuple[torch.dtype, bool]:
+    """auto: half precision (bf16 where the GPU has it, else fp16) and channels_last on CUDA; fp32 elsewhere."""
+    if precision == "auto":
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "fp32"
+    if precision not in PRECISIONS:
+        raise StylenetError(f"precision must be auto or one of {', '.join(PRECISIONS)}, got '{precision}'")
+    return PRECISIONS[precision], device.type == "cuda" if channels_last is None else bool(channels_last)
+
+
+class Stylizer:
+    """A trained network ready for inference: no autograd, eval mode, on its device, in its precision
+    and memory format (the input is converted; the output is always float32)."""
+
+    def __init__(self, model: TransformerNet, device: torch.device, style: str, summary: dict[str, Any],
+                 dtype: torch.dtype = torch.float32, channels_last: bool = False) -> None:
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.dtype = dtype
+        self.model = model.to(device, dtype=dtype, memory_format=self.memory_format).eval().requires_grad_(False)
         self.device = device
         self.style = style
         self.summary = summary
@@ -32,14 +53,23 @@ class Stylizer:
     def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
         """A PIL image gives a PIL image; a float batch (N, 3, H, W) in [0, 1] gives a batch on the same device."""
         if isinstance(image, Image.Image):
-            batch = pil_to_tensor(image.convert("RGB")).unsqueeze(0).to(self.device)
-            return tensor_to_pil(self.model(batch))
+            return tensor_to_pil(self.run(pil_to_tensor(image.convert("RGB")).unsqueeze(0)))
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"expected a float batch of shape (N, 3, H, W), got {tuple(image.shape)}")
-        return self.model(image.to(self.device, torch.float32)).to(image.device)
+        return self.run(image).to(image.device)
+
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        return self.model(batch).float()
 
 
-def load(path: str | os.PathLike, device: str = "auto") -> Stylizer:
-    """Load an inference file (checkpoints/<style>.pt) safely and return a Stylizer for it."""
+def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto",
+         channels_last: bool | None = None) -> Stylizer:
+    """Load an inference file (checkpoints/<style>.pt) safely and return a Stylizer for it.
+
+    precision: auto | fp32 | bf16 | fp16 (auto: half precision on CUDA, fp32 elsewhere);
+    channels_last: None follows the device (on for CUDA)."""
     payload = load_checkpoint(path, kind="inference")
-    return Stylizer(build_model(payload, path), pick_device(device), payload["style"], payload.get("summary", {}))
+    target = pick_device(device)
+    dtype, last = inference_settings(target, precision, channels_last)
+    return Stylizer(build_model(payload, path), target, payload["style"], payload.get("summary", {}), dtype, last)

@@ -84,3 +84,23 @@ def test_python_api_stylises_pil_images_and_tensors(trained_run: TrainedRun) -> 
     out = stylizer(batch)
     assert out.shape == batch.shape and not out.requires_grad
     assert torch.allclose(out[0], stylizer(batch[:1])[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("precision,channels_last,tolerance", [
+    ("bf16", False, 0.03), ("fp32", True, 1e-5), ("bf16", True, 0.03),
+])
+def test_inference_precision_and_memory_format_keep_the_output(trained_run: TrainedRun, precision: str,
+                                                              channels_last: bool, tolerance: float) -> None:
+    batch = torch.rand(2, 3, 27, 33)
+    reference = stylenet.load(trained_run.checkpoint, device="cpu", precision="fp32", channels_last=False)(batch)
+    fast = stylenet.load(trained_run.checkpoint, device="cpu", precision=precision, channels_last=channels_last)
+    out = fast(batch)
+    assert out.dtype == torch.float32 and out.shape == batch.shape
+    assert (out - reference).abs().max() < tolerance
+
+
+def test_unknown_inference_precision_is_a_clear_error(trained_run: TrainedRun, tmp_path: Path) -> None:
+    random_image(20, 20).save(tmp_path / "in.png")
+    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'in.png'}",
+                       f"output={tmp_path / 'out.png'}", "precision=fp8", cwd=tmp_path)
+    assert result.returncode == 2 and "precision must be auto or one of fp32, bf16, fp16, got 'fp8'" in result.stderr
