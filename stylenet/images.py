@@ -108,3 +108,11 @@ def resize_to_long_side(image: Image.Image, size: int) -> Image.Image:
         return image
     width, height = (max(1, round(side * scale)) for side in image.size)
     return image.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def keep_colours(styled: Image.Image, content: Image.Image) -> Image.Image:
+    """The styled image's luminance with the content's chroma (YCbCr), so that only the style's
+    strokes and textures carry over, not its palette (Gatys et al. 2016, "Preserving colour")."""
+    luminance = styled.convert("YCbCr").getchannel("Y")
+    _, blue, red = content.convert("YCbCr").split()
+    return Image.merge("YCbCr", (luminance, blue, red)).convert("RGB")

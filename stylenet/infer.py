@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
@@ -14,14 +16,35 @@ from tqdm import tqdm
 
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.images import is_image_file, list_images, read_image, resize_to_long_side, save_image
-from stylenet.stylizer import Stylizer, load
+from stylenet.stylizer import Stylizer, load, stylize_picture
 
 log = logging.getLogger("stylenet.infer")
 EXIT_SOME_FAILED = 1
 
 
+GLOB_CHARACTERS = "*?["
+
+
+def plan_glob(pattern: str, target: Path) -> list[tuple[Path, Path]]:
+    """A glob (quote it in the shell; ** searches sub-folders) maps into a folder, mirroring the paths
+    below the pattern's last folder without wildcards."""
+    if is_image_file(target):
+        raise StylenetError(f"input {pattern} is a pattern, so output must be a folder, not {target}")
+    parts = Path(pattern).parts
+    base = Path(*parts[:next(i for i, part in enumerate(parts) if any(c in part for c in GLOB_CHARACTERS))] or ".")
+    matches = sorted(Path(match) for match in glob.glob(pattern, recursive=True)
+                     if is_image_file(Path(match)) and Path(match).is_file()
+                     and not Path(match).resolve().is_relative_to(target.resolve()))
+    if not matches:
+        raise StylenetError(f"no images match {pattern}")
+    return [(match, target / match.relative_to(base)) for match in matches]
+
+
 def plan(source: Path, target: Path) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: a file maps to a file (or into a folder), a folder is mirrored into a folder."""
+    """(input, output) pairs: a file maps to a file (or into a folder), a folder is mirrored into a
+    folder, a glob pattern maps into a folder."""
+    if not source.exists() and any(c in str(source) for c in GLOB_CHARACTERS):
+        return plan_glob(str(source), target)
     if source.is_dir():
         if target.exists() and not target.is_dir():
             raise StylenetError(f"input {source} is a folder, so output must be a folder, but {target} is a file")
@@ -43,7 +66,7 @@ def plan(source: Path, target: Path) -> list[tuple[Path, Path]]:
 
 
 def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: int | None,
-                  overwrite: bool) -> tuple[int, int, list[str]]:
+                  overwrite: bool, **options: Any) -> tuple[int, int, list[str]]:
     """Stylise each pair; an unreadable input is reported and skipped. Returns (written, skipped, failures)."""
     written, skipped, failures = 0, 0, []
     for source, target in tqdm(pairs, desc="stylize", unit="image", disable=len(pairs) < 2):
@@ -61,7 +84,7 @@ def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: 
             continue
         if max_size and max(image.size) > max_size:
             image = resize_to_long_side(image, int(max_size))
-        save_image(stylizer(image), target)
+        save_image(stylize_picture(stylizer, image, **options), target)
         written += 1
     return written, skipped, failures
 
@@ -74,7 +97,9 @@ def main(cfg: DictConfig) -> None:
     stylizer = load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=channels_last)
     log.info("style '%s' on %s (%s%s): %d image(s)", stylizer.style, stylizer.device, str(stylizer.dtype).split(".")[-1],
              ", channels_last" if stylizer.memory_format == torch.channels_last else "", len(pairs))
-    written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, cfg.overwrite)
+    written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, cfg.overwrite, strength=float(cfg.strength),
+                                               preserve_color=bool(cfg.preserve_color),
+                                               stroke_scale=float(cfg.stroke_scale))
     summary = f"{written} written, {len(failures)} failed"
     if skipped:
         summary += f", {skipped} skipped because the output exists (pass overwrite=true to replace)"

@@ -10,7 +10,7 @@ from PIL import Image
 
 from stylenet.checkpoint import build_model, load_checkpoint
 from stylenet.errors import StylenetError
-from stylenet.images import pil_to_tensor, tensor_to_pil
+from stylenet.images import keep_colours, pil_to_tensor, tensor_to_pil
 from stylenet.models import TransformerNet
 from stylenet.runtime import pick_device
 
@@ -61,6 +61,32 @@ class Stylizer:
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
         return self.model(batch).float()
+
+
+def stylize_picture(stylizer: Stylizer, picture: Image.Image, *, strength: float = 1.0, preserve_color: bool = False,
+                    stroke_scale: float = 1.0) -> Image.Image:
+    """One picture with the options users tune after training, in this order:
+
+    stroke_scale: run the network on the picture scaled by this factor and bring the result back to
+    the picture's size (below 1: larger brush strokes, above 1: finer ones); preserve_color: keep the
+    picture's colours, take only the luminance of the styled result; strength: blend the result
+    with the picture (0: the picture itself, 1: fully styled).
+    """
+    if not 0 <= strength <= 1:
+        raise StylenetError(f"strength must be between 0 and 1, got {strength}")
+    if stroke_scale <= 0:
+        raise StylenetError(f"stroke_scale must be positive, got {stroke_scale}")
+    content = picture.convert("RGB")
+    work = content
+    if stroke_scale != 1:
+        work = content.resize((max(1, round(content.width * stroke_scale)), max(1, round(content.height * stroke_scale))),
+                              Image.Resampling.LANCZOS)
+    styled = stylizer(work)
+    if styled.size != content.size:
+        styled = styled.resize(content.size, Image.Resampling.LANCZOS)
+    if preserve_color:
+        styled = keep_colours(styled, content)
+    return Image.blend(content, styled, strength) if strength < 1 else styled
 
 
 def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto",

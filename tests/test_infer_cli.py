@@ -3,12 +3,14 @@
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 import stylenet
 from conftest import TrainedRun, random_image, run_entry
+from stylenet.stylizer import stylize_picture
 
 pytestmark = pytest.mark.slow
 
@@ -104,3 +106,50 @@ def test_unknown_inference_precision_is_a_clear_error(trained_run: TrainedRun, t
     result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'in.png'}",
                        f"output={tmp_path / 'out.png'}", "precision=fp8", cwd=tmp_path)
     assert result.returncode == 2 and "precision must be auto or one of fp32, bf16, fp16, got 'fp8'" in result.stderr
+
+
+def ycbcr(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("YCbCr"), dtype=float)
+
+
+def test_strength_zero_returns_the_photo_and_preserve_color_keeps_its_chroma(trained_run: TrainedRun) -> None:
+    stylizer = stylenet.load(trained_run.checkpoint, device="cpu")
+    photo = random_image(30, 41, seed=4)
+    assert stylize_picture(stylizer, photo, strength=0.0).tobytes() == photo.tobytes()
+    full = stylize_picture(stylizer, photo)
+    half = np.asarray(stylize_picture(stylizer, photo, strength=0.5), dtype=float)
+    assert np.abs(half - (np.asarray(photo, dtype=float) + np.asarray(full, dtype=float)) / 2).max() <= 1
+    kept = stylize_picture(stylizer, photo, preserve_color=True)
+    assert np.abs(ycbcr(kept)[..., 1:] - ycbcr(photo)[..., 1:]).mean() < 1.5  # RGB rounding only
+    assert np.abs(ycbcr(kept)[..., 0] - ycbcr(full)[..., 0]).mean() < 1.5
+    assert np.abs(ycbcr(full)[..., 1:] - ycbcr(photo)[..., 1:]).mean() > 3  # the style did change the colours
+
+
+def test_stroke_scale_runs_the_network_at_another_size_and_returns_the_photos_size(trained_run: TrainedRun) -> None:
+    stylizer = stylenet.load(trained_run.checkpoint, device="cpu")
+    photo = random_image(40, 56, seed=6)
+    coarse = stylize_picture(stylizer, photo, stroke_scale=0.5)
+    assert coarse.size == photo.size and coarse.tobytes() != stylize_picture(stylizer, photo).tobytes()
+
+
+def test_a_glob_input_is_mirrored_into_the_output_folder(trained_run: TrainedRun, tmp_path: Path) -> None:
+    for name in ("a/one.png", "a/b/two.png", "a/skip.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        random_image(20, 24).save(tmp_path / name)
+    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'a' / '**' / '*.png'}",
+                       f"output={tmp_path / 'out'}", "strength=0.5", "preserve_color=true", "stroke_scale=2",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png")) == ["b/two.png", "one.png"]
+    assert Image.open(tmp_path / "out" / "b" / "two.png").size == (24, 20)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("strength=1.5", "strength must be between 0 and 1, got 1.5"),
+    ("stroke_scale=0", "stroke_scale must be positive, got 0"),
+])
+def test_out_of_range_options_are_clear_errors(trained_run: TrainedRun, tmp_path: Path, override: str, message: str) -> None:
+    random_image(20, 20).save(tmp_path / "in.png")
+    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'in.png'}",
+                       f"output={tmp_path / 'out.png'}", override, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and not (tmp_path / "out.png").exists()
