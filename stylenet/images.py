@@ -41,7 +41,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         image = Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8))
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.asarray(image) * 255.0 + 0.5, 0, 255).astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if has_alpha(image):
         # Flatten transparency onto white, the usual background of such artwork.
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -49,11 +49,20 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+
+
 def read_image(path: str | os.PathLike) -> Image.Image:
     """Decode an image file fully, apply its EXIF orientation and return it as RGB.
 
     Raises UnreadableImageError naming the file for anything that is not a readable image.
     """
+    return read_image_and_alpha(path)[0]
+
+
+def read_image_and_alpha(path: str | os.PathLike) -> tuple[Image.Image, Image.Image | None]:
+    """read_image, plus the image's alpha channel (mode L) when it has one, for outputs that keep it."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -62,7 +71,9 @@ def read_image(path: str | os.PathLike) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.load()
-                return _to_rgb(ImageOps.exif_transpose(image))
+                oriented = ImageOps.exif_transpose(image)
+                alpha = oriented.convert("RGBA").getchannel("A") if has_alpha(oriented) else None
+                return _to_rgb(oriented), alpha
     except FileNotFoundError:
         raise UnreadableImageError(f"image not found: {path}") from None
     except IsADirectoryError:

@@ -12,14 +12,16 @@ from typing import Any
 import hydra
 import torch
 from omegaconf import DictConfig
+from PIL import Image
 from tqdm import tqdm
 
 from stylenet.errors import StylenetError, exits_cleanly
-from stylenet.images import is_image_file, list_images, read_image, resize_to_long_side, save_image
+from stylenet.images import is_image_file, list_images, read_image_and_alpha, resize_to_long_side, save_image
 from stylenet.stylizer import Stylizer, load, stylize_picture
 
 log = logging.getLogger("stylenet.infer")
 EXIT_SOME_FAILED = 1
+ALPHA_EXTENSIONS = (".png", ".webp")  # JPEG and BMP outputs cannot keep transparency: it is flattened onto white
 
 
 GLOB_CHARACTERS = "*?["
@@ -77,14 +79,17 @@ def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: 
             skipped += 1
             continue
         try:
-            image = read_image(source)
+            image, alpha = read_image_and_alpha(source)
         except StylenetError as error:
             failures.append(str(error))
             tqdm.write(f"skipped: {error}", file=sys.stderr)
             continue
         if max_size and max(image.size) > max_size:
             image = resize_to_long_side(image, int(max_size))
-        save_image(stylize_picture(stylizer, image, **options), target)
+        styled = stylize_picture(stylizer, image, **options)
+        if alpha is not None and target.suffix.lower() in ALPHA_EXTENSIONS:
+            styled.putalpha(alpha.resize(styled.size, Image.Resampling.LANCZOS))  # transparency carried through
+        save_image(styled, target)
         written += 1
     return written, skipped, failures
 

@@ -153,3 +153,17 @@ def test_out_of_range_options_are_clear_errors(trained_run: TrainedRun, tmp_path
     result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'in.png'}",
                        f"output={tmp_path / 'out.png'}", override, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and not (tmp_path / "out.png").exists()
+
+
+def test_transparency_is_carried_through_where_the_output_format_keeps_it(trained_run: TrainedRun, tmp_path: Path) -> None:
+    picture = random_image(22, 30, seed=8).convert("RGBA")
+    alpha = Image.fromarray(np.tile(np.linspace(0, 255, 30, dtype=np.uint8), (22, 1)))
+    picture.putalpha(alpha)
+    picture.save(tmp_path / "logo.png")
+    for output in ("out.png", "out.jpg"):
+        result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'logo.png'}",
+                           f"output={tmp_path / output}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+    kept = Image.open(tmp_path / "out.png")
+    assert kept.mode == "RGBA" and kept.getchannel("A").tobytes() == alpha.tobytes()
+    assert Image.open(tmp_path / "out.jpg").mode == "RGB"
