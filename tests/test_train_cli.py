@@ -57,6 +57,10 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
     ("style.image=null", "style 'tiny_style' has no image: pass style.image="),
     ("data.image_size=0", "data.image_size must be a positive whole number, got 0"),
     ("preview.interval=-5", "preview.interval must be a positive whole number, got -5"),
+    ("precision=fp8", "precision must be one of auto, bf16, fp32, got 'fp8'"),
+    ("health=loud", "health must be one of warn, stop, off, got 'loud'"),
+    ("loss.style_layer_norm=maybe", "loss.style_layer_norm must be one of none, auto, got 'maybe'"),
+    ("data.cache={tmp}", "no precomputed cache in {tmp} (no manifest.json)"),
 ])
 def test_bad_input_is_a_clear_error(workspace: Path, tmp_path: Path, override: str, message: str) -> None:
     overrides = tiny_train_overrides(workspace, tmp_path / "run") + [override.format(tmp=tmp_path)]
