@@ -39,11 +39,14 @@ PRECOMPUTE_HINT = "python -m stylenet.precompute data.cache=<folder> (same data 
 
 
 def human_bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(count) < 1000 or unit == "TB":
-            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+    """Decimal units, as disks are sold: 347.2 GB."""
+    if count < 1000:
+        return f"{int(count)} B"
+    for unit in ("KB", "MB", "GB"):
         count /= 1000
-    raise AssertionError("unreachable")
+        if count < 1000:
+            return f"{count:.1f} {unit}"
+    return f"{count / 1000:.1f} TB"
 
 
 def identity(source_root: Path, image_size: int, encoder: VGGEncoder | None, content_layer: str | None) -> dict[str, Any]:

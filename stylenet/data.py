@@ -152,11 +152,16 @@ def resolve_style_image(name: str, image: str | None) -> Path:
     return target
 
 
+def read_scaled(path: str | os.PathLike, size: int, what: str) -> torch.Tensor:
+    """An image file as a float tensor (3, H, W) in [0, 1], its longer side scaled to `size`; a file
+    that cannot be read is a StylenetError that says which image (`what`) it was meant to be."""
+    try:
+        picture = read_image(Path(path).expanduser())
+    except UnreadableImageError as error:
+        raise StylenetError(f"{what}: {error}") from None
+    return pil_to_tensor(resize_to_long_side(picture, int(size)))
+
+
 def load_style_image(name: str, image: str | None, size: int) -> torch.Tensor:
     """The style image as a float tensor (3, H, W) in [0, 1], its longer side scaled to `size`."""
-    path = resolve_style_image(name, image)
-    try:
-        picture = read_image(path)
-    except UnreadableImageError as error:
-        raise StylenetError(f"style image for '{name}': {error}") from None
-    return pil_to_tensor(resize_to_long_side(picture, int(size)))
+    return read_scaled(resolve_style_image(name, image), size, f"style image for '{name}'")

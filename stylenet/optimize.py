@@ -24,9 +24,9 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from stylenet.configs import require_whole_numbers
-from stylenet.data import load_style_image
+from stylenet.data import load_style_image, read_scaled
 from stylenet.errors import StylenetError, exits_cleanly
-from stylenet.images import UnreadableImageError, pil_to_tensor, read_image, resize_to_long_side, save_image
+from stylenet.images import read_image, resize_to_long_side, save_image
 from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
 from stylenet.monitor import RunLog
 from stylenet.runtime import pick_device, seed_everything
@@ -90,15 +90,6 @@ def optimize_image(loss_fn: PerceptualLoss, content: torch.Tensor, *, iterations
     return image.detach().clamp(0, 1), history
 
 
-def read_content(path: str, size: int, device: torch.device) -> torch.Tensor:
-    """The content photo as (1, 3, H, W), its longer side scaled to `size`."""
-    try:
-        picture = read_image(Path(path).expanduser())
-    except UnreadableImageError as error:
-        raise StylenetError(f"content image: {error}") from None
-    return pil_to_tensor(resize_to_long_side(picture, size)).unsqueeze(0).to(device)
-
-
 def numbered(path: Path, number: int) -> Path:
     return path.with_name(f"{path.stem}_{number}{path.suffix}")
 
@@ -111,7 +102,7 @@ def main(cfg: DictConfig) -> None:
     require_whole_numbers(cfg, positive=("iterations", "image_size", "style.size"), non_negative=("save_every",))
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    content = read_content(cfg.content, cfg.image_size, device)
+    content = read_scaled(cfg.content, cfg.image_size, "content image").unsqueeze(0).to(device)
     style_image = load_style_image(str(cfg.style.name), cfg.style.image, cfg.style.size).to(device)
     loss_fn = perceptual_loss_from_config(cfg.loss, style_image)
     log.info("optimising %s (%dx%d) towards %s: %s, %d iterations, from the %s",

@@ -94,3 +94,20 @@ def test_evaluate_bad_input_is_a_clear_error(trained_run: TrainedRun, tmp_path: 
     result = run_entry("evaluate", f"checkpoint={trained_run.checkpoint}", f"photos={tmp_path / 'heldout'}",
                        "loss.pretrained=false", override, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override,message", [
+    ("content={tmp}/missing.jpg", "content image: image not found: {tmp}/missing.jpg"),
+    ("method=sgd", "method must be one of lbfgs, adam, got 'sgd'"),
+    ("init=zeros", "init must be one of content, noise, got 'zeros'"),
+    ("iterations=0", "iterations must be a positive whole number, got 0"),
+])
+def test_optimize_bad_input_is_a_clear_error(workspace: Path, tmp_path: Path, override: str, message: str) -> None:
+    random_image(24, 24).save(tmp_path / "photo.png")
+    result = run_entry("optimize", f"content={tmp_path / 'photo.png'}", "style=custom",
+                       f"style.image={workspace / 'style.png'}", "style.size=32", "loss.pretrained=false",
+                       "iterations=1", "image_size=24", f"hydra.run.dir={tmp_path / 'run'}",
+                       override.format(tmp=tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr
