@@ -4,8 +4,10 @@
     python scripts/bench_inference.py --smoke             # tiny sizes, one run: checks the script works
 
 For each variant (conf/model/<variant>.yaml) and size: median latency over --repeats runs after
---warmup runs, parameters and multiply-accumulates (counted by torch's FLOP counter, so the fused
-layers count what they really compute). On CPU the thread count is reported; on CUDA fp32 and
+--warmup runs, parameters, multiply-accumulates (counted by torch's FLOP counter, so the fused
+layers count what they really compute) and "MB moved", the fp32 bytes every layer reads and writes
+if each reads its input and writes its output once (half that in bf16/fp16): with the GPU's
+bandwidth and matrix rate these give the two floors of a roofline reading. On CPU the thread count is reported; on CUDA fp32 and
 bf16/fp16 with channels_last are measured; --compile adds each of them under torch.compile.
 Cells give the latency, frames per second and the ratio to the first variant. --ablation
 measures each CPU optimisation of the fast path separately, all in the same run.
@@ -43,6 +45,26 @@ def multiply_accumulates(model: nn.Module, image: torch.Tensor) -> int:
     return counter.get_total_flops() // 2
 
 
+def activation_bytes(model: nn.Module, image: torch.Tensor) -> int:
+    """Bytes every layer reads and writes if each reads its input and writes its output once: the least
+    memory traffic of an unfused forward pass, for the bandwidth side of the roofline."""
+    total = 0
+
+    def count(_: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        total += sum(t.numel() * t.element_size() for t in (*inputs, output) if isinstance(t, torch.Tensor))
+
+    leaves = [module for module in model.modules() if not list(module.children())]
+    handles = [module.register_forward_hook(count) for module in leaves]
+    try:
+        with torch.inference_mode():
+            model(image)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
 def unfused(model: TransformerNet) -> TransformerNet:
     """The same network with every FusedUpsampleConv as the plain upsample -> pad -> conv it equals."""
     model = copy.deepcopy(model)
@@ -55,11 +77,12 @@ def unfused(model: TransformerNet) -> TransformerNet:
 
 
 def bench_variants(device: torch.device, variants: list[str], sizes: list[str], warmup: int, repeats: int,
-                   precisions: list[tuple[str, torch.dtype, bool]], compile_too: bool = False) -> list[str]:
-    if compile_too:
+                   precisions: list[tuple[str, torch.dtype, bool]], compile_mode: str | None = None,
+                   batch: int = 1) -> list[str]:
+    if compile_mode:
         precisions = precisions + [(f"{label}, compiled", dtype, last) for label, dtype, last in precisions]
-    header = "| variant | size | params | GMAC | " + " | ".join(label for label, _, _ in precisions) + " |"
-    rows = [header, "|" + " --- |" * (4 + len(precisions))]
+    header = "| variant | size | params | GMAC | MB moved | " + " | ".join(label for label, _, _ in precisions) + " |"
+    rows = [header, "|" + " --- |" * (5 + len(precisions))]
     print("\n".join(rows), flush=True)
     baseline: dict[tuple[str, str], float] = {}
     for variant in variants:
@@ -69,18 +92,20 @@ def bench_variants(device: torch.device, variants: list[str], sizes: list[str], 
             height, width = parse_size(size)
             cells = []
             macs = multiply_accumulates(model, torch.rand(1, 3, height, width, device=device))
+            moved = activation_bytes(model, torch.rand(1, 3, height, width, device=device))
             for label, dtype, channels_last in precisions:
                 memory_format = torch.channels_last if channels_last else torch.contiguous_format
                 net = copy.deepcopy(model).to(dtype=dtype, memory_format=memory_format)
                 if label.endswith("compiled"):
-                    net = torch.compile(net)
-                image = torch.rand(1, 3, height, width, device=device, dtype=dtype).to(memory_format=memory_format)
+                    net = torch.compile(net, mode=compile_mode)
+                image = torch.rand(batch, 3, height, width, device=device, dtype=dtype).to(memory_format=memory_format)
                 with torch.inference_mode():
                     seconds = median_seconds(lambda: net(image), device, warmup, repeats)
                 baseline.setdefault((label, size), seconds)
                 ratio = baseline[(label, size)] / seconds
-                cells.append(f"{seconds * 1000:.1f} ms, {1 / seconds:.1f} fps ({ratio:.1f}x)")
-            rows.append(f"| {variant} | {size} | {params / 1e6:.3f} M | {macs / 1e9:.2f} | " + " | ".join(cells) + " |")
+                cells.append(f"{seconds * 1000:.1f} ms, {batch / seconds:.1f} fps ({ratio:.1f}x)")
+            rows.append(f"| {variant} | {size} | {params / 1e6:.3f} M | {macs / 1e9:.2f} | {moved / 1e6:.0f} | "
+                        + " | ".join(cells) + " |")
             print(rows[-1], flush=True)
     return rows
 
@@ -126,7 +151,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--ablation", action="store_true", help="also measure each CPU optimisation of 'fast'")
-    parser.add_argument("--compile", action="store_true", help="also measure every precision under torch.compile")
+    parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                        help="also measure every precision under torch.compile (optionally a mode: reduce-overhead "
+                             "uses CUDA graphs, max-autotune searches kernels)")
+    parser.add_argument("--batch", type=int, default=1, help="images per call (video frames); fps counts images")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run each: does the script work")
     args = parser.parse_args()
     if args.smoke:
@@ -154,8 +182,10 @@ def main() -> int:
             precisions = [("fp32", torch.float32, False)]
         else:
             half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            precisions = [("fp32", torch.float32, False), (f"{str(half).split('.')[-1]} channels_last", half, True)]
-        bench_variants(device, args.variants, sizes, args.warmup, args.repeats, precisions, args.compile)
+            name = str(half).split(".")[-1]
+            precisions = [("fp32", torch.float32, False), (name, half, False), (f"{name} channels_last", half, True)]
+        print(f"batch {args.batch}" + (f", torch.compile mode {args.compile}" if args.compile else "") + "\n")
+        bench_variants(device, args.variants, sizes, args.warmup, args.repeats, precisions, args.compile, args.batch)
         print("\n(ratio: the first variant's latency over this one's, same size and precision)")
         if device.type == "cpu" and args.ablation:
             print()

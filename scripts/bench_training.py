@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import math
 import sys
 import tempfile
 import time
@@ -33,8 +34,9 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 from PIL import Image
 from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 
-from stylenet.benchmarking import describe_machine, median_seconds
+from stylenet.benchmarking import describe_machine, device_busy_share, median_seconds, timed
 from stylenet.cache import CacheWriter, CachedImages, array_bytes, human_bytes, identity, new_manifest, pass_batch_through
 from stylenet.configs import compose_config, model_config
 from stylenet.data import EpochSampler, ImageFolder, collate_skipping_unreadable
@@ -80,7 +82,7 @@ class Switches:
 
     bf16: bool = False
     channels_last: bool = False
-    compile: bool = False
+    compile: str | None = None
     fused_adam: bool = False
 
 
@@ -88,10 +90,23 @@ SWITCH_ROWS = {
     "none (fp32)": Switches(),
     "precision=bf16": Switches(bf16=True),
     "channels_last=true": Switches(channels_last=True),
-    "compile=true": Switches(compile=True),
+    "compile=true": Switches(compile="default"),
+    "compile=reduce-overhead": Switches(compile="reduce-overhead"),
     "+optimizer.fused=true": Switches(fused_adam=True),
-    "all four": Switches(True, True, True, True),
+    "all four": Switches(True, True, "default", True),
+    "all four, compile=reduce-overhead": Switches(True, True, "reduce-overhead", True),
 }
+
+
+def training_flops(loss_fn: PerceptualLoss, args: argparse.Namespace, device: torch.device) -> int:
+    """Floating-point operations of one training step per image (network and loss, forward and backward,
+    content features from the truncated VGG pass), counted by torch's FLOP counter at batch 1."""
+    model = TransformerNet(**model_config(args.model)).to(device)
+    image = torch.rand(1, 3, args.image_size, args.image_size, device=device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss_fn(model(image), image)["total"].backward()
+    return counter.get_total_flops()
 
 
 def timed_training(dataset: ImageFolder | CachedImages, loss_fn: PerceptualLoss, args: argparse.Namespace,
@@ -103,25 +118,38 @@ def timed_training(dataset: ImageFolder | CachedImages, loss_fn: PerceptualLoss,
     model = TransformerNet(**model_config(args.model)).to(device, memory_format=memory_format)
     loss_fn = copy.deepcopy(loss_fn).to(memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=switches.fused_adam or None)
-    trained, step_loss = (torch.compile(model), torch.compile(loss_fn)) if switches.compile else (model, loss_fn)
+    trained, step_loss = model, loss_fn
+    if switches.compile:
+        trained, step_loss = torch.compile(model, mode=switches.compile), torch.compile(loss_fn, mode=switches.compile)
     sampler = EpochSampler(len(dataset), seed=0)
     collate = pass_batch_through if isinstance(dataset, CachedImages) else collate_skipping_unreadable
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=workers,
                         persistent_workers=workers > 0, pin_memory=device.type == "cuda", collate_fn=collate)
     photo = torch.rand(1, 3, args.image_size, args.image_size, device=device)
     run_log, position = RunLog(run_dir), Position()
+
+    def train_to(steps: int) -> dict[str, float]:
+        return fit(trained, step_loss, loader, sampler, optimizer, position=position, steps=steps, device=device,
+                   run_log=run_log, preview_photos=photo, log_interval=10**9, preview_interval=10**9,
+                   checkpoint_interval=10**9, save_checkpoint=lambda *_: None, amp=switches.bf16,
+                   memory_format=memory_format)
+
     try:
-        for steps in (args.warmup, args.warmup + args.steps):
-            summary = fit(trained, step_loss, loader, sampler, optimizer, position=position, steps=steps,
-                          device=device, run_log=run_log, preview_photos=photo, log_interval=10**9,
-                          preview_interval=10**9, checkpoint_interval=10**9, save_checkpoint=lambda *_: None,
-                          amp=switches.bf16, memory_format=memory_format)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+        train_to(args.warmup)
+        summary, seconds = timed(lambda: train_to(args.warmup + args.steps), device)
+        busy = device_busy_share(lambda: train_to(args.warmup + args.steps + args.profile_steps), device)
     finally:
         run_log.close()
-    seconds = summary["seconds"] / args.steps
-    return {"seconds": seconds, "data_share": summary["data_wait_share"]}
+    return {"seconds": seconds / args.steps, "data_share": summary["data_wait_share"], "busy": busy}
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def share(fraction: float) -> str:
+    """A percentage, or n/a where it was not measured (GPU busy off CUDA)."""
+    return "n/a" if math.isnan(fraction) else f"{fraction * 100:.0f}%"
 
 
 def bench_switches(sources: dict[str, ImageFolder | CachedImages], loss_fn: PerceptualLoss, args: argparse.Namespace,
@@ -129,15 +157,17 @@ def bench_switches(sources: dict[str, ImageFolder | CachedImages], loss_fn: Perc
     """Each speed switch alone and all together, from the folder and from the cache: images/s and the
     time 160,000 training images (Johnson et al.'s 40,000 steps of 4) would take at this size."""
     workers = args.workers[0]
-    print(f"| switches | data | images/s | 160,000 images | vs none |\n| --- | --- | --- | --- | --- |", flush=True)
+    print("| switches | data | images/s | 160,000 images | vs none | data wait | GPU busy |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |", flush=True)
     baseline = None
-    for data in ("folder", "cache"):
+    for data in SOURCES:
         for name, switches in SWITCH_ROWS.items():
             result = timed_training(sources[data], loss_fn, args, workers, device,
                                     workdir / "runs" / f"switch_{data}_{len(name)}", switches)
             rate = args.batch_size / result["seconds"]
             baseline = baseline or rate
-            print(f"| {name} | {data} | {rate:.2f} | {160_000 / rate / 3600:.1f} h | {rate / baseline:.2f}x |", flush=True)
+            print(f"| {name} | {data} | {rate:.2f} | {duration(160_000 / rate)} | {rate / baseline:.2f}x | "
+                  f"{result['data_share'] * 100:.1f}% | {share(result['busy'])} |", flush=True)
 
 
 def bench_device(device: torch.device, dataset: ImageFolder, cfg: DictConfig, args: argparse.Namespace,
@@ -168,13 +198,17 @@ def bench_device(device: torch.device, dataset: ImageFolder, cfg: DictConfig, ar
     print(f"| content VGG pass, no grad, to {loss_fn.content_layer} (what the cache removes) | {content_pass * 1000:.1f} ms |")
     print(f"| content VGG pass, no grad, to the deepest loss layer (as the PyTorch example does) | {full_pass * 1000:.1f} ms |")
     features_bytes = array_bytes(cached.manifest).get("features", 0) / len(dataset)
+    flops = training_flops(loss_fn, args, device)
+    print(f"\nwork per training image: {flops / 1e9:.1f} GFLOP (torch's FLOP counter; at 270 images/s that is "
+          f"{flops * 270 / 1e12:.1f} TFLOP/s)")
     print(f"\nprecompute: {rate:.1f} images/s with features ({human_bytes(features_bytes)} of features per image), "
           f"{images_rate:.1f} images/s images only\n", flush=True)
 
     if args.switches:
         bench_switches(sources, loss_fn, args, device, workdir)
         return
-    print("| data | workers | s/step | steps/s | data wait | vs folder |\n| --- | --- | --- | --- | --- | --- |", flush=True)
+    print("| data | workers | s/step | steps/s | data wait | GPU busy | vs folder |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |", flush=True)
     for workers in args.workers:
         baseline = None
         for name in SOURCES:
@@ -182,7 +216,8 @@ def bench_device(device: torch.device, dataset: ImageFolder, cfg: DictConfig, ar
                                     Switches(bf16=device.type == "cuda"))
             baseline = baseline or result["seconds"]
             print(f"| {name} | {workers} | {result['seconds']:.3f} | {1 / result['seconds']:.2f} | "
-                  f"{result['data_share'] * 100:.1f}% | {baseline / result['seconds']:.2f}x |", flush=True)
+                  f"{result['data_share'] * 100:.1f}% | {share(result['busy'])} | {baseline / result['seconds']:.2f}x |",
+                  flush=True)
 
 
 def main() -> int:
@@ -199,6 +234,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--profile-steps", type=int, default=5,
+                        help="steps after the timed ones run under the profiler for the GPU busy share (CUDA only)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--workdir", type=Path, help="where images, caches and runs go (default: a temporary folder)")

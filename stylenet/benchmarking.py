@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from typing import Callable, TypeVar
 
 import torch
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
 
 T = TypeVar("T")
 
@@ -29,6 +31,18 @@ def median_seconds(run: Callable[[], object], device: torch.device, warmup: int,
     for _ in range(warmup):
         run()
     return statistics.median(timed(run, device)[1] for _ in range(repeats))
+
+
+def device_busy_share(run: Callable[[], object], device: torch.device) -> float:
+    """Share of `run`'s wall time that the GPU spends executing kernels and copies, from the profiler:
+    near 1 means the GPU is the limit; far below 1 means the host side is (Python, kernel launches,
+    data loading). NaN off CUDA."""
+    if device.type != "cuda":
+        return float("nan")
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+        _, seconds = timed(run, device)
+    busy_us = sum(event.time_range.elapsed_us() for event in profiler.events() if event.device_type == DeviceType.CUDA)
+    return busy_us / 1e6 / seconds
 
 
 def describe_machine(device: torch.device) -> str:

@@ -98,8 +98,7 @@ def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: 
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
     pairs = plan(Path(cfg.input).expanduser(), Path(cfg.output).expanduser())
-    channels_last = None if cfg.channels_last == "auto" else cfg.channels_last
-    stylizer = load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=channels_last)
+    stylizer = load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last)
     log.info("style '%s' on %s (%s%s): %d image(s)", stylizer.style, stylizer.device, str(stylizer.dtype).split(".")[-1],
              ", channels_last" if stylizer.memory_format == torch.channels_last else "", len(pairs))
     written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, cfg.overwrite, strength=float(cfg.strength),

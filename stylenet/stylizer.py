@@ -18,9 +18,8 @@ from stylenet.runtime import pick_device
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def inference_settings(device: torch.device, precision: str = "auto",
-                       channels_last: bool | None = None) -> tuple[torch.dtype, bool]:
-    """auto: half precision (bf16 where the GPU has it, else fp16) and channels_last on CUDA; fp32 elsewhere."""
+def inference_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
+    """auto: half precision on CUDA (bf16 where the GPU has it, else fp16), fp32 elsewhere."""
     if precision == "auto":
         if device.type == "cuda":
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -28,7 +27,7 @@ def inference_settings(device: torch.device, precision: str = "auto",
             precision = "fp32"
     if precision not in PRECISIONS:
         raise StylenetError(f"precision must be auto or one of {', '.join(PRECISIONS)}, got '{precision}'")
-    return PRECISIONS[precision], device.type == "cuda" if channels_last is None else bool(channels_last)
+    return PRECISIONS[precision]
 
 
 class Stylizer:
@@ -90,12 +89,14 @@ def stylize_picture(stylizer: Stylizer, picture: Image.Image, *, strength: float
 
 
 def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto",
-         channels_last: bool | None = None) -> Stylizer:
+         channels_last: bool = False) -> Stylizer:
     """Load an inference file (checkpoints/<style>.pt) safely and return a Stylizer for it.
 
     precision: auto | fp32 | bf16 | fp16 (auto: half precision on CUDA, fp32 elsewhere);
-    channels_last: None follows the device (on for CUDA)."""
+    channels_last: NHWC memory format, off by default: without torch.compile it measured slower for
+    every variant on an H100 and on CPU (BENCHMARKS.md)."""
     payload = load_checkpoint(path, kind="inference")
     target = pick_device(device)
-    dtype, last = inference_settings(target, precision, channels_last)
-    return Stylizer(build_model(payload, path), target, payload["style"], payload.get("summary", {}), dtype, last)
+    dtype = inference_dtype(target, precision)
+    return Stylizer(build_model(payload, path), target, payload["style"], payload.get("summary", {}), dtype,
+                    channels_last)

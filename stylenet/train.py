@@ -297,11 +297,24 @@ def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(setting: bool | str) -> str | None:
+    """conf/train.yaml's `compile`: false, true (torch.compile's default mode) or a mode's name."""
+    if setting is False:
+        return None
+    if setting is True:
+        return "default"
+    if setting not in COMPILE_MODES:
+        raise StylenetError(f"compile must be true, false or one of {', '.join(COMPILE_MODES)}, got '{setting}'")
+    return setting
 
 
 def check_choices(cfg: DictConfig) -> None:
     if cfg.precision not in PRECISIONS:
         raise StylenetError(f"precision must be one of {', '.join(PRECISIONS)}, got '{cfg.precision}'")
+    compile_mode(cfg.compile)
     if cfg.health not in MODES:
         raise StylenetError(f"health must be one of {', '.join(MODES)}, got '{cfg.health}'")
     if cfg.loss.style_layer_norm not in STYLE_LAYER_NORMS:
@@ -385,8 +398,9 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     trained = model if ranks.world == 1 else DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
     step_loss: Callable[..., dict[str, torch.Tensor]] = loss_fn
-    if cfg.compile:
-        trained, step_loss = torch.compile(trained), torch.compile(loss_fn)
+    mode = compile_mode(cfg.compile)
+    if mode is not None:
+        trained, step_loss = torch.compile(trained, mode=mode), torch.compile(loss_fn, mode=mode)
     try:
         with StopRequest() as stop:
             summary = fit(trained, step_loss, loader, sampler, optimizer, position=position, steps=steps, device=device,

@@ -38,8 +38,9 @@ def test_bench_training_smoke(tmp_path: Path) -> None:
     result = run_script("bench_training.py", "--smoke", "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| ")]
-    sources = [row[1].strip() for row in rows if len(row) == 8 and row[2].strip() == "0"]
-    assert sources == ["folder", "cache", "cache, images only"]
+    data_rows = [row for row in rows if len(row) == 9 and row[2].strip() == "0"]
+    assert [row[1].strip() for row in data_rows] == ["folder", "cache", "cache, images only"]
+    assert all(row[6].strip() == "n/a" for row in data_rows)  # the GPU busy share is measured on CUDA only
     assert any("content VGG pass, no grad, to relu2_2" in row[1] for row in rows)
     assert "images/s with features (65.5 KB of features per image)" in result.stdout  # 128 x 16 x 16 float16
 

@@ -58,6 +58,8 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
     ("data.image_size=0", "data.image_size must be a positive whole number, got 0"),
     ("preview.interval=-5", "preview.interval must be a positive whole number, got -5"),
     ("precision=fp8", "precision must be one of auto, bf16, fp32, got 'fp8'"),
+    ("compile=fastest", "compile must be true, false or one of default, reduce-overhead, max-autotune, "
+                        "max-autotune-no-cudagraphs, got 'fastest'"),
     ("health=loud", "health must be one of warn, stop, off, got 'loud'"),
     ("loss.style_layer_norm=maybe", "loss.style_layer_norm must be one of none, auto, got 'maybe'"),
     ("data.cache={tmp}", "no precomputed cache in {tmp} (no manifest.json)"),
