@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.images import is_image_file, list_images, read_image_and_alpha, resize_to_long_side, save_image
-from stylenet.stylizer import Stylizer, load, stylize_picture
+from stylenet.configs import require_whole_numbers
+from stylenet.stylizer import PictureOptions, Stylizer, load, stylize_pictures
 
 log = logging.getLogger("stylenet.infer")
 EXIT_SOME_FAILED = 1
@@ -67,10 +68,23 @@ def plan(source: Path, target: Path) -> list[tuple[Path, Path]]:
     return [(source, target)]
 
 
-def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: int | None,
-                  overwrite: bool, **options: Any) -> tuple[int, int, list[str]]:
-    """Stylise each pair; an unreadable input is reported and skipped. Returns (written, skipped, failures)."""
+def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: int | None, overwrite: bool,
+                  options: PictureOptions = PictureOptions(), batch_size: int = 1) -> tuple[int, int, list[str]]:
+    """Stylise each pair, `batch_size` files at a time (same-size images share one network call); an
+    unreadable input is reported and skipped. Returns (written, skipped, failures)."""
     written, skipped, failures = 0, 0, []
+    pending: list[tuple[Path, Image.Image, Image.Image | None]] = []
+
+    def write_pending() -> None:
+        nonlocal written
+        results = stylize_pictures(stylizer, [image for _, image, _ in pending], options)
+        for (target, _, alpha), styled in zip(pending, results):
+            if alpha is not None and target.suffix.lower() in ALPHA_EXTENSIONS:
+                styled.putalpha(alpha.resize(styled.size, Image.Resampling.LANCZOS))  # transparency carried through
+            save_image(styled, target)
+        written += len(pending)
+        pending.clear()
+
     for source, target in tqdm(pairs, desc="stylize", unit="image", disable=len(pairs) < 2):
         if target.resolve() == source.resolve():
             failures.append(f"{source}: refusing to overwrite the input file with its output")
@@ -86,12 +100,19 @@ def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: 
             continue
         if max_size and max(image.size) > max_size:
             image = resize_to_long_side(image, int(max_size))
-        styled = stylize_picture(stylizer, image, **options)
-        if alpha is not None and target.suffix.lower() in ALPHA_EXTENSIONS:
-            styled.putalpha(alpha.resize(styled.size, Image.Resampling.LANCZOS))  # transparency carried through
-        save_image(styled, target)
-        written += 1
+        pending.append((target, image, alpha))
+        if len(pending) >= batch_size:
+            write_pending()
+    if pending:
+        write_pending()
     return written, skipped, failures
+
+
+def picture_options(cfg: DictConfig) -> PictureOptions:
+    return PictureOptions(strength=float(cfg.strength), preserve_color=bool(cfg.preserve_color),
+                          stroke_scale=float(cfg.stroke_scale),
+                          tile_size=None if cfg.tile_size is None else int(cfg.tile_size),
+                          tile_overlap=int(cfg.tile_overlap))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="infer")
@@ -101,9 +122,9 @@ def main(cfg: DictConfig) -> None:
     stylizer = load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last)
     log.info("style '%s' on %s (%s%s): %d image(s)", stylizer.style, stylizer.device, str(stylizer.dtype).split(".")[-1],
              ", channels_last" if stylizer.memory_format == torch.channels_last else "", len(pairs))
-    written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, cfg.overwrite, strength=float(cfg.strength),
-                                               preserve_color=bool(cfg.preserve_color),
-                                               stroke_scale=float(cfg.stroke_scale))
+    require_whole_numbers(cfg, ("batch_size",), ("tile_overlap",))
+    written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, cfg.overwrite, picture_options(cfg),
+                                               int(cfg.batch_size))
     summary = f"{written} written, {len(failures)} failed"
     if skipped:
         summary += f", {skipped} skipped because the output exists (pass overwrite=true to replace)"

@@ -21,10 +21,32 @@ NORMS = ("instance", "batch", "none")
 MIN_SIZE = 8  # the 3x3 reflection padding at the lowest resolution needs pixels to reflect
 
 
+class InstanceNorm(nn.InstanceNorm2d):
+    """Instance norm whose statistics can be taken from another image: tiles of a large image are
+    normalised with the statistics of the whole image, so that they do not each drift in colour and
+    contrast (see stylenet.tiling). The parameters and state dict are nn.InstanceNorm2d's."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels, affine=True)
+        self.recording = False
+        self.statistics: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.statistics is not None:
+            mean, var = self.statistics
+            return F.batch_norm(x, mean, var, self.weight, self.bias, training=False, eps=self.eps)
+        if self.recording:
+            var, mean = torch.var_mean(x.float(), dim=(0, 2, 3), correction=0)
+            self.statistics = (mean.to(x.dtype), var.to(x.dtype))
+            self.recording = False
+            return self.forward(x)
+        return super().forward(x)
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "instance":
         # Ulyanov et al. 2016: instance norm is what makes feed-forward stylisation look right.
-        return nn.InstanceNorm2d(channels, affine=True)
+        return InstanceNorm(channels)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     return nn.Identity()

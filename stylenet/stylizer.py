@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, overload
 
 import torch
@@ -13,6 +14,7 @@ from stylenet.errors import StylenetError
 from stylenet.images import keep_colours, pil_to_tensor, tensor_to_pil
 from stylenet.models import TransformerNet
 from stylenet.runtime import pick_device
+from stylenet.tiling import stylize_in_tiles
 
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -57,35 +59,77 @@ class Stylizer:
             raise ValueError(f"expected a float batch of shape (N, 3, H, W), got {tuple(image.shape)}")
         return self.run(image).to(image.device)
 
+    @torch.inference_mode()
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
         return self.model(batch).float()
 
+    @torch.inference_mode()
+    def tiled(self, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+        """One (1, 3, H, W) image in overlapping tiles of at most `tile` pixels a side (stylenet.tiling)."""
+        return stylize_in_tiles(self.run, self.model, image, tile, overlap)
 
-def stylize_picture(stylizer: Stylizer, picture: Image.Image, *, strength: float = 1.0, preserve_color: bool = False,
-                    stroke_scale: float = 1.0) -> Image.Image:
-    """One picture with the options users tune after training, in this order:
+
+@dataclass(frozen=True)
+class PictureOptions:
+    """What users tune after training, applied in this order:
 
     stroke_scale: run the network on the picture scaled by this factor and bring the result back to
-    the picture's size (below 1: larger brush strokes, above 1: finer ones); preserve_color: keep the
-    picture's colours, take only the luminance of the styled result; strength: blend the result
-    with the picture (0: the picture itself, 1: fully styled).
-    """
-    if not 0 <= strength <= 1:
-        raise StylenetError(f"strength must be between 0 and 1, got {strength}")
-    if stroke_scale <= 0:
-        raise StylenetError(f"stroke_scale must be positive, got {stroke_scale}")
-    content = picture.convert("RGB")
-    work = content
-    if stroke_scale != 1:
-        work = content.resize((max(1, round(content.width * stroke_scale)), max(1, round(content.height * stroke_scale))),
-                              Image.Resampling.LANCZOS)
-    styled = stylizer(work)
-    if styled.size != content.size:
-        styled = styled.resize(content.size, Image.Resampling.LANCZOS)
-    if preserve_color:
-        styled = keep_colours(styled, content)
-    return Image.blend(content, styled, strength) if strength < 1 else styled
+    the picture's size (below 1: larger brush strokes, above 1: finer ones); tile_size/tile_overlap:
+    a picture with a side longer than tile_size goes through the network in overlapping tiles
+    (stylenet.tiling), so memory stays bounded; preserve_color: keep the picture's colours, take only
+    the luminance of the styled result; strength: blend the result with the picture (0: the picture
+    itself, 1: fully styled)."""
+
+    strength: float = 1.0
+    preserve_color: bool = False
+    stroke_scale: float = 1.0
+    tile_size: int | None = None
+    tile_overlap: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.strength <= 1:
+            raise StylenetError(f"strength must be between 0 and 1, got {self.strength}")
+        if self.stroke_scale <= 0:
+            raise StylenetError(f"stroke_scale must be positive, got {self.stroke_scale}")
+        if self.tile_size is not None and self.tile_size < 32:
+            raise StylenetError(f"tile_size must be at least 32 pixels (or null), got {self.tile_size}")
+
+
+def stylize_pictures(stylizer: Stylizer, pictures: list[Image.Image], options: PictureOptions = PictureOptions()
+                     ) -> list[Image.Image]:
+    """Stylise several pictures: those of the same working size go through the network as one batch,
+    those larger than options.tile_size in tiles."""
+    contents = [picture.convert("RGB") for picture in pictures]
+    works = [content if options.stroke_scale == 1 else content.resize(
+        (max(1, round(content.width * options.stroke_scale)), max(1, round(content.height * options.stroke_scale))),
+        Image.Resampling.LANCZOS) for content in contents]
+    styled: dict[int, Image.Image] = {}
+    same_size: dict[tuple[int, int], list[int]] = {}
+    for index, work in enumerate(works):
+        if options.tile_size is not None and max(work.size) > options.tile_size:
+            styled[index] = tensor_to_pil(stylizer.tiled(pil_to_tensor(work).unsqueeze(0), options.tile_size,
+                                                         options.tile_overlap))
+        else:
+            same_size.setdefault(work.size, []).append(index)
+    for indices in same_size.values():
+        batch = stylizer.run(torch.stack([pil_to_tensor(works[index]) for index in indices]))
+        for index, image in zip(indices, batch):
+            styled[index] = tensor_to_pil(image.unsqueeze(0))
+    results = []
+    for index, content in enumerate(contents):
+        result = styled[index]
+        if result.size != content.size:
+            result = result.resize(content.size, Image.Resampling.LANCZOS)
+        if options.preserve_color:
+            result = keep_colours(result, content)
+        results.append(Image.blend(content, result, options.strength) if options.strength < 1 else result)
+    return results
+
+
+def stylize_picture(stylizer: Stylizer, picture: Image.Image, **options: Any) -> Image.Image:
+    """One picture; options as in PictureOptions."""
+    return stylize_pictures(stylizer, [picture], PictureOptions(**options))[0]
 
 
 def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto",

@@ -1,0 +1,99 @@
+"""Large images in tiles and same-size images in batches, through the Python API and `python -m stylenet.infer`."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import stylenet
+from conftest import TrainedRun, random_image, run_entry
+from stylenet.models import InstanceNorm, TransformerNet
+from stylenet.stylizer import PictureOptions, Stylizer, stylize_pictures
+from stylenet.tiling import stylize_in_tiles, tile_spans
+
+pytestmark = pytest.mark.slow
+
+
+def smooth_image(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    coarse = torch.rand(1, 3, 6, 8, generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic").clamp(0, 1)
+
+
+def test_tile_spans_cover_the_length_on_the_networks_grid() -> None:
+    spans = tile_spans(403, 160, 64, multiple=8)
+    assert spans[0][0] == 0 and spans[-1][1] == 403
+    assert all(start % 8 == 0 for start, _ in spans)
+    assert all(end - next_start >= 64 for (_, end), (next_start, _) in zip(spans, spans[1:]))
+    assert tile_spans(100, 160, 64, multiple=8) == [(0, 100)]
+
+
+@pytest.mark.parametrize("variant,tile,overlap", [
+    (dict(channels=(8, 16, 16), num_residual_blocks=1), 128, 64),
+    # at half resolution the receptive field is twice as wide, and so must be the overlap
+    (dict(channels=(8, 16, 16), num_residual_blocks=1, half_resolution=True, separable=True), 200, 100),
+], ids=["johnson-like", "fast-like"])
+def test_tiles_with_the_whole_images_statistics_equal_the_whole_image(variant: dict, tile: int, overlap: int) -> None:
+    torch.manual_seed(0)
+    model = TransformerNet(**variant)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))  # norms that do something
+    stylizer = Stylizer(model, torch.device("cpu"), "test", {})
+    image = smooth_image(250, 330)
+    whole = stylizer.run(image)
+    with torch.inference_mode():
+        tiled = stylize_in_tiles(stylizer.run, model, image, tile, overlap, statistics_size=330)
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().max() < 0.02 and (tiled - whole).abs().mean() < 1e-3
+    assert all(norm.statistics is None and not norm.recording
+               for norm in model.modules() if isinstance(norm, InstanceNorm))  # the network is left as it was
+
+
+def test_tiles_share_the_whole_images_statistics_instead_of_their_own(trained_run: TrainedRun) -> None:
+    stylizer = stylenet.load(trained_run.checkpoint, device="cpu")
+    photo = random_image(150, 200, seed=3)
+    whole = np.asarray(stylize_pictures(stylizer, [photo])[0], dtype=float)
+    tiled = np.asarray(stylize_pictures(stylizer, [photo], PictureOptions(tile_size=64, tile_overlap=32))[0], dtype=float)
+    image = torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
+    naive = torch.zeros_like(image)
+    for top, bottom in tile_spans(150, 64, 0, 4):
+        for left, right in tile_spans(200, 64, 0, 4):
+            # each tile normalised with its own statistics: what cutting and pasting would give
+            naive[..., top:bottom, left:right] = stylizer.run(image[..., top:bottom, left:right])
+    naive_error = np.abs(naive[0].permute(1, 2, 0).numpy() * 255 - whole).mean()
+    assert tiled.shape == whole.shape
+    assert np.abs(tiled - whole).mean() < naive_error / 2
+
+
+def test_a_large_image_is_stylised_in_tiles_by_the_entry_point(trained_run: TrainedRun, tmp_path: Path) -> None:
+    random_image(150, 200, seed=3).save(tmp_path / "big.png")
+    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'big.png'}",
+                       f"output={tmp_path / 'tiled.png'}", "tile_size=64", "tile_overlap=32", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    stylizer = stylenet.load(trained_run.checkpoint, device="cpu")
+    expected = stylize_pictures(stylizer, [Image.open(tmp_path / "big.png")], PictureOptions(tile_size=64, tile_overlap=32))
+    assert Image.open(tmp_path / "tiled.png").tobytes() == expected[0].tobytes()
+
+
+def test_bad_tile_settings_are_clear_errors(trained_run: TrainedRun, tmp_path: Path) -> None:
+    random_image(90, 90).save(tmp_path / "in.png")
+    for override, message in [("tile_overlap=40", "tile_overlap must be between 0 and half of tile_size (64), got 40"),
+                              ("tile_size=8", "tile_size must be at least 32 pixels (or null), got 8")]:
+        result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'in.png'}",
+                           f"output={tmp_path / 'out.png'}", "tile_size=64", override, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_same_size_images_share_one_network_call(trained_run: TrainedRun) -> None:
+    stylizer = stylenet.load(trained_run.checkpoint, device="cpu")
+    photos = [random_image(30, 40, seed=i) for i in range(3)] + [random_image(24, 24, seed=9)]
+    one_by_one = [stylize_pictures(stylizer, [photo])[0] for photo in photos]
+    batch_sizes = []
+    run = stylizer.run
+    stylizer.run = lambda batch: batch_sizes.append(len(batch)) or run(batch)
+    together = stylize_pictures(stylizer, photos)
+    assert sorted(batch_sizes) == [1, 3]
+    for single, batched in zip(one_by_one, together):
+        assert np.abs(np.asarray(single, dtype=int) - np.asarray(batched, dtype=int)).max() <= 1
