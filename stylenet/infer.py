@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig
 from PIL import Image
 from tqdm import tqdm
@@ -18,7 +17,8 @@ from tqdm import tqdm
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.images import is_image_file, list_images, read_image_and_alpha, resize_to_long_side, save_image
 from stylenet.configs import require_whole_numbers
-from stylenet.stylizer import PictureOptions, Stylizer, load, stylize_pictures
+from stylenet.onnx_backend import OnnxStylizer
+from stylenet.stylizer import Network, PictureOptions, Stylizer, load, stylize_pictures
 
 log = logging.getLogger("stylenet.infer")
 EXIT_SOME_FAILED = 1
@@ -68,7 +68,7 @@ def plan(source: Path, target: Path) -> list[tuple[Path, Path]]:
     return [(source, target)]
 
 
-def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: int | None, overwrite: bool,
+def stylize_files(stylizer: Network, pairs: list[tuple[Path, Path]], max_size: int | None, overwrite: bool,
                   options: PictureOptions = PictureOptions(), batch_size: int = 1) -> tuple[int, int, list[str]]:
     """Stylise each pair, `batch_size` files at a time (same-size images share one network call); an
     unreadable input is reported and skipped. Returns (written, skipped, failures)."""
@@ -108,6 +108,18 @@ def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: 
     return written, skipped, failures
 
 
+BACKENDS = ("torch", "onnxruntime")
+
+
+def open_network(cfg: DictConfig) -> Stylizer | OnnxStylizer:
+    """backend=torch: an inference file of stylenet.train; backend=onnxruntime: a file of stylenet.export."""
+    if cfg.backend not in BACKENDS:
+        raise StylenetError(f"backend must be one of {', '.join(BACKENDS)}, got '{cfg.backend}'")
+    if cfg.backend == "onnxruntime":
+        return OnnxStylizer(cfg.checkpoint, device=cfg.device)
+    return load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last)
+
+
 def picture_options(cfg: DictConfig) -> PictureOptions:
     return PictureOptions(strength=float(cfg.strength), preserve_color=bool(cfg.preserve_color),
                           stroke_scale=float(cfg.stroke_scale),
@@ -119,9 +131,8 @@ def picture_options(cfg: DictConfig) -> PictureOptions:
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
     pairs = plan(Path(cfg.input).expanduser(), Path(cfg.output).expanduser())
-    stylizer = load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last)
-    log.info("style '%s' on %s (%s%s): %d image(s)", stylizer.style, stylizer.device, str(stylizer.dtype).split(".")[-1],
-             ", channels_last" if stylizer.memory_format == torch.channels_last else "", len(pairs))
+    stylizer = open_network(cfg)
+    log.info("style '%s' (%s): %d image(s)", stylizer.style, stylizer.describe(), len(pairs))
     require_whole_numbers(cfg, ("batch_size",), ("tile_overlap",))
     written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, cfg.overwrite, picture_options(cfg),
                                                int(cfg.batch_size))

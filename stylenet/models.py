@@ -176,12 +176,15 @@ class TransformerNet(nn.Module):
         # Stride-2 stages (and the halved input) need sizes divisible by this.
         self.size_multiple = 8 if half_resolution else 4
 
+    def padding(self, length: int) -> int:
+        """Pixels to add so that `length` suits the stride-2 stages (written with a remainder rather than
+        a ceiling division so that ONNX export keeps it symbolic for any input size)."""
+        multiple = self.size_multiple
+        return max(MIN_SIZE * multiple // 4 - length, (multiple - length % multiple) % multiple)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         height, width = image.shape[-2:]
-        multiple = self.size_multiple
-        padded_height = max(MIN_SIZE * multiple // 4, -(-height // multiple) * multiple)
-        padded_width = max(MIN_SIZE * multiple // 4, -(-width // multiple) * multiple)
-        x = replicate_pad(image, (0, padded_width - width, 0, padded_height - height))
+        x = replicate_pad(image, (0, self.padding(width), 0, self.padding(height)))
         if self.half_resolution:
             x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
         x = self.decoder(self.residuals(self.encoder(x)))

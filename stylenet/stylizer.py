@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, Protocol, overload
 
 import torch
 from PIL import Image
@@ -59,6 +59,10 @@ class Stylizer:
             raise ValueError(f"expected a float batch of shape (N, 3, H, W), got {tuple(image.shape)}")
         return self.run(image).to(image.device)
 
+    def describe(self) -> str:
+        layout = ", channels_last" if self.memory_format == torch.channels_last else ""
+        return f"PyTorch on {self.device}, {str(self.dtype).split('.')[-1]}{layout}"
+
     @torch.inference_mode()
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
@@ -96,7 +100,14 @@ class PictureOptions:
             raise StylenetError(f"tile_size must be at least 32 pixels (or null), got {self.tile_size}")
 
 
-def stylize_pictures(stylizer: Stylizer, pictures: list[Image.Image], options: PictureOptions = PictureOptions()
+class Network(Protocol):
+    """What stylize_pictures needs of a backend: Stylizer (PyTorch) or onnx_backend.OnnxStylizer."""
+
+    def run(self, batch: torch.Tensor) -> torch.Tensor: ...
+    def tiled(self, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor: ...
+
+
+def stylize_pictures(stylizer: Network, pictures: list[Image.Image], options: PictureOptions = PictureOptions()
                      ) -> list[Image.Image]:
     """Stylise several pictures: those of the same working size go through the network as one batch,
     those larger than options.tile_size in tiles."""
@@ -127,7 +138,7 @@ def stylize_pictures(stylizer: Stylizer, pictures: list[Image.Image], options: P
     return results
 
 
-def stylize_picture(stylizer: Stylizer, picture: Image.Image, **options: Any) -> Image.Image:
+def stylize_picture(stylizer: Network, picture: Image.Image, **options: Any) -> Image.Image:
     """One picture; options as in PictureOptions."""
     return stylize_pictures(stylizer, [picture], PictureOptions(**options))[0]
 

@@ -1,0 +1,133 @@
+"""python -m stylenet.export: a trained network as ONNX or TorchScript, for other runtimes.
+
+The exported model takes a float32 image batch (N, 3, H, W) in [0, 1], any height and width from
+16 pixels, and returns the stylised batch of the same size. The style's name and the training
+summary travel inside the file (ONNX metadata "stylenet"; TorchScript extra file "stylenet.json").
+Before the file is published it is run on an odd-sized image and compared with PyTorch; a
+difference above `tolerance` leaves nothing behind and exits with an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from stylenet.checkpoint import build_model, load_checkpoint
+from stylenet.errors import StylenetError, exits_cleanly
+from stylenet.models import TransformerNet
+
+log = logging.getLogger("stylenet.export")
+FORMATS = ("onnx", "torchscript")
+METADATA_KEY = "stylenet"
+MIN_EXPORTED_SIZE = 16
+EXAMPLE_SIZE = (67, 93)  # an example that needs padding, so that the padding stays symbolic in the graph
+
+
+def needs(package: str, extra: str) -> Any:
+    """Import an optional dependency, or say which extra installs it."""
+    try:
+        return __import__(package)
+    except ImportError:
+        raise StylenetError(f"this needs the '{package}' package: pip install -e \".[{extra}]\"") from None
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """The exporters' progress lines, optimiser notes and deprecation warnings stay out of the user's way."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx", "torch.export")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
+def export_onnx(model: TransformerNet, path: Path, metadata: str, opset: int) -> None:
+    onnx = needs("onnx", "onnx")
+    needs("onnxscript", "onnx")
+    size = torch.export.Dim("height", min=MIN_EXPORTED_SIZE), torch.export.Dim("width", min=MIN_EXPORTED_SIZE)
+    with quiet():
+        torch.onnx.export(model, (torch.rand(2, 3, *EXAMPLE_SIZE),), str(path), dynamo=True, opset_version=opset,
+                          input_names=["image"], output_names=["styled"],
+                          dynamic_shapes={"image": {0: torch.export.Dim("batch"), 2: size[0], 3: size[1]}})
+    exported = onnx.load(str(path))
+    exported.metadata_props.add(key=METADATA_KEY, value=metadata)
+    onnx.save(exported, str(path))
+
+
+def export_torchscript(model: TransformerNet, path: Path, metadata: str) -> None:
+    """Traced: the shape arithmetic of the padding is recorded symbolically, so any size from 16 px works."""
+    with quiet():  # TorchScript is deprecated upstream, and the tracer warns about the padding
+        traced = torch.jit.trace(model, torch.rand(1, 3, *EXAMPLE_SIZE))
+        torch.jit.save(traced, str(path), _extra_files={"stylenet.json": metadata})
+
+
+def exported_runner(path: Path, fmt: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The exported file as a function of a float32 NCHW array, run by its own runtime."""
+    if fmt == "onnx":
+        onnxruntime = needs("onnxruntime", "onnx")
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda batch: session.run(None, {"image": batch})[0]
+    with quiet():
+        module = torch.jit.load(str(path), map_location="cpu")
+    return lambda batch: module(torch.from_numpy(batch)).numpy()
+
+
+def largest_difference(model: TransformerNet, path: Path, fmt: str, size: tuple[int, int]) -> float:
+    image = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = model(image).numpy()
+    produced = exported_runner(path, fmt)(image.numpy())
+    if produced.shape != expected.shape:
+        raise StylenetError(f"the exported model returned shape {produced.shape} for {expected.shape}")
+    return float(np.abs(produced - expected).max())
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@exits_cleanly
+def main(cfg: DictConfig) -> None:
+    if cfg.format not in FORMATS:
+        raise StylenetError(f"format must be one of {', '.join(FORMATS)}, got '{cfg.format}'")
+    output = Path(cfg.output).expanduser()
+    if output.exists() and not cfg.overwrite:
+        raise StylenetError(f"{output} exists: pass overwrite=true to replace it")
+    payload = load_checkpoint(cfg.checkpoint, kind="inference")
+    model = build_model(payload, cfg.checkpoint).eval().requires_grad_(False)
+    metadata = json.dumps({"style": payload["style"], "summary": payload.get("summary", {}),
+                           "model_cfg": payload["model_cfg"]})
+    check_size = (int(cfg.check_size[0]), int(cfg.check_size[1]))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as workdir:
+        temporary = Path(workdir) / output.name
+        if cfg.format == "onnx":
+            export_onnx(model, temporary, metadata, int(cfg.opset))
+        else:
+            export_torchscript(model, temporary, metadata)
+        difference = largest_difference(model, temporary, cfg.format, check_size)
+        if difference > cfg.tolerance:
+            raise StylenetError(f"the exported model differs from PyTorch by {difference:.2e} (more than "
+                                f"tolerance={cfg.tolerance}) on a {check_size[0]}x{check_size[1]} image; nothing written")
+        os.replace(temporary, output)
+    log.info("wrote %s (%s, style '%s'); largest difference from PyTorch on a %dx%d image: %.2e",
+             output, cfg.format, payload["style"], check_size[0], check_size[1], difference)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""`python -m stylenet.export` to ONNX and TorchScript, and `python -m stylenet.infer backend=onnxruntime`."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import stylenet
+from conftest import TrainedRun, random_image, run_entry
+
+pytestmark = pytest.mark.slow
+onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
+
+
+def export(trained_run: TrainedRun, output: Path, fmt: str, *extra: str):
+    return run_entry("export", f"checkpoint={trained_run.checkpoint}", f"format={fmt}", f"output={output}", *extra,
+                     cwd=output.parent)
+
+
+@pytest.fixture(scope="module")
+def onnx_model(trained_run: TrainedRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("export") / "tiny.onnx"
+    result = export(trained_run, output, "onnx")
+    assert result.returncode == 0, result.stderr
+    difference = float(re.search(r"largest difference from PyTorch on a 257x321 image: (\S+)", result.stdout).group(1))
+    assert difference < 1e-3
+    return output
+
+
+def test_onnx_export_matches_pytorch_on_an_odd_size(trained_run: TrainedRun, onnx_model: Path) -> None:
+    session = onnxruntime.InferenceSession(str(onnx_model), providers=["CPUExecutionProvider"])
+    batch = torch.rand(3, 3, 37, 53)
+    expected = stylenet.load(trained_run.checkpoint, device="cpu")(batch).numpy()
+    produced = session.run(None, {"image": batch.numpy()})[0]
+    assert produced.shape == expected.shape and np.abs(produced - expected).max() < 1e-3
+    metadata = json.loads(session.get_modelmeta().custom_metadata_map["stylenet"])
+    assert metadata["style"] == "tiny_style" and metadata["model_cfg"]["num_residual_blocks"] == 1
+
+
+def test_torchscript_export_matches_pytorch_on_an_odd_size(trained_run: TrainedRun, tmp_path: Path) -> None:
+    output = tmp_path / "tiny.torchscript.pt"
+    result = export(trained_run, output, "torchscript")
+    assert result.returncode == 0, result.stderr
+    extra = {"stylenet.json": ""}
+    module = torch.jit.load(str(output), _extra_files=extra)
+    batch = torch.rand(2, 3, 41, 29)
+    expected = stylenet.load(trained_run.checkpoint, device="cpu")(batch)
+    assert (module(batch) - expected).abs().max() < 1e-3
+    assert json.loads(extra["stylenet.json"])["style"] == "tiny_style"
+
+
+def test_export_keeps_an_existing_file_and_refuses_unknown_formats(trained_run: TrainedRun, tmp_path: Path) -> None:
+    existing = tmp_path / "model.onnx"
+    existing.write_bytes(b"keep me")
+    result = export(trained_run, existing, "onnx")
+    assert result.returncode == 2 and "exists: pass overwrite=true to replace it" in result.stderr
+    assert existing.read_bytes() == b"keep me"
+    result = export(trained_run, tmp_path / "model.tflite", "tflite")
+    assert result.returncode == 2 and "format must be one of onnx, torchscript, got 'tflite'" in result.stderr
+    assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == [existing]
+
+
+def test_infer_with_onnxruntime_gives_the_pytorch_result(trained_run: TrainedRun, onnx_model: Path,
+                                                         tmp_path: Path) -> None:
+    random_image(45, 61, seed=2).save(tmp_path / "photo.png")
+    outputs, logs = {}, {}
+    for backend, checkpoint in [("onnxruntime", onnx_model), ("torch", trained_run.checkpoint)]:
+        result = run_entry("infer", f"backend={backend}", f"checkpoint={checkpoint}", f"input={tmp_path / 'photo.png'}",
+                           f"output={tmp_path / backend}.png", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        outputs[backend], logs[backend] = np.asarray(Image.open(tmp_path / f"{backend}.png"), dtype=int), result.stdout
+    assert "style 'tiny_style' (onnxruntime, CPUExecutionProvider)" in logs["onnxruntime"]
+    assert outputs["onnxruntime"].shape == (45, 61, 3)
+    assert np.abs(outputs["onnxruntime"] - outputs["torch"]).max() <= 1
+
+
+def test_onnxruntime_says_that_tiles_need_the_torch_backend(onnx_model: Path, tmp_path: Path) -> None:
+    random_image(80, 100).save(tmp_path / "big.png")
+    result = run_entry("infer", "backend=onnxruntime", f"checkpoint={onnx_model}", f"input={tmp_path / 'big.png'}",
+                       f"output={tmp_path / 'out.png'}", "tile_size=64", cwd=tmp_path)
+    assert result.returncode == 2 and "tiles need the torch backend" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out.png").exists()
