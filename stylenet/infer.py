@@ -1,4 +1,4 @@
-"""python -m stylenet.infer: stylise an image file or a folder of them with a trained network."""
+"""python -m stylenet.infer: stylise an image file, a folder or glob of them, or a video, with a trained network."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.images import is_image_file, list_images, read_image_and_alpha, resize_to_long_side, save_image
 from stylenet.configs import require_whole_numbers
 from stylenet.onnx_backend import OnnxStylizer
+from stylenet.video import VIDEO_EXTENSIONS, is_video_file, stylize_video
 from stylenet.stylizer import Network, PictureOptions, Stylizer, load, stylize_pictures
 
 log = logging.getLogger("stylenet.infer")
@@ -43,8 +44,9 @@ def plan_glob(pattern: str, target: Path) -> list[tuple[Path, Path]]:
     return [(match, target / match.relative_to(base)) for match in matches]
 
 
-def plan(source: Path, target: Path) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: a file maps to a file (or into a folder), a folder is mirrored into a
+def plan(source: Path, target: Path, into_folder: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: a file maps to a file (or into a folder: an existing one, or any when
+    `into_folder`, i.e. the output was written with a trailing slash), a folder is mirrored into a
     folder, a glob pattern maps into a folder."""
     if not source.exists() and any(c in str(source) for c in GLOB_CHARACTERS):
         return plan_glob(str(source), target)
@@ -61,7 +63,7 @@ def plan(source: Path, target: Path) -> list[tuple[Path, Path]]:
         return pairs
     if not source.exists():
         raise StylenetError(f"input not found: {source}")
-    if target.is_dir() or str(target).endswith(os.sep):
+    if target.is_dir() or into_folder:
         target = target / source.name
     if not is_image_file(target):
         raise StylenetError(f"output {target} needs an image extension (.png, .jpg, ...) or must be a folder")
@@ -120,6 +122,28 @@ def open_network(cfg: DictConfig) -> Stylizer | OnnxStylizer:
     return load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last)
 
 
+def infer_video(cfg: DictConfig, source: Path, target: Path, into_folder: bool) -> None:
+    """A video file in, a video file out (or into a folder, under the input's name)."""
+    if not source.is_file():
+        raise StylenetError(f"input not found: {source}")
+    if target.is_dir() or into_folder:
+        target = target / source.name
+    if not is_video_file(target):
+        raise StylenetError(f"output {target} needs a video extension ({', '.join(VIDEO_EXTENSIONS)}) or must be a folder")
+    if target.resolve() == source.resolve():
+        raise StylenetError(f"output {target} is the input video; choose another name so the input is not overwritten")
+    if target.exists() and not cfg.overwrite:
+        log.info("%s exists: skipped (pass overwrite=true to replace it)", target)
+        return
+    stylizer = open_network(cfg)
+    log.info("style '%s' (%s): video %s", stylizer.style, stylizer.describe(), source)
+    result = stylize_video(stylizer, source, target, picture_options(cfg), int(cfg.batch_size),
+                           float(cfg.temporal_smoothing))
+    log.info("wrote %s: %d frames in %.1f s (%.1f frames/s)%s; flicker %.3f (output's frame-to-frame change over "
+             "the input's)", target, result["frames"], result["seconds"], result["fps"],
+             ", audio copied" if result["audio"] else "", result["flicker"])
+
+
 def picture_options(cfg: DictConfig) -> PictureOptions:
     return PictureOptions(strength=float(cfg.strength), preserve_color=bool(cfg.preserve_color),
                           stroke_scale=float(cfg.stroke_scale),
@@ -130,10 +154,15 @@ def picture_options(cfg: DictConfig) -> PictureOptions:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="infer")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
-    pairs = plan(Path(cfg.input).expanduser(), Path(cfg.output).expanduser())
+    require_whole_numbers(cfg, ("batch_size",), ("tile_overlap",))
+    source, target = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
+    into_folder = str(cfg.output).endswith(("/", os.sep))
+    if is_video_file(source):
+        infer_video(cfg, source, target, into_folder)
+        return
+    pairs = plan(source, target, into_folder)
     stylizer = open_network(cfg)
     log.info("style '%s' (%s): %d image(s)", stylizer.style, stylizer.describe(), len(pairs))
-    require_whole_numbers(cfg, ("batch_size",), ("tile_overlap",))
     written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, cfg.overwrite, picture_options(cfg),
                                                int(cfg.batch_size))
     summary = f"{written} written, {len(failures)} failed"

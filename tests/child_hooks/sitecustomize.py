@@ -13,3 +13,8 @@ if os.environ.get("STYLENET_TEST_AFTER_CALLS"):
     import after_calls
 
     after_calls.install(os.environ["STYLENET_TEST_AFTER_CALLS"])
+if os.environ.get("STYLENET_TEST_HIDE_MODULES"):  # as if an optional extra were not installed
+    import sys
+
+    for name in os.environ["STYLENET_TEST_HIDE_MODULES"].split(","):
+        sys.modules[name] = None  # type: ignore[assignment]

@@ -1,0 +1,86 @@
+"""Video files through `python -m stylenet.infer`: frames, frame rate, size and audio survive; smoothing cuts flicker."""
+
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TrainedRun, random_image, run_entry
+
+pytestmark = pytest.mark.slow
+
+
+def write_clip(path: Path, frames: int, rate: Fraction, size: tuple[int, int], audio: bool, pan: int = 1) -> None:
+    """A short clip: a photo panning by `pan` pixels per frame with a camera's noise, and a tone."""
+    av = pytest.importorskip("av", reason="the video extra is not installed: pip install -e '.[video]'")
+    width, height = size
+    scene = np.asarray(random_image(height, width + frames * pan, seed=1), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        sound = container.add_stream("aac", rate=22050) if audio else None
+        for index in range(frames):
+            shift = index * pan
+            pixels = np.clip(scene[:, shift:shift + width] + rng.normal(0, 4, (height, width, 3)), 0, 255)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(pixels.astype(np.uint8), format="rgb24")))
+        container.mux(video.encode(None))
+        if sound is not None:
+            tone = np.sin(2 * np.pi * 440 * np.arange(22050) / 22050).astype(np.float32)[None]
+            for start in range(0, tone.shape[1], 1024):
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start:start + 1024]), format="fltp",
+                                                   layout="mono")
+                frame.sample_rate, frame.pts = 22050, start
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode(None))
+
+
+def flicker(stdout: str) -> float:
+    return float(re.search(r"flicker (\S+)", stdout).group(1))
+
+
+def test_a_video_round_trip_keeps_frames_rate_size_and_audio(trained_run: TrainedRun, tmp_path: Path) -> None:
+    write_clip(tmp_path / "clip.mp4", 12, Fraction(30000, 1001), (64, 48), audio=True)
+    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'clip.mp4'}",
+                       f"output={tmp_path / 'out'}/", "batch_size=5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"12 frames in \S+ s \(\S+ frames/s\), audio copied", result.stdout)
+    import av
+
+    with av.open(str(tmp_path / "out" / "clip.mp4")) as container:
+        video = container.streams.video[0]
+        assert video.average_rate == Fraction(30000, 1001)
+        assert (video.codec_context.width, video.codec_context.height) == (64, 48)
+        assert [stream.type for stream in container.streams] == ["video", "audio"]
+        assert sum(1 for _ in container.decode(video=0)) == 12
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["clip.mp4"]  # no temporary file left
+
+
+def test_temporal_smoothing_reduces_flicker(trained_run: TrainedRun, tmp_path: Path) -> None:
+    write_clip(tmp_path / "clip.mp4", 10, Fraction(25), (64, 48), audio=False, pan=0)  # a still shot: noise only
+    measured = {}
+    for smoothing in ("0", "0.8"):
+        result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'clip.mp4'}",
+                           f"output={tmp_path / smoothing}.mp4", f"temporal_smoothing={smoothing}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "audio copied" not in result.stdout
+        measured[smoothing] = flicker(result.stdout)
+    assert 0 < measured["0.8"] < measured["0"] * 0.8
+
+
+def test_video_errors_are_clear(trained_run: TrainedRun, tmp_path: Path) -> None:
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    cases = [
+        ([f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.mp4'}"], "cannot read video", {}),
+        ([f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.png'}"], "needs a video extension", {}),
+        ([f"input={tmp_path / 'missing.mp4'}", f"output={tmp_path / 'out.mp4'}"], "input not found", {}),
+        ([f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.mp4'}"], 'pip install -e ".[video]"',
+         {"STYLENET_TEST_HIDE_MODULES": "av"}),
+    ]
+    for overrides, message, env in cases:
+        result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", *overrides, cwd=tmp_path, **env)
+        assert result.returncode == 2 and message in result.stderr, (message, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["broken.mp4"]
