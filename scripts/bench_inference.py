@@ -10,7 +10,8 @@ if each reads its input and writes its output once (half that in bf16/fp16): wit
 bandwidth and matrix rate these give the two floors of a roofline reading. On CPU the thread count is reported; on CUDA fp32 and
 bf16/fp16 with channels_last are measured; --compile adds each of them under torch.compile.
 Cells give the latency, frames per second and the ratio to the first variant. --ablation
-measures each CPU optimisation of the fast path separately, all in the same run.
+measures each CPU optimisation of the fast path separately, all in the same run; --onnxruntime
+compares PyTorch with onnxruntime on the CPU, each variant exported as stylenet.export does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+import tempfile
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -25,6 +28,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from stylenet.configs import model_config
+from stylenet.errors import StylenetError
+from stylenet.export import export_onnx, needs
 from stylenet.models import FusedUpsampleConv, TransformerNet
 from stylenet.benchmarking import describe_machine, median_seconds
 
@@ -110,6 +115,33 @@ def bench_variants(device: torch.device, variants: list[str], sizes: list[str], 
     return rows
 
 
+def bench_onnxruntime(variants: list[str], sizes: list[str], warmup: int, repeats: int) -> list[str]:
+    """PyTorch against onnxruntime on the CPU, fp32, each variant exported as python -m stylenet.export does."""
+    onnxruntime = needs("onnxruntime", "onnx")
+    cpu = torch.device("cpu")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    rows = [f"| variant | size | PyTorch fp32 | onnxruntime {onnxruntime.__version__} fp32 | PyTorch / onnxruntime |",
+            "| --- | --- | --- | --- | --- |"]
+    print("\n".join(rows), flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        for variant in variants:
+            model = TransformerNet(**model_config(variant)).eval()
+            path = Path(folder) / f"{variant}.onnx"
+            export_onnx(model, path, "{}", opset=18)
+            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            for size in sizes:
+                image = torch.rand(1, 3, *parse_size(size))
+                with torch.inference_mode():
+                    torch_seconds = median_seconds(lambda: model(image), cpu, warmup, repeats)
+                array = image.numpy()
+                onnx_seconds = median_seconds(lambda: session.run(None, {"image": array}), cpu, warmup, repeats)
+                rows.append(f"| {variant} | {size} | {torch_seconds * 1000:.1f} ms | {onnx_seconds * 1000:.1f} ms | "
+                            f"{torch_seconds / onnx_seconds:.2f}x |")
+                print(rows[-1], flush=True)
+    return rows
+
+
 def bench_ablation(variant: str, size: str, warmup: int, repeats: int) -> list[str]:
     """Each CPU optimisation of the fast path on and off, at one size."""
     height, width = parse_size(size)
@@ -155,6 +187,8 @@ def main() -> int:
                         help="also measure every precision under torch.compile (optionally a mode: reduce-overhead "
                              "uses CUDA graphs, max-autotune searches kernels)")
     parser.add_argument("--batch", type=int, default=1, help="images per call (video frames); fps counts images")
+    parser.add_argument("--onnxruntime", action="store_true",
+                        help="also compare PyTorch with onnxruntime on the CPU (needs the onnx extra)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run each: does the script work")
     args = parser.parse_args()
     if args.smoke:
@@ -190,6 +224,13 @@ def main() -> int:
         if device.type == "cpu" and args.ablation:
             print()
             bench_ablation("fast", sizes[-1] if args.smoke else "1000x1000", args.warmup, args.repeats)
+        if device.type == "cpu" and args.onnxruntime:
+            print()
+            try:
+                bench_onnxruntime(args.variants, sizes, args.warmup, args.repeats)
+            except StylenetError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
     return 0
 
 

@@ -27,6 +27,25 @@ def test_bench_inference_smoke(tmp_path: Path) -> None:
     assert any("fused upsampling, inference_mode (what stylenet runs)" in row for row in rows)
 
 
+def test_bench_inference_smoke_onnxruntime(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    result = run_script("bench_inference.py", "--smoke", "--onnxruntime", "--variants", "tiny", "--device", "cpu",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| tiny | 40x24 | ") and "x |" in line
+               and "onnxruntime" not in line and line.count("|") == 6)
+    assert row.split("|")[3].strip().endswith(" ms") and row.split("|")[5].strip().endswith("x")
+
+
+def test_bench_video_smoke(tmp_path: Path) -> None:
+    pytest.importorskip("av", reason="the video extra is not installed")
+    result = run_script("bench_video.py", "--smoke", "--device", "cpu", "--smoothing", "0", "0.8", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| 0")]
+    assert [row[1].strip() for row in rows] == ["0", "0.8"] and all(row[2].strip() == "6" for row in rows)
+    assert float(rows[1][4]) < float(rows[0][4])  # smoothing a still, noisy shot steadies it
+
+
 def test_bench_inference_smoke_compiled(tmp_path: Path) -> None:
     result = run_script("bench_inference.py", "--smoke", "--compile", "--variants", "fast", "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,106 @@
+"""Video stylisation speed and flicker, with and without temporal smoothing; writes a Markdown table.
+
+    python scripts/bench_video.py --checkpoint checkpoints/wave.pt --video clip.mp4
+    python scripts/bench_video.py --checkpoint checkpoints/wave.pt --frames ../shared/data/frames --fps 24
+    python scripts/bench_video.py --smoke          # generated clip, untrained tiny network: checks the script works
+
+Each row runs the real video path of `python -m stylenet.infer` (stylenet.video.stylize_video:
+decode, stylise in batches, encode, audio copied) and reports frames per second for the whole
+path and the flicker: the mean absolute frame-to-frame change of the output over that of the
+input (1: the output changes as much as the input; lower is steadier).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from stylenet.benchmarking import describe_machine
+from stylenet.configs import model_config
+from stylenet.errors import StylenetError
+from stylenet.export import needs
+from stylenet.images import list_images
+from stylenet.models import TransformerNet
+from stylenet.runtime import pick_device
+from stylenet.stylizer import PictureOptions, Stylizer, load
+from stylenet.video import stylize_video
+
+
+def frames_to_video(frames: list[Image.Image], path: Path, rate: Fraction) -> None:
+    """Still frames (e.g. a film clip's, as image files) as an H.264 video, sized to even dimensions."""
+    av = needs("av", "video")
+    width, height = (frames[0].width // 2) * 2, (frames[0].height // 2) * 2
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in frames:
+            pixels = np.asarray(frame.convert("RGB").resize((width, height)))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def generated_frames(count: int, width: int, height: int) -> list[Image.Image]:
+    """A still scene with camera noise."""
+    rng = np.random.default_rng(0)
+    scene = rng.uniform(0, 255, (height // 8, width // 8, 3))
+    scene = np.asarray(Image.fromarray(scene.astype(np.uint8)).resize((width, height), Image.Resampling.BICUBIC), float)
+    return [Image.fromarray(np.clip(scene + rng.normal(0, 4, scene.shape), 0, 255).astype(np.uint8))
+            for _ in range(count)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, help="an inference file of stylenet.train")
+    parser.add_argument("--video", type=Path, help="a video file")
+    parser.add_argument("--frames", type=Path, help="a folder of frames (image files, in name order)")
+    parser.add_argument("--fps", type=float, default=24.0, help="frame rate for --frames")
+    parser.add_argument("--max-size", type=int, default=None, help="downscale --frames to this longer side")
+    parser.add_argument("--smoothing", type=float, nargs="+", default=[0.0, 0.5, 0.8])
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--smoke", action="store_true", help="generated clip, untrained tiny network")
+    args = parser.parse_args()
+    if not args.smoke and args.checkpoint is None:
+        print("error: --checkpoint is required (or --smoke)", file=sys.stderr)
+        return 2
+    try:
+        if args.smoke:
+            stylizer = Stylizer(TransformerNet(**model_config("tiny")), pick_device(args.device), "untrained", {})
+        else:
+            stylizer = load(args.checkpoint, device=args.device)
+        with tempfile.TemporaryDirectory(prefix="bench_video_") as folder:
+            video = args.video
+            if args.smoke or args.frames is not None:
+                frames = (generated_frames(6, 64, 48) if args.smoke else
+                          [Image.open(path) for path in list_images(args.frames)])
+                if args.max_size:
+                    frames = [frame.reduce(max(1, round(max(frame.size) / args.max_size))) for frame in frames]
+                video = Path(folder) / "clip.mp4"
+                frames_to_video(frames, video, Fraction(args.fps).limit_denominator(1001))
+            if video is None:
+                print("error: pass --video or --frames (or --smoke)", file=sys.stderr)
+                return 2
+            print(f"{describe_machine(stylizer.device)}; {stylizer.describe()}; style '{stylizer.style}'; {video.name}; "
+                  f"batch {args.batch_size}\n")
+            print("| temporal_smoothing | frames | frames/s | flicker |\n| --- | --- | --- | --- |")
+            for smoothing in args.smoothing:
+                result = stylize_video(stylizer, video, Path(folder) / f"out_{smoothing}.mp4", PictureOptions(),
+                                       args.batch_size, smoothing)
+                print(f"| {smoothing:g} | {result['frames']} | {result['fps']:.1f} | {result['flicker']:.3f} |",
+                      flush=True)
+    except StylenetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    with torch.inference_mode():
+        sys.exit(main())
