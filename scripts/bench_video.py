@@ -47,11 +47,11 @@ def frames_to_video(frames: list[Image.Image], path: Path, rate: Fraction) -> No
 
 
 def generated_frames(count: int, width: int, height: int) -> list[Image.Image]:
-    """A still scene with camera noise."""
+    """A still scene whose exposure flickers by a few levels, with camera noise."""
     rng = np.random.default_rng(0)
     scene = rng.uniform(0, 255, (height // 8, width // 8, 3))
     scene = np.asarray(Image.fromarray(scene.astype(np.uint8)).resize((width, height), Image.Resampling.BICUBIC), float)
-    return [Image.fromarray(np.clip(scene + rng.normal(0, 4, scene.shape), 0, 255).astype(np.uint8))
+    return [Image.fromarray(np.clip(scene + rng.uniform(-6, 6) + rng.normal(0, 4, scene.shape), 0, 255).astype(np.uint8))
             for _ in range(count)]
 
 
