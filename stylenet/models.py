@@ -22,24 +22,18 @@ MIN_SIZE = 8  # the 3x3 reflection padding at the lowest resolution needs pixels
 
 
 class InstanceNorm(nn.InstanceNorm2d):
-    """Instance norm whose statistics can be taken from another image: tiles of a large image are
-    normalised with the statistics of the whole image, so that they do not each drift in colour and
-    contrast (see stylenet.tiling). The parameters and state dict are nn.InstanceNorm2d's."""
+    """Instance norm whose statistics can be set from outside: tiles of a large image are normalised
+    with the statistics of the whole image, so that they do not each drift in colour and contrast
+    (see stylenet.tiling). The parameters and state dict are nn.InstanceNorm2d's."""
 
     def __init__(self, channels: int) -> None:
         super().__init__(channels, affine=True)
-        self.recording = False
         self.statistics: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.statistics is not None:
-            mean, var = self.statistics
+            mean, var = (value.to(x.dtype) for value in self.statistics)
             return F.batch_norm(x, mean, var, self.weight, self.bias, training=False, eps=self.eps)
-        if self.recording:
-            var, mean = torch.var_mean(x.float(), dim=(0, 2, 3), correction=0)
-            self.statistics = (mean.to(x.dtype), var.to(x.dtype))
-            self.recording = False
-            return self.forward(x)
         return super().forward(x)
 
 

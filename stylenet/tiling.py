@@ -1,11 +1,16 @@
 """Images too large to stylise in one pass, in overlapping tiles with blended borders.
 
 Cutting an image into tiles and pasting the results back shows seams for two reasons: near a tile's
-border the network sees reflected padding instead of the real neighbourhood, and instance norm
-computes each tile's own statistics, so every tile drifts in colour and contrast. The first is
-answered by overlapping tiles whose results are blended with linear ramps across the overlap; the
-second by normalising every tile with statistics taken once from the whole image, scaled down to
-one tile's size (models.InstanceNorm).
+border the network sees padding instead of the real neighbourhood, and instance norm computes each
+tile's own statistics, so every tile drifts in colour and contrast. The first is answered by
+overlapping tiles whose outer margins are discarded and whose results are blended across the rest
+of the overlap. The second by normalising every tile with the whole image's statistics, which are
+computed tile by tile, one instance-norm layer at a time: each layer's statistics need the layers
+before it already normalised with the whole image's statistics, so the tiles are run once per layer
+up to that layer (about half a network pass per layer: several times the cost of one pass, in
+exchange for memory bounded by one tile). A statistics-from-a-thumbnail shortcut is not used: instance
+norm statistics depend on the image's scale, and on an H100 test the thumbnail's gave a result
+nowhere near the whole image's.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from stylenet.errors import StylenetError
 from stylenet.models import InstanceNorm
+
+
+class _Reached(Exception):
+    """Stops a forward pass once the layer being measured has seen its input."""
 
 
 def tile_spans(length: int, tile: int, overlap: int, multiple: int) -> list[tuple[int, int]]:
@@ -30,6 +38,14 @@ def tile_spans(length: int, tile: int, overlap: int, multiple: int) -> list[tupl
     step = max(multiple, (tile - overlap) // multiple * multiple)
     last = (length - tile) // multiple * multiple
     return [(start, min(start + tile, length)) for start in range(0, last, step)] + [(last, length)]
+
+
+def core_bounds(spans: list[tuple[int, int]], multiple: int) -> list[tuple[int, int]]:
+    """Each tile's share of a partition of the length: boundaries in the middle of the overlaps, on
+    the network's grid, so that every pixel is counted once and away from tile borders."""
+    cuts = [(next_start + end) // 2 // multiple * multiple for (_, end), (next_start, _) in zip(spans, spans[1:])]
+    starts, ends = [spans[0][0], *cuts], [*cuts, spans[-1][1]]
+    return list(zip(starts, ends))
 
 
 def edge_weights(length: int, overlap: int, blend_start: bool, blend_end: bool) -> torch.Tensor:
@@ -47,28 +63,60 @@ def edge_weights(length: int, overlap: int, blend_start: bool, blend_end: bool) 
     return weights
 
 
+def measure_statistics(network: Callable[[torch.Tensor], torch.Tensor], norm: InstanceNorm, image: torch.Tensor,
+                       rows: list[tuple[int, int]], columns: list[tuple[int, int]], multiple: int) -> None:
+    """`norm`'s input statistics over the whole image, from each tile's core; sets norm.statistics."""
+    total = total_squares = None
+    count = 0
+    cores = [(span, core) for span, core in zip(rows, core_bounds(rows, multiple))]
+    core_columns = [(span, core) for span, core in zip(columns, core_bounds(columns, multiple))]
+    for (top, bottom), (core_top, core_bottom) in cores:
+        for (left, right), (core_left, core_right) in core_columns:
+            seen: list[torch.Tensor] = []
+
+            def grab(_: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+                seen.append(inputs[0])
+                raise _Reached
+
+            handle = norm.register_forward_pre_hook(grab)
+            try:
+                network(image[..., top:bottom, left:right])
+            except _Reached:
+                pass
+            finally:
+                handle.remove()
+            features = seen[0].double()
+            # The layer's resolution relative to the tile (after the network's own padding to its grid).
+            scale_y = features.shape[-2] / (-(-(bottom - top) // multiple) * multiple)
+            scale_x = features.shape[-1] / (-(-(right - left) // multiple) * multiple)
+            y0, x0 = round((core_top - top) * scale_y), round((core_left - left) * scale_x)
+            y1 = features.shape[-2] if bottom == rows[-1][1] else round((core_bottom - top) * scale_y)
+            x1 = features.shape[-1] if right == columns[-1][1] else round((core_right - left) * scale_x)
+            core = features[0, :, y0:y1, x0:x1]
+            total = core.sum((1, 2)) if total is None else total + core.sum((1, 2))
+            total_squares = core.square().sum((1, 2)) if total_squares is None else total_squares + core.square().sum((1, 2))
+            count += core.shape[1] * core.shape[2]
+    mean = total / count
+    norm.statistics = (mean.float(), (total_squares / count - mean.square()).clamp_min(0).float())
+
+
 def stylize_in_tiles(network: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, image: torch.Tensor,
-                     tile: int, overlap: int, statistics_size: int | None = None) -> torch.Tensor:
-    """`network` (which runs `model`) over a (1, 3, H, W) image in tiles of at most `tile` pixels a side;
-    returns the (1, 3, H, W) result on the CPU in float32. The instance-norm statistics come from the
-    whole image scaled down to `statistics_size` pixels on its longer side (default: `tile`): exact
-    where the image is no larger, an approximation above (a network sees a downscaled image's
-    statistics as slightly different ones)."""
+                     tile: int, overlap: int) -> torch.Tensor:
+    """`network` (which runs `model`) over a (1, 3, H, W) image in tiles of at most `tile` pixels a side,
+    normalised with the whole image's statistics; returns the (1, 3, H, W) result on the CPU in float32."""
     if not 0 <= overlap <= tile // 2:
         raise StylenetError(f"tile_overlap must be between 0 and half of tile_size ({tile}), got {overlap}")
     height, width = image.shape[-2:]
+    multiple = getattr(model, "size_multiple", 1)
+    rows, columns = tile_spans(height, tile, overlap, multiple), tile_spans(width, tile, overlap, multiple)
     norms = [module for module in model.modules() if isinstance(module, InstanceNorm)]
-    scale = (statistics_size or tile) / max(height, width)
-    overview = F.interpolate(image, scale_factor=scale, mode="area") if scale < 1 else image
-    for norm in norms:
-        norm.recording = True
     try:
-        network(overview)  # records each layer's statistics of the whole image
+        for norm in norms:  # in forward order: each needs the ones before it settled
+            measure_statistics(network, norm, image, rows, columns, multiple)
         result = torch.zeros(3, height, width)
         total = torch.zeros(height, width)
-        multiple = getattr(model, "size_multiple", 1)
-        for top, bottom in tile_spans(height, tile, overlap, multiple):
-            for left, right in tile_spans(width, tile, overlap, multiple):
+        for top, bottom in rows:
+            for left, right in columns:
                 styled = network(image[..., top:bottom, left:right])[0].float().cpu()
                 weights = torch.outer(edge_weights(bottom - top, overlap, top > 0, bottom < height),
                                       edge_weights(right - left, overlap, left > 0, right < width))
@@ -76,5 +124,5 @@ def stylize_in_tiles(network: Callable[[torch.Tensor], torch.Tensor], model: nn.
                 total[top:bottom, left:right] += weights
     finally:
         for norm in norms:
-            norm.recording, norm.statistics = False, None
+            norm.statistics = None
     return (result / total).unsqueeze(0)
