@@ -99,6 +99,11 @@ class PictureOptions:
         if self.tile_size is not None and self.tile_size < 32:
             raise StylenetError(f"tile_size must be at least 32 pixels (or null), got {self.tile_size}")
 
+    @property
+    def edits_pictures(self) -> bool:
+        """Whether anything beyond the network's own output is asked for (stroke scale, colour, strength)."""
+        return self.stroke_scale != 1 or self.preserve_color or self.strength < 1
+
 
 class Network(Protocol):
     """What stylize_pictures needs of a backend: Stylizer (PyTorch) or onnx_backend.OnnxStylizer."""

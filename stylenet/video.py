@@ -23,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from PIL import Image
 from tqdm import tqdm
 
 from stylenet.errors import StylenetError
 from stylenet.export import needs
+from stylenet.images import pil_to_tensor
 from stylenet.stylizer import Network, PictureOptions, stylize_pictures
 
 log = logging.getLogger("stylenet.video")
@@ -40,21 +43,23 @@ def is_video_file(path: Path) -> bool:
 
 @dataclass
 class Flicker:
-    """Sums of mean absolute frame-to-frame changes of the input and of the output."""
+    """Sums of mean absolute frame-to-frame changes of the input and of the output (kept on the
+    frames' device, so that measuring does not wait for the GPU)."""
 
-    input_change: float = 0.0
-    output_change: float = 0.0
-    previous: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    input_change: torch.Tensor | float = 0.0
+    output_change: torch.Tensor | float = 0.0
+    previous: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
-    def add(self, frame: np.ndarray, styled: np.ndarray) -> None:
+    def add(self, frame: torch.Tensor, styled: torch.Tensor) -> None:
         if self.previous is not None:
-            self.input_change += float(np.abs(frame - self.previous[0]).mean())
-            self.output_change += float(np.abs(styled - self.previous[1]).mean())
+            self.input_change = self.input_change + (frame - self.previous[0]).abs().mean()
+            self.output_change = self.output_change + (styled - self.previous[1]).abs().mean()
         self.previous = (frame, styled)
 
     @property
     def ratio(self) -> float:
-        return self.output_change / self.input_change if self.input_change > 0 else float("nan")
+        moved = float(self.input_change)
+        return float(self.output_change) / moved if moved > 0 else float("nan")
 
 
 class Smoother:
@@ -64,15 +69,27 @@ class Smoother:
         if not 0 <= strength < 1:
             raise StylenetError(f"temporal_smoothing must be at least 0 and below 1, got {strength}")
         self.strength = strength
-        self.previous: tuple[np.ndarray, np.ndarray] | None = None
+        self.previous: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def __call__(self, frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
+    def __call__(self, frame: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
         if self.strength > 0 and self.previous is not None:
-            change = np.abs(frame - self.previous[0]).mean(axis=-1, keepdims=True)
-            keep = self.strength * np.exp(-change / MOTION_SCALE)
+            change = (frame - self.previous[0]).abs().mean(dim=0, keepdim=True)
+            keep = self.strength * torch.exp(-change / MOTION_SCALE)
             styled = keep * self.previous[1] + (1 - keep) * styled
         self.previous = (frame, styled)
         return styled
+
+
+def stylize_frames(stylizer: Network, frames: list[np.ndarray], options: PictureOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input, styled) float (N, 3, H, W) batches in [0, 1], on the network's device. Without picture
+    options the frames go straight to the network as one tensor batch (no PIL round trip per frame)."""
+    pixels = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+    if not options.edits_pictures and (options.tile_size is None or max(pixels.shape[-2:]) <= options.tile_size):
+        styled = stylizer.run(pixels.float().div_(255))
+        return pixels.to(styled.device, torch.float32).div_(255), styled
+    pictures = stylize_pictures(stylizer, [Image.fromarray(frame) for frame in frames], options)
+    styled = torch.stack([pil_to_tensor(picture) for picture in pictures])
+    return pixels.float().div_(255), styled
 
 
 def stylize_video(stylizer: Network, source: Path, target: Path, options: PictureOptions, batch_size: int,
@@ -106,13 +123,13 @@ def stylize_video(stylizer: Network, source: Path, target: Path, options: Pictur
 
             def encode_pending() -> None:
                 nonlocal frames
-                pictures = [frame.to_image() for frame in pending]
-                for picture, styled in zip(pictures, stylize_pictures(stylizer, pictures, options)):
-                    frame_array = np.asarray(picture, dtype=np.float32) / 255
-                    styled_array = smoother(frame_array, np.asarray(styled, dtype=np.float32) / 255)
-                    flicker.add(frame_array, styled_array)
-                    out = av.VideoFrame.from_ndarray(np.clip(styled_array * 255 + 0.5, 0, 255).astype(np.uint8),
-                                                     format="rgb24")
+                inputs, styled = stylize_frames(stylizer, [frame.to_ndarray(format="rgb24") for frame in pending],
+                                                options)
+                for frame, result in zip(inputs, styled):
+                    result = smoother(frame, result)
+                    flicker.add(frame, result)
+                    pixels = result.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+                    out = av.VideoFrame.from_ndarray(pixels, format="rgb24")
                     out.pts, out.time_base = frames, 1 / Fraction(rate)
                     writer.mux(encoded.encode(out))
                     frames += 1

@@ -84,3 +84,22 @@ def test_video_errors_are_clear(trained_run: TrainedRun, tmp_path: Path) -> None
         assert result.returncode == 2 and message in result.stderr, (message, result.stderr)
         assert "Traceback" not in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["broken.mp4"]
+
+
+def test_picture_options_apply_to_every_frame(trained_run: TrainedRun, tmp_path: Path) -> None:
+    write_clip(tmp_path / "clip.mp4", 6, Fraction(25), (64, 48), audio=False)
+    for name, strength in [("same", "0"), ("styled", "1")]:
+        result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'clip.mp4'}",
+                           f"output={tmp_path / name}.mp4", f"strength={strength}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    import av
+
+    def frames(path: Path) -> list[np.ndarray]:
+        with av.open(str(path)) as container:
+            return [frame.to_ndarray(format="rgb24").astype(float) for frame in container.decode(video=0)]
+
+    original, same, styled = (frames(tmp_path / name) for name in ("clip.mp4", "same.mp4", "styled.mp4"))
+    assert len(same) == len(original) == 6
+    kept = max(np.abs(a - b).mean() for a, b in zip(original, same))  # strength=0: the input, re-encoded
+    changed = min(np.abs(a - b).mean() for a, b in zip(original, styled))
+    assert kept < 6 and changed > 3 * kept
