@@ -12,7 +12,6 @@ are plain .npy files: numpy.load(path, mmap_mode="r") opens them anywhere.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import shutil

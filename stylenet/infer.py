@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
 import hydra
 from omegaconf import DictConfig
@@ -61,13 +61,18 @@ def plan(source: Path, target: Path, into_folder: bool = False) -> list[tuple[Pa
         if not pairs:
             raise StylenetError(f"no images found in {source}")
         return pairs
+    return [(source, file_target(source, target, into_folder, is_image_file, "an image extension (.png, .jpg, ...)"))]
+
+
+def file_target(source: Path, target: Path, into_folder: bool, fits: Callable[[Path], bool], wanted: str) -> Path:
+    """The output file for one input file: `target` itself, or the input's name inside the folder `target`."""
     if not source.exists():
         raise StylenetError(f"input not found: {source}")
     if target.is_dir() or into_folder:
         target = target / source.name
-    if not is_image_file(target):
-        raise StylenetError(f"output {target} needs an image extension (.png, .jpg, ...) or must be a folder")
-    return [(source, target)]
+    if not fits(target):
+        raise StylenetError(f"output {target} needs {wanted} or must be a folder")
+    return target
 
 
 def stylize_files(stylizer: Network, pairs: list[tuple[Path, Path]], max_size: int | None, overwrite: bool,
@@ -124,12 +129,7 @@ def open_network(cfg: DictConfig) -> Stylizer | OnnxStylizer:
 
 def infer_video(cfg: DictConfig, source: Path, target: Path, into_folder: bool) -> None:
     """A video file in, a video file out (or into a folder, under the input's name)."""
-    if not source.is_file():
-        raise StylenetError(f"input not found: {source}")
-    if target.is_dir() or into_folder:
-        target = target / source.name
-    if not is_video_file(target):
-        raise StylenetError(f"output {target} needs a video extension ({', '.join(VIDEO_EXTENSIONS)}) or must be a folder")
+    target = file_target(source, target, into_folder, is_video_file, f"a video extension ({', '.join(VIDEO_EXTENSIONS)})")
     if target.resolve() == source.resolve():
         raise StylenetError(f"output {target} is the input video; choose another name so the input is not overwritten")
     if target.exists() and not cfg.overwrite:
