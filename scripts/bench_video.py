@@ -24,8 +24,7 @@ from PIL import Image
 
 from stylenet.benchmarking import describe_machine
 from stylenet.configs import model_config
-from stylenet.errors import StylenetError
-from stylenet.export import needs
+from stylenet.errors import StylenetError, needs
 from stylenet.images import list_images
 from stylenet.models import TransformerNet
 from stylenet.runtime import pick_device

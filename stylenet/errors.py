@@ -37,3 +37,11 @@ def exits_cleanly(task: F) -> F:
         sys.exit(EXIT_USER_ERROR)
 
     return wrapper  # type: ignore[return-value]
+
+
+def needs(package: str, extra: str) -> Any:
+    """Import an optional dependency, or say which extra installs it."""
+    try:
+        return __import__(package)
+    except ImportError:
+        raise StylenetError(f"this needs the '{package}' package: pip install -e \".[{extra}]\"") from None

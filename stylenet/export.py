@@ -17,7 +17,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import hydra
 import numpy as np
@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig
 
 from stylenet.checkpoint import build_model, load_checkpoint
-from stylenet.errors import StylenetError, exits_cleanly
+from stylenet.errors import StylenetError, exits_cleanly, needs
 from stylenet.models import TransformerNet
 
 log = logging.getLogger("stylenet.export")
@@ -33,14 +33,6 @@ FORMATS = ("onnx", "torchscript")
 METADATA_KEY = "stylenet"
 MIN_EXPORTED_SIZE = 16
 EXAMPLE_SIZE = (67, 93)  # an example that needs padding, so that the padding stays symbolic in the graph
-
-
-def needs(package: str, extra: str) -> Any:
-    """Import an optional dependency, or say which extra installs it."""
-    try:
-        return __import__(package)
-    except ImportError:
-        raise StylenetError(f"this needs the '{package}' package: pip install -e \".[{extra}]\"") from None
 
 
 @contextlib.contextmanager

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from stylenet.errors import StylenetError
-from stylenet.export import METADATA_KEY, needs
+from stylenet.errors import StylenetError, needs
+from stylenet.export import METADATA_KEY
 from stylenet.runtime import pick_device
 
 

@@ -27,8 +27,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from stylenet.errors import StylenetError
-from stylenet.export import needs
+from stylenet.errors import StylenetError, needs
 from stylenet.images import pil_to_tensor
 from stylenet.stylizer import Network, PictureOptions, stylize_pictures
 
