@@ -124,10 +124,13 @@ def stylize_video(stylizer: Network, source: Path, target: Path, options: Pictur
                 nonlocal frames
                 inputs, styled = stylize_frames(stylizer, [frame.to_ndarray(format="rgb24") for frame in pending],
                                                 options)
+                results = []
                 for frame, result in zip(inputs, styled):
-                    result = smoother(frame, result)
-                    flicker.add(frame, result)
-                    pixels = result.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+                    results.append(smoother(frame, result))
+                    flicker.add(frame, results[-1])
+                # One conversion and one copy from the device per batch, not per frame.
+                batch = torch.stack(results).mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+                for pixels in batch.permute(0, 2, 3, 1).contiguous().cpu().numpy():
                     out = av.VideoFrame.from_ndarray(pixels, format="rgb24")
                     out.pts, out.time_base = frames, 1 / Fraction(rate)
                     writer.mux(encoded.encode(out))
