@@ -22,9 +22,10 @@ from typing import Callable, Iterator
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from stylenet.checkpoint import build_model, load_checkpoint
+from stylenet.configs import flag_option, number_option, require_whole_numbers
 from stylenet.errors import StylenetError, exits_cleanly, needs
 from stylenet.models import TransformerNet
 
@@ -97,25 +98,29 @@ def largest_difference(model: TransformerNet, path: Path, fmt: str, size: tuple[
 def main(cfg: DictConfig) -> None:
     if cfg.format not in FORMATS:
         raise StylenetError(f"format must be one of {', '.join(FORMATS)}, got '{cfg.format}'")
+    tolerance = number_option(cfg, "tolerance")
+    require_whole_numbers(cfg, ("opset",))
+    check_size = tuple(cfg.check_size) if OmegaConf.is_list(cfg.check_size) else (cfg.check_size,)
+    if len(check_size) != 2 or not all(isinstance(side, int) and side >= MIN_EXPORTED_SIZE for side in check_size):
+        raise StylenetError(f"check_size must be [height, width], each at least {MIN_EXPORTED_SIZE}, got {list(check_size)}")
     output = Path(cfg.output).expanduser()
-    if output.exists() and not cfg.overwrite:
+    if output.exists() and not flag_option(cfg, "overwrite"):
         raise StylenetError(f"{output} exists: pass overwrite=true to replace it")
     payload = load_checkpoint(cfg.checkpoint, kind="inference")
     model = build_model(payload, cfg.checkpoint).eval().requires_grad_(False)
     metadata = json.dumps({"style": payload["style"], "summary": payload.get("summary", {}),
                            "model_cfg": payload["model_cfg"]})
-    check_size = (int(cfg.check_size[0]), int(cfg.check_size[1]))
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as workdir:
         temporary = Path(workdir) / output.name
         if cfg.format == "onnx":
-            export_onnx(model, temporary, metadata, int(cfg.opset))
+            export_onnx(model, temporary, metadata, cfg.opset)
         else:
             export_torchscript(model, temporary, metadata)
         difference = largest_difference(model, temporary, cfg.format, check_size)
-        if difference > cfg.tolerance:
+        if difference > tolerance:
             raise StylenetError(f"the exported model differs from PyTorch by {difference:.2e} (more than "
-                                f"tolerance={cfg.tolerance}) on a {check_size[0]}x{check_size[1]} image; nothing written")
+                                f"tolerance={tolerance:g}) on a {check_size[0]}x{check_size[1]} image; nothing written")
         os.replace(temporary, output)
     log.info("wrote %s (%s, style '%s'); largest difference from PyTorch on a %dx%d image: %.2e",
              output, cfg.format, payload["style"], check_size[0], check_size[1], difference)

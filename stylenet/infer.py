@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.images import is_image_file, list_images, read_image_and_alpha, resize_to_long_side, save_image
-from stylenet.configs import require_whole_numbers
+from stylenet.configs import flag_option, number_option, require_whole_numbers
 from stylenet.onnx_backend import OnnxStylizer
 from stylenet.video import VIDEO_EXTENSIONS, is_video_file, stylize_video
 from stylenet.stylizer import Network, PictureOptions, Stylizer, load, stylize_pictures
@@ -132,29 +132,29 @@ def infer_video(cfg: DictConfig, source: Path, target: Path, into_folder: bool) 
     target = file_target(source, target, into_folder, is_video_file, f"a video extension ({', '.join(VIDEO_EXTENSIONS)})")
     if target.resolve() == source.resolve():
         raise StylenetError(f"output {target} is the input video; choose another name so the input is not overwritten")
-    if target.exists() and not cfg.overwrite:
+    if target.exists() and not flag_option(cfg, "overwrite"):
         log.info("%s exists: skipped (pass overwrite=true to replace it)", target)
         return
     stylizer = open_network(cfg)
     log.info("style '%s' (%s): video %s", stylizer.style, stylizer.describe(), source)
     result = stylize_video(stylizer, source, target, picture_options(cfg), int(cfg.batch_size),
-                           float(cfg.temporal_smoothing))
+                           number_option(cfg, "temporal_smoothing"))
     log.info("wrote %s: %d frames in %.1f s (%.1f frames/s)%s; flicker %.3f (output's frame-to-frame change over "
              "the input's)", target, result["frames"], result["seconds"], result["fps"],
              ", audio copied" if result["audio"] else "", result["flicker"])
 
 
 def picture_options(cfg: DictConfig) -> PictureOptions:
-    return PictureOptions(strength=float(cfg.strength), preserve_color=bool(cfg.preserve_color),
-                          stroke_scale=float(cfg.stroke_scale),
-                          tile_size=None if cfg.tile_size is None else int(cfg.tile_size),
-                          tile_overlap=int(cfg.tile_overlap))
+    require_whole_numbers(cfg, ("tile_size",), ("tile_overlap",), nullable=("tile_size",))
+    return PictureOptions(strength=number_option(cfg, "strength"), preserve_color=flag_option(cfg, "preserve_color"),
+                          stroke_scale=number_option(cfg, "stroke_scale"), tile_size=cfg.tile_size,
+                          tile_overlap=cfg.tile_overlap)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="infer")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
-    require_whole_numbers(cfg, ("batch_size",), ("tile_overlap",))
+    require_whole_numbers(cfg, ("batch_size", "max_size"), nullable=("max_size",))
     source, target = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     into_folder = str(cfg.output).endswith(("/", os.sep))
     if is_video_file(source):
@@ -163,7 +163,7 @@ def main(cfg: DictConfig) -> None:
     pairs = plan(source, target, into_folder)
     stylizer = open_network(cfg)
     log.info("style '%s' (%s): %d image(s)", stylizer.style, stylizer.describe(), len(pairs))
-    written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, cfg.overwrite, picture_options(cfg),
+    written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, flag_option(cfg, "overwrite"), picture_options(cfg),
                                                int(cfg.batch_size))
     summary = f"{written} written, {len(failures)} failed"
     if skipped:

@@ -50,7 +50,6 @@ class Stylizer:
     @overload
     def __call__(self, image: torch.Tensor) -> torch.Tensor: ...
 
-    @torch.inference_mode()
     def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
         """A PIL image gives a PIL image; a float batch (N, 3, H, W) in [0, 1] gives a batch on the same device."""
         if isinstance(image, Image.Image):

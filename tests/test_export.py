@@ -61,6 +61,12 @@ def test_export_keeps_an_existing_file_and_refuses_unknown_formats(trained_run: 
     assert existing.read_bytes() == b"keep me"
     result = export(trained_run, tmp_path / "model.tflite", "tflite")
     assert result.returncode == 2 and "format must be one of onnx, torchscript, got 'tflite'" in result.stderr
+    for override, message in [("tolerance=strict", "tolerance must be a number, got strict"),
+                              ("opset=abc", "opset must be a positive whole number, got abc"),
+                              ("check_size=[0,0]", "check_size must be [height, width], each at least 16, got [0, 0]"),
+                              ("overwrite=maybe", "overwrite must be true or false, got maybe")]:
+        result = export(trained_run, tmp_path / "model.onnx", "onnx", override)
+        assert result.returncode == 2 and message in result.stderr, (message, result.stderr)
     result = export(trained_run, tmp_path / "strict.onnx", "onnx", "tolerance=0")  # ONNX differs by ~1e-6
     assert result.returncode == 2 and "differs from PyTorch by" in result.stderr and "nothing written" in result.stderr
     assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == [existing]

@@ -77,11 +77,16 @@ def test_a_large_image_is_stylised_in_tiles_by_the_entry_point(trained_run: Trai
     assert Image.open(tmp_path / "tiled.png").tobytes() == expected[0].tobytes()
 
 
-def test_bad_tile_settings_are_clear_errors(trained_run: TrainedRun, tmp_path: Path) -> None:
+def test_bad_settings_are_clear_errors(trained_run: TrainedRun, tmp_path: Path) -> None:
     random_image(90, 90).save(tmp_path / "in.png")
     for override, message in [("tile_overlap=40", "tile_overlap must be between 0 and half of tile_size (64), got 40"),
                               ("tile_size=8", "tile_size must be at least 32 pixels (or null), got 8"),
-                              ("backend=tensorrt", "backend must be one of torch, onnxruntime, got 'tensorrt'")]:
+                              ("backend=tensorrt", "backend must be one of torch, onnxruntime, got 'tensorrt'"),
+                              ("tile_size=big", "tile_size must be a positive whole number, got big"),
+                              ("strength=lots", "strength must be a number, got lots"),
+                              ("preserve_color=maybe", "preserve_color must be true or false, got maybe"),
+                              ("overwrite=maybe", "overwrite must be true or false, got maybe"),
+                              ("max_size=big", "max_size must be a positive whole number, got big")]:
         result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'in.png'}",
                            f"output={tmp_path / 'out.png'}", "tile_size=64", override, cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -78,6 +78,8 @@ def test_video_errors_are_clear(trained_run: TrainedRun, tmp_path: Path) -> None
         ([f"input={tmp_path / 'missing.mp4'}", f"output={tmp_path / 'out.mp4'}"], "input not found", {}),
         ([f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.mp4'}", "temporal_smoothing=1"],
          "temporal_smoothing must be at least 0 and below 1, got 1", {}),
+        ([f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.mp4'}", "temporal_smoothing=x"],
+         "temporal_smoothing must be a number, got x", {}),
         ([f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.mp4'}"], 'pip install -e ".[video]"',
          {"STYLENET_TEST_HIDE_MODULES": "av"}),
     ]
