@@ -11,7 +11,7 @@ Variants differ only in constructor arguments, which come from conf/model/<varia
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,26 +21,72 @@ NORMS = ("instance", "batch", "none")
 MIN_SIZE = 8  # the 3x3 reflection padding at the lowest resolution needs pixels to reflect
 
 
-class InstanceNorm(nn.InstanceNorm2d):
-    """Instance norm whose statistics can be set from outside: tiles of a large image are normalised
-    with the statistics of the whole image, so that they do not each drift in colour and contrast
-    (see stylenet.tiling). The parameters and state dict are nn.InstanceNorm2d's."""
+class InstanceNorm(nn.Module):
+    """Instance norm with two additions.
 
-    def __init__(self, channels: int) -> None:
-        super().__init__(channels, affine=True)
+    Conditional scale and shift (Dumoulin, Shlens & Kudlur 2017, "A Learned Representation for
+    Artistic Style"): each of `num_styles` styles has its own scale and shift, everything else is
+    shared, and a forward pass takes style weights (N, num_styles) that blend them per image, so one
+    network holds several styles and mixes them. Each style's parameters are separate tensors, so a
+    style added later can be trained while the others stay untouched bit for bit.
+
+    Statistics that can be set from outside: tiles of a large image are normalised with the
+    statistics of the whole image, so that they do not each drift in colour and contrast (see
+    stylenet.tiling).
+    """
+
+    def __init__(self, channels: int, num_styles: int = 1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.scales = nn.ParameterList(torch.ones(channels) for _ in range(num_styles))
+        self.shifts = nn.ParameterList(torch.zeros(channels) for _ in range(num_styles))
         self.statistics: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # Inference files written before conditional norms held nn.InstanceNorm2d's `weight` and `bias`.
+        for old, new in (("weight", "scales.0"), ("bias", "shifts.0")):
+            if prefix + old in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def add_style(self) -> None:
+        """A new style whose scale and shift start as the mean of the existing styles' (a blend of them)."""
+        for parameters in (self.scales, self.shifts):
+            parameters.append(torch.stack(list(parameters)).mean(0).detach().clone())
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        single = len(self.scales) == 1
+        scale, shift = (self.scales[0], self.shifts[0]) if single else (None, None)
         if self.statistics is not None:
             mean, var = (value.to(x.dtype) for value in self.statistics)
-            return F.batch_norm(x, mean, var, self.weight, self.bias, training=False, eps=self.eps)
-        return super().forward(x)
+            x = F.batch_norm(x, mean, var, scale, shift, training=False, eps=self.eps)
+        else:
+            x = F.instance_norm(x, weight=scale, bias=shift, eps=self.eps)
+        if single:
+            return x
+        if style is None:
+            raise ValueError(f"this network has {len(self.scales)} styles: pass style weights (N, {len(self.scales)})")
+        # Elementwise products rather than a matrix product, so that a one-hot weight selects a
+        # style's parameters exactly (TF32 matrix products would round them).
+        weights = style.to(x.dtype)[:, :, None]
+        scale = (weights * torch.stack(list(self.scales)).to(x.dtype)).sum(1)
+        shift = (weights * torch.stack(list(self.shifts)).to(x.dtype)).sum(1)
+        return x * scale[:, :, None, None] + shift[:, :, None, None]
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
+class Styled(nn.Sequential):
+    """A Sequential that hands the style weights on to the layers that take them."""
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self:
+            x = layer(x, style) if isinstance(layer, (InstanceNorm, Styled, ResidualBlock)) else layer(x)
+        return x
+
+
+def _norm(kind: str, channels: int, num_styles: int) -> nn.Module:
     if kind == "instance":
         # Ulyanov et al. 2016: instance norm is what makes feed-forward stylisation look right.
-        return InstanceNorm(channels)
+        return InstanceNorm(channels, num_styles)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     return nn.Identity()
@@ -59,28 +105,28 @@ def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
     return nn.Sequential(*layers)
 
 
-class ConvLayer(nn.Sequential):
+class ConvLayer(Styled):
     """Convolution + norm + ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 norm: str = "instance", separable: bool = False) -> None:
+                 norm: str = "instance", separable: bool = False, num_styles: int = 1) -> None:
         super().__init__(conv(in_channels, out_channels, kernel_size, stride, separable),
-                         _norm(norm, out_channels), nn.ReLU(inplace=True))
+                         _norm(norm, out_channels, num_styles), nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):
     """Two 3x3 convolutions with an identity shortcut, no ReLU after the sum (Gross & Wilber 2016)."""
 
-    def __init__(self, channels: int, norm: str, separable: bool) -> None:
+    def __init__(self, channels: int, norm: str, separable: bool, num_styles: int = 1) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            ConvLayer(channels, channels, 3, norm=norm, separable=separable),
+        self.body = Styled(
+            ConvLayer(channels, channels, 3, norm=norm, separable=separable, num_styles=num_styles),
             conv(channels, channels, 3, separable=separable),
-            _norm(norm, channels),
+            _norm(norm, channels, num_styles),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        return x + self.body(x, style)
 
 
 def replicate_pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
@@ -126,49 +172,78 @@ class FusedUpsampleConv(nn.Module):
         return F.pixel_shuffle(F.conv2d(padded, weight, bias, groups=self.conv.groups), 2)
 
 
-class UpsampleConv(nn.Sequential):
+class UpsampleConv(Styled):
     """Nearest-neighbour x2 upsampling then a convolution (no checkerboard artefacts, Odena et al.
     2016), + norm + ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str, separable: bool) -> None:
+    def __init__(self, in_channels: int, out_channels: int, norm: str, separable: bool, num_styles: int = 1) -> None:
         if separable:
             layers = [FusedUpsampleConv(in_channels, in_channels, groups=in_channels, bias=False),
                       nn.Conv2d(in_channels, out_channels, 1)]
         else:
             layers = [FusedUpsampleConv(in_channels, out_channels)]
-        super().__init__(*layers, _norm(norm, out_channels), nn.ReLU(inplace=True))
+        super().__init__(*layers, _norm(norm, out_channels, num_styles), nn.ReLU(inplace=True))
 
 
 class TransformerNet(nn.Module):
-    """Image in, stylised image of exactly the same size out; float RGB in [0, 1], NCHW."""
+    """Image in, stylised image of exactly the same size out; float RGB in [0, 1], NCHW.
+
+    num_styles > 1: conditional instance norm (see InstanceNorm); forward then takes style weights,
+    (num_styles,) for the whole batch or (N, num_styles) per image, e.g. one-hot rows to pick a style.
+    None counts as 1 (a config that leaves the number to the style set, filled in by training).
+    """
 
     def __init__(self, channels: Sequence[int] = (32, 64, 128), num_residual_blocks: int = 5,
                  norm: str = "instance", separable: bool = False, half_resolution: bool = False,
-                 width_multiplier: float = 1.0) -> None:
+                 width_multiplier: float = 1.0, num_styles: int | None = 1) -> None:
         super().__init__()
+        num_styles = 1 if num_styles is None else num_styles
         if len(channels) != 3:
             raise ValueError(f"channels needs 3 widths (full, 1/2 and 1/4 resolution), got {list(channels)}")
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got '{norm}'")
         if width_multiplier <= 0:
             raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
+        if not isinstance(num_styles, int) or num_styles < 1:
+            raise ValueError(f"num_styles must be a positive whole number, got {num_styles}")
+        if num_styles > 1 and norm != "instance":
+            raise ValueError(f"num_styles={num_styles} needs norm=instance (styles live in its scale and shift), got '{norm}'")
         full, half, quarter = (max(1, round(int(c) * width_multiplier)) for c in channels)
         self.half_resolution = half_resolution
-        self.encoder = nn.Sequential(
-            ConvLayer(3, full, 9, norm=norm, separable=separable),
-            ConvLayer(full, half, 3, stride=2, norm=norm, separable=separable),
-            ConvLayer(half, quarter, 3, stride=2, norm=norm, separable=separable),
+        self.num_styles = num_styles
+        styles = {"norm": norm, "separable": separable, "num_styles": num_styles}
+        self.encoder = Styled(
+            ConvLayer(3, full, 9, **styles),
+            ConvLayer(full, half, 3, stride=2, **styles),
+            ConvLayer(half, quarter, 3, stride=2, **styles),
         )
-        self.residuals = nn.Sequential(*(ResidualBlock(quarter, norm, separable) for _ in range(num_residual_blocks)))
-        decoder: list[nn.Module] = [UpsampleConv(quarter, half, norm, separable), UpsampleConv(half, full, norm, separable)]
+        self.residuals = Styled(*(ResidualBlock(quarter, **styles) for _ in range(num_residual_blocks)))
+        decoder: list[nn.Module] = [UpsampleConv(quarter, half, **styles), UpsampleConv(half, full, **styles)]
         if half_resolution:
             # The super-resolution ending: back to full resolution, one small 3x3 convolution there.
             decoder.append(FusedUpsampleConv(full, 3))
         else:
             decoder.append(conv(full, 3, 9, separable=separable))
-        self.decoder = nn.Sequential(*decoder)
+        self.decoder = Styled(*decoder)
         # Stride-2 stages (and the halved input) need sizes divisible by this.
         self.size_multiple = 8 if half_resolution else 4
+
+    def norms(self) -> list[InstanceNorm]:
+        return [module for module in self.modules() if isinstance(module, InstanceNorm)]
+
+    def add_styles(self, count: int) -> list[int]:
+        """Grow the network by `count` styles (see InstanceNorm.add_style); returns their indices."""
+        for _ in range(count):
+            for norm in self.norms():
+                norm.add_style()
+        added = list(range(self.num_styles, self.num_styles + count))
+        self.num_styles += count
+        return added
+
+    def style_parameters(self, indices: Sequence[int]) -> list[nn.Parameter]:
+        """The scale and shift of the given styles in every norm: all that adding a style trains."""
+        return [parameters[index] for norm in self.norms() for parameters in (norm.scales, norm.shifts)
+                for index in indices]
 
     def padding(self, length: int) -> int:
         """Pixels to add so that `length` suits the stride-2 stages (written with a remainder rather than
@@ -176,11 +251,16 @@ class TransformerNet(nn.Module):
         multiple = self.size_multiple
         return max(MIN_SIZE * multiple // 4 - length, (multiple - length % multiple) % multiple)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         height, width = image.shape[-2:]
+        if self.num_styles > 1:
+            if style is None or style.shape[-1] != self.num_styles:
+                raise ValueError(f"this network has {self.num_styles} styles: pass style weights "
+                                 f"({self.num_styles},) or (N, {self.num_styles})")
+            style = style.expand(image.shape[0], self.num_styles)
         x = replicate_pad(image, (0, self.padding(width), 0, self.padding(height)))
         if self.half_resolution:
             x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
-        x = self.decoder(self.residuals(self.encoder(x)))
+        x = self.decoder(self.residuals(self.encoder(x, style), style), style)
         # A sigmoid keeps the output a valid image while passing gradients everywhere (a clamp would not).
         return torch.sigmoid(x[..., :height, :width])
