@@ -7,7 +7,7 @@ ImageNet normalisation, mean-squared errors, Gram matrices divided by C*H*W. Wit
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,7 @@ from stylenet.vgg import VGGEncoder
 
 # none: the configured layer weights as they are; auto: PerceptualLoss.balance_style_layers at step 0.
 STYLE_LAYER_NORMS = ("none", "auto")
+PER_IMAGE_STYLE = "style_per_image"
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -36,6 +37,11 @@ def style_loss(output_features: torch.Tensor, target_gram: torch.Tensor) -> torc
     return F.mse_loss(gram, target_gram.expand_as(gram))
 
 
+def style_loss_per_image(output_features: torch.Tensor, target_grams: torch.Tensor) -> torch.Tensor:
+    """style_loss of each image against its own target Gram matrix: (N,); their mean is style_loss."""
+    return (gram_matrix(output_features) - target_grams).square().mean((1, 2))
+
+
 def total_variation(images: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between neighbouring pixels, vertical plus horizontal."""
     vertical = (images[..., 1:, :] - images[..., :-1, :]).float().pow(2).mean()
@@ -48,9 +54,13 @@ class PerceptualLoss(nn.Module):
 
     Keys: "content", "style", "style/<layer>" for each style layer, "tv", "total"; every value is
     already multiplied by its weight, so "total" is the sum of "content", "style" and "tv".
+
+    Several style images (a multi-style network, Dumoulin et al. 2017): each output image is
+    compared with the style that `style_index` gives it, and the key PER_IMAGE_STYLE holds each
+    image's weighted style term (N,), from which training logs a loss per style.
     """
 
-    def __init__(self, encoder: VGGEncoder, style_image: torch.Tensor, content_layer: str,
+    def __init__(self, encoder: VGGEncoder, style_images: torch.Tensor | Sequence[torch.Tensor], content_layer: str,
                  style_layers: Mapping[str, float], content_weight: float, style_weight: float,
                  tv_weight: float) -> None:
         super().__init__()
@@ -63,22 +73,31 @@ class PerceptualLoss(nn.Module):
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
-        if style_image.dim() == 3:
-            style_image = style_image.unsqueeze(0)
-        # The style targets never change: compute their Gram matrices once.
+        if isinstance(style_images, torch.Tensor):
+            style_images = [style_images]
+        self.num_styles = len(style_images)
+        # The style targets never change: compute their Gram matrices once, (styles, C, C) per layer.
         with torch.no_grad():
-            style_features = encoder(style_image)
+            features = [encoder(image.unsqueeze(0) if image.dim() == 3 else image) for image in style_images]
         for name in self.style_layer_weights:
-            self.register_buffer(f"target_gram_{name}", gram_matrix(style_features[name]))
+            self.register_buffer(f"target_gram_{name}", torch.cat([gram_matrix(each[name]) for each in features]))
 
-    def target_gram(self, layer: str) -> torch.Tensor:
-        return getattr(self, f"target_gram_{layer}")
+    def target_gram(self, layer: str, style_index: torch.Tensor | None = None) -> torch.Tensor:
+        """The layer's target Gram matrix for each image of a batch given its style index (all the
+        style's when the loss has one style and no index is given)."""
+        grams = getattr(self, f"target_gram_{layer}")
+        if style_index is not None:
+            return grams[style_index]
+        if self.num_styles > 1:
+            raise ValueError(f"this loss has {self.num_styles} style images: pass each image's style_index")
+        return grams
 
     @torch.no_grad()
-    def style_layer_losses(self, output: torch.Tensor) -> dict[str, float]:
+    def style_layer_losses(self, output: torch.Tensor, style_index: torch.Tensor | None = None) -> dict[str, float]:
         """Each style layer's unweighted loss on `output`: what balance_style_layers needs."""
         features = self.encoder(output, list(self.style_layer_weights))
-        return {name: float(style_loss(features[name], self.target_gram(name))) for name in self.style_layer_weights}
+        return {name: float(style_loss(features[name], self.target_gram(name, style_index)))
+                for name in self.style_layer_weights}
 
     def balance_style_layers(self, raw: dict[str, float]) -> dict[str, float]:
         """Scale each style layer's weight by the inverse of its loss `raw[layer]` (style_layer_losses of
@@ -92,8 +111,10 @@ class PerceptualLoss(nn.Module):
         return dict(self.style_layer_weights)
 
     def forward(self, output: torch.Tensor, content: torch.Tensor | None = None,
-                content_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Loss of `output` against `content` images, or against their precomputed content-layer features."""
+                content_features: torch.Tensor | None = None,
+                style_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Loss of `output` against `content` images, or against their precomputed content-layer
+        features; with several style images, `style_index` (N,) says which style each image is for."""
         if content_features is None:
             if content is None:
                 raise ValueError("pass content images or their precomputed content features")
@@ -107,21 +128,27 @@ class PerceptualLoss(nn.Module):
         losses: dict[str, torch.Tensor] = {
             "content": self.content_weight * content_loss(output_features[self.content_layer], content_features)
         }
-        style_total = output.new_zeros((), dtype=torch.float32)
+        per_image = output.new_zeros(len(output), dtype=torch.float32)
         for name, layer_weight in self.style_layer_weights.items():
-            term = self.style_weight * layer_weight * style_loss(output_features[name], self.target_gram(name))
-            losses[f"style/{name}"] = term
-            style_total = style_total + term
-        losses["style"] = style_total
+            term = self.style_weight * layer_weight * style_loss_per_image(output_features[name],
+                                                                           self.target_gram(name, style_index))
+            losses[f"style/{name}"] = term.mean()
+            per_image = per_image + term
+        losses["style"] = per_image.mean()
+        if style_index is not None:
+            losses[PER_IMAGE_STYLE] = per_image
         losses["tv"] = self.tv_weight * total_variation(output)
         losses["total"] = losses["content"] + losses["style"] + losses["tv"]
         return losses
 
 
-def perceptual_loss_from_config(loss_cfg: Mapping[str, Any], style_image: torch.Tensor) -> PerceptualLoss:
-    """The loss described by conf/loss/<network>.yaml, on the style image's device."""
+def perceptual_loss_from_config(loss_cfg: Mapping[str, Any],
+                                style_images: torch.Tensor | Sequence[torch.Tensor]) -> PerceptualLoss:
+    """The loss described by conf/loss/<network>.yaml, on the style images' device."""
+    if isinstance(style_images, torch.Tensor):
+        style_images = [style_images]
     content_layer, style_layers = loss_cfg["content_layer"], dict(loss_cfg["style_layers"])
     encoder = VGGEncoder(loss_cfg["network"], [content_layer, *style_layers], loss_cfg["pooling"],
-                         loss_cfg["pretrained"], loss_cfg["weights"]).to(style_image.device)
-    return PerceptualLoss(encoder, style_image, content_layer, style_layers, loss_cfg["content_weight"],
+                         loss_cfg["pretrained"], loss_cfg["weights"]).to(style_images[0].device)
+    return PerceptualLoss(encoder, style_images, content_layer, style_layers, loss_cfg["content_weight"],
                           loss_cfg["style_weight"], loss_cfg["tv_weight"])
