@@ -30,15 +30,23 @@ def atomic_save(payload: dict[str, Any], path: str | os.PathLike) -> None:
 
 
 def inference_payload(model: TransformerNet, model_cfg: dict[str, Any], style: str,
-                      summary: dict[str, Any]) -> dict[str, Any]:
+                      summary: dict[str, Any], styles: list[str] | None = None) -> dict[str, Any]:
+    """`style` names the file; `styles` names the network's styles in order (default: just `style`)."""
     return {
         "kind": "inference",
         "format_version": FORMAT_VERSION,
         "model": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
         "model_cfg": dict(model_cfg),
         "style": style,
+        "styles": list(styles or [style]),
         "summary": summary,
     }
+
+
+def style_names(payload: dict[str, Any]) -> list[str]:
+    """The names of an inference file's styles, in the network's order (files of one style written
+    before multi-style networks have only `style`)."""
+    return list(payload.get("styles") or [payload["style"]])
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str = "inference") -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -165,3 +165,36 @@ def read_scaled(path: str | os.PathLike, size: int, what: str) -> torch.Tensor:
 def load_style_image(name: str, image: str | None, size: int) -> torch.Tensor:
     """The style image as a float tensor (3, H, W) in [0, 1], its longer side scaled to `size`."""
     return read_scaled(resolve_style_image(name, image), size, f"style image for '{name}'")
+
+
+def style_entries(style_cfg: Mapping[str, Any]) -> list[tuple[str, str | None, int]]:
+    """(name, image, size) of each style image of a conf/style config: one `image`, or several `images`
+    for a multi-style network, either a list of paths or addresses (each named after its file) or a
+    mapping from names to paths, addresses or style configs (a named set such as classics.yaml)."""
+    size = int(style_cfg["size"])
+    images = style_cfg.get("images")
+    if images is None:
+        return [(str(style_cfg["name"]), style_cfg.get("image"), size)]
+    if isinstance(images, str) or not len(images):
+        raise StylenetError(f"style.images must be a list or mapping of style images, got {images!r}")
+    if isinstance(images, Mapping):
+        entries = []
+        for name, entry in images.items():
+            if isinstance(entry, Mapping):
+                entries.append((str(entry.get("name", name)), entry.get("image"), int(entry.get("size", size))))
+            else:
+                entries.append((str(name), entry, size))
+    else:
+        entries = [(Path(urlparse(str(image)).path).stem, image, size) for image in images]
+    names = [name for name, _, _ in entries]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise StylenetError(f"style.images names {', '.join(repeated)} more than once: name each style with a "
+                            f"mapping, style.images={{name: path, ...}}")
+    return entries
+
+
+def load_style_images(style_cfg: Mapping[str, Any]) -> tuple[list[str], list[torch.Tensor]]:
+    """The names and images (float (3, H, W) in [0, 1]) of every style in a conf/style config."""
+    entries = style_entries(style_cfg)
+    return [name for name, _, _ in entries], [load_style_image(name, image, size) for name, image, size in entries]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 
@@ -64,16 +64,22 @@ class Alarm:
 class HealthMonitor:
     """Checks the last batch's output and the interval's losses at every log interval.
 
-    `photos` and `style` are the reference colour statistics: a cast or a grey output is judged
-    against what the network was given, so a blue style may give blue outputs.
+    `photos` and `styles` are the reference colour statistics: a cast or a grey output is judged
+    against what the network was given, so a blue style may give blue outputs. With several style
+    images the most lenient of them counts (the largest channel spread, the least saturation).
     """
 
-    def __init__(self, mode: str, run_log: RunLog, steps: int, photos: torch.Tensor, style: torch.Tensor,
-                 resumed_total: float | None = None, balanced_layers: bool = False) -> None:
+    def __init__(self, mode: str, run_log: RunLog, steps: int, photos: torch.Tensor,
+                 styles: torch.Tensor | Sequence[torch.Tensor], resumed_total: float | None = None,
+                 balanced_layers: bool = False) -> None:
         if mode not in MODES:
             raise ValueError(f"health must be one of {', '.join(MODES)}, got '{mode}'")
         self.mode, self.run_log, self.steps = mode, run_log, steps
-        self.photos, self.style = colour_statistics(photos), colour_statistics(style.unsqueeze(0) if style.dim() == 3 else style)
+        each = [colour_statistics(style.unsqueeze(0) if style.dim() == 3 else style)
+                for style in ([styles] if isinstance(styles, torch.Tensor) else styles)]
+        self.photos = colour_statistics(photos)
+        self.style = {"channel_spread": max(stats["channel_spread"] for stats in each),
+                      "saturation": min(stats["saturation"] for stats in each)}
         self.resumed_total, self.balanced_layers = resumed_total, balanced_layers
         self.first_style: float | None = None
         self.raised: dict[str, Alarm] = {}

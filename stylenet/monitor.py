@@ -47,16 +47,17 @@ class RunLog:
             self.writer.add_scalar(tag, value, step)
 
     @torch.no_grad()
-    def preview(self, model: nn.Module, photos: torch.Tensor, step: int) -> None:
-        """One row per photo, content | output; logged as image 'preview' and saved as previews/step_N.png."""
+    def preview(self, model: nn.Module, photos: torch.Tensor, step: int, styles: torch.Tensor | None = None) -> None:
+        """One row per photo, content | output (content | one output per row of style weights `styles`,
+        for a network of several styles); logged as image 'preview' and saved as previews/step_N.png."""
         if not self.enabled:
             return
         was_training = model.training
         model.eval()
-        outputs = model(photos).float()
+        outputs = [model(photos).float()] if styles is None else [model(photos, weights).float() for weights in styles]
         model.train(was_training)
-        pairs = torch.stack([photos.float(), outputs], dim=1).flatten(0, 1)
-        grid = make_grid(pairs.cpu(), nrow=2, padding=2, pad_value=1.0)
+        rows = torch.stack([photos.float(), *outputs], dim=1)
+        grid = make_grid(rows.flatten(0, 1).cpu(), nrow=rows.shape[1], padding=2, pad_value=1.0)
         self.writer.add_image("preview", grid, step)
         save_image(grid, self.run_dir / "previews" / f"step_{step:07d}.png")
 

@@ -9,10 +9,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import hydra
 import torch
+import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -22,15 +23,15 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from stylenet.cache import CachedImages, pass_batch_through
-from stylenet.checkpoint import (atomic_save, differences, inference_payload, latest_training_checkpoint,
-                                 load_checkpoint, training_payload)
+from stylenet.checkpoint import (atomic_save, build_model, differences, inference_payload, latest_training_checkpoint,
+                                 load_checkpoint, style_names, training_payload)
 from stylenet.configs import require_whole_numbers
 from stylenet.data import (EpochSampler, ImageFolder, center_crop_resized, collate_skipping_unreadable,
-                           load_style_image, readable_batch)
+                           load_style_images, readable_batch)
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.health import MODES, Alarm, HealthMonitor
 from stylenet.images import pil_to_tensor, read_image
-from stylenet.losses import STYLE_LAYER_NORMS, PerceptualLoss, perceptual_loss_from_config
+from stylenet.losses import PER_IMAGE_STYLE, STYLE_LAYER_NORMS, PerceptualLoss, perceptual_loss_from_config
 from stylenet.models import TransformerNet
 from stylenet.monitor import RunLog
 from stylenet.runtime import Distributed, StopRequest, quiet_logging, seed_everything, start_distributed
@@ -51,9 +52,39 @@ class TrainingDiverged(StylenetError):
     """The loss or the weights became NaN or Inf: continuing would only write poisoned checkpoints."""
 
 
+@dataclass(frozen=True)
+class StyleSchedule:
+    """Which style each training image is for, in a network of several styles (Dumoulin et al. 2017).
+
+    The styles take turns over the positions of the global batch: image g of the global batch at
+    step s gets the loss's style (s * global batch + g) mod len(names). Every style gets an equal
+    share of every step (to within one image), the choice depends on the position alone (so resumes
+    are exact and all ranks agree), and the random data order decides which photo meets which style.
+    The loss's style k is the network's style `network_styles[k]`: when styles are added to a trained
+    network, only the new ones are trained.
+    """
+
+    names: tuple[str, ...]
+    network_styles: tuple[int, ...]
+    num_network_styles: int
+
+    def assign(self, step: int, images: int, first: int, global_batch: int,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss's style index (images,) and the network's one-hot style weights (images, styles)
+        for `images` images starting at position `first` of the global batch of step `step`."""
+        targets = (torch.arange(first, first + images) + step * global_batch) % len(self.names)
+        weights = F.one_hot(torch.tensor(self.network_styles)[targets], self.num_network_styles).float()
+        return targets.to(device), weights.to(device)
+
+    def preview_weights(self, device: torch.device) -> torch.Tensor:
+        """One-hot weights of each trained style, one row each."""
+        return F.one_hot(torch.tensor(self.network_styles), self.num_network_styles).float().to(device)
+
+
 @dataclass
 class Interval:
-    """Sums over the steps since the last log; kept as tensors so that the GPU is not waited for each step."""
+    """Sums over the steps since the last log; kept as tensors so that the GPU is not waited for each step.
+    Per-style sums and image counts too, for networks of several styles."""
 
     started: float = field(default_factory=time.perf_counter)
     steps: int = 0
@@ -61,6 +92,8 @@ class Interval:
     data_seconds: float = 0.0
     losses: dict[str, torch.Tensor] = field(default_factory=dict)
     grad_norm: torch.Tensor | float = 0.0
+    style_sums: torch.Tensor | None = None
+    style_counts: torch.Tensor | None = None
 
     def add(self, losses: dict[str, torch.Tensor], grad_norm: torch.Tensor, images: int) -> None:
         self.steps += 1
@@ -68,6 +101,21 @@ class Interval:
         self.grad_norm = self.grad_norm + grad_norm.detach()
         for name, value in losses.items():
             self.losses[name] = self.losses.get(name, 0) + value.detach()
+
+    def add_styles(self, per_image: torch.Tensor, style_index: torch.Tensor, num_styles: int) -> None:
+        """Each image's style term, summed per style."""
+        if self.style_sums is None:
+            self.style_sums = per_image.new_zeros(num_styles)
+            self.style_counts = per_image.new_zeros(num_styles)
+        self.style_sums.index_add_(0, style_index, per_image.detach().float())
+        self.style_counts.index_add_(0, style_index, torch.ones_like(per_image, dtype=torch.float32))
+
+    def style_means(self, names: Sequence[str], ranks: Distributed) -> dict[str, float]:
+        """'per_style/<name>': the mean style term of the images given each style (over all ranks)."""
+        if self.style_sums is None:
+            return {}
+        sums, counts = ranks.mean(torch.stack([self.style_sums, self.style_counts])).tolist()
+        return {f"per_style/{name}": total / count for name, total, count in zip(names, sums, counts) if count}
 
 
 def unwrapped(model: nn.Module) -> nn.Module:
@@ -86,13 +134,14 @@ def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], loade
         checkpoint_interval: int, save_checkpoint: Callable[[Position, dict[str, float]], None], amp: bool,
         memory_format: torch.memory_format = torch.contiguous_format,
         should_stop: Callable[[], bool] = lambda: False, health: HealthMonitor | None = None,
-        ranks: Distributed = Distributed()) -> dict[str, Any]:
+        ranks: Distributed = Distributed(), styles: StyleSchedule | None = None) -> dict[str, Any]:
     """The training loop, from `position` to `steps`; returns a summary (final losses averaged over the
     last log interval, speed, the share of time spent waiting for data, health alarms, and whether a
     stop was requested or the health monitor stopped the run).
 
     `loader` yields data.TrainingBatch tuples: with precomputed content features the loss skips the
-    content images' VGG pass. NaN or Inf in the loss or the weights raises TrainingDiverged before
+    content images' VGG pass. `styles`: a network of several styles gives each image the style
+    StyleSchedule assigns it, and the loss of each style is logged (loss/per_style/<name>). NaN or Inf in the loss or the weights raises TrainingDiverged before
     any checkpoint of them is written, so the last snapshot on disk stays a good one.
 
     Distributed (`ranks.world` > 1, `model` wrapped in DistributedDataParallel): every rank runs this
@@ -128,8 +177,15 @@ def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], loade
             if features is not None:
                 features = features.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):  # bf16: no loss scaling needed
-                output = model(content)
-                losses = loss_fn(output, content, content_features=features)
+                if styles is None:
+                    output = model(content)
+                    losses = loss_fn(output, content, content_features=features)
+                else:
+                    style_index, style_weights = styles.assign(position.step, len(content), ranks.rank * len(content),
+                                                               len(content) * ranks.world, device)
+                    output = model(content, style_weights)
+                    losses = loss_fn(output, content, content_features=features, style_index=style_index)
+                    interval.add_styles(losses.pop(PER_IMAGE_STYLE), style_index, len(styles.names))
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
@@ -144,6 +200,8 @@ def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], loade
                 names = list(interval.losses)
                 sums = ranks.mean(torch.stack([torch.as_tensor(interval.losses[name]) for name in names]))
                 last_losses = {name: float(total) / interval.steps for name, total in zip(names, sums.tolist())}
+                if styles is not None:
+                    last_losses.update(interval.style_means(styles.names, ranks))
                 if not all(math.isfinite(value) for value in last_losses.values()):
                     raise TrainingDiverged(f"the loss became NaN or Inf by step {step}: {last_losses}")
                 speed = interval.images / max(elapsed, 1e-9)
@@ -162,7 +220,8 @@ def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], loade
                     if failures and health.mode == "stop":
                         stopped_by = failures[0]
             if step % preview_interval == 0 or step == steps:
-                run_log.preview(unwrapped(model), preview_photos, step)
+                run_log.preview(unwrapped(model), preview_photos, step,
+                                None if styles is None else styles.preview_weights(device))
             stopped = ranks.any(should_stop() or stopped_by is not None, device)
             if step % checkpoint_interval == 0 or step == steps or stopped:
                 if not finite_weights(model):
@@ -235,7 +294,7 @@ def total_steps(cfg: DictConfig, batches_per_epoch: int) -> int:
 def fingerprint(cfg: DictConfig) -> dict[str, Any]:
     """What must match for a checkpoint to continue this run: not steps, intervals or workers."""
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    kept = {key: resolved[key] for key in ("style", "model", "loss", "seed", "optimizer")}
+    kept = {key: resolved[key] for key in ("style", "model", "loss", "seed", "optimizer", "add_style_to")}
     data = resolved["data"]
     kept["data"] = {"source": data["cache"] or data["root"], "image_size": data["image_size"],
                     "batch_size": data["batch_size"]}
@@ -271,11 +330,18 @@ def restore(payload: dict[str, Any], model: nn.Module, optimizer: torch.optim.Op
 
 
 def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: DataLoader, device: torch.device,
-                         ranks: Distributed) -> None:
-    """loss.style_layer_norm=auto: weigh the style layers by the untrained network's first (global) training batch."""
+                         ranks: Distributed, styles: StyleSchedule | None) -> None:
+    """loss.style_layer_norm=auto: weigh the style layers by the untrained network's first (global) training
+    batch, each image against the style the schedule gives it at step 0."""
     batch, _, _ = next(batch for batch in loader if batch[0].numel() > 0)
+    content = batch.to(device).float().div_(255.0)
     with torch.no_grad():
-        raw = loss_fn.style_layer_losses(model(batch.to(device).float().div_(255.0)))
+        if styles is None:
+            raw = loss_fn.style_layer_losses(model(content))
+        else:
+            style_index, style_weights = styles.assign(0, len(content), ranks.rank * len(content),
+                                                       len(content) * ranks.world, device)
+            raw = loss_fn.style_layer_losses(model(content, style_weights), style_index)
     averaged = ranks.mean(torch.tensor(list(raw.values()), dtype=torch.float64, device=device)).tolist()
     before = dict(loss_fn.style_layer_weights)
     after = loss_fn.balance_style_layers(dict(zip(raw, averaged)))
@@ -292,8 +358,60 @@ def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
         "style_weight": float(cfg.loss.style_weight), "tv_weight": float(cfg.loss.tv_weight),
         "style_layer_norm": str(cfg.loss.style_layer_norm), "lr": float(cfg.lr), "batch_size": int(cfg.data.batch_size),
         "image_size": int(cfg.data.image_size), "style_size": int(cfg.style.size), "seed": int(cfg.seed),
+        "add_style_to": str(cfg.add_style_to),
         "optimizer": str(cfg.optimizer._target_),
     }
+
+
+@dataclass
+class TrainingNetwork:
+    """What training starts from: the network, its constructor config, the names of all its styles,
+    the name it is published under, and the style schedule (None for a network of one style)."""
+
+    model: TransformerNet
+    model_cfg: dict[str, Any]
+    style_names: list[str]
+    name: str
+    styles: StyleSchedule | None
+
+
+def build_network(cfg: DictConfig, names: list[str]) -> TrainingNetwork:
+    """A new network with one style per style image; or, with add_style_to, that trained network grown
+    by these styles, everything but the new styles' normalisation parameters frozen (so the styles it
+    had stay bit for bit the same), published as '<its name>+<style.name>'."""
+    if cfg.add_style_to:
+        payload = load_checkpoint(cfg.add_style_to, kind="inference")
+        existing = style_names(payload)
+        clashes = [name for name in names if name in existing]
+        if clashes:
+            raise StylenetError(f"{cfg.add_style_to} already has style(s) {', '.join(clashes)} "
+                                f"(it has {', '.join(existing)}): name the new one with style.name=...")
+        model = build_model(payload, cfg.add_style_to)
+        if not model.norms():
+            raise StylenetError(f"{cfg.add_style_to} has no instance norm (model_cfg {payload['model_cfg']}), "
+                                f"where added styles would live")
+        trained = model.add_styles(len(names))
+        model.requires_grad_(False)
+        for parameter in model.style_parameters(trained):
+            parameter.requires_grad_(True)
+        log.info("adding style(s) %s to %s (styles %s): only their normalisation parameters are trained; "
+                 "the network comes from that file, model options are not used", names, cfg.add_style_to, existing)
+        model_cfg = {**payload["model_cfg"], "num_styles": model.num_styles}
+        all_names, published = existing + names, f"{payload['style']}+{cfg.style.name}"
+    else:
+        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[assignment]
+        requested = model_cfg.get("num_styles")
+        if requested is not None and requested != len(names):
+            raise StylenetError(f"model.num_styles={requested}, but style '{cfg.style.name}' has {len(names)} image(s); "
+                                f"leave model.num_styles=null to have one style per image")
+        model_cfg["num_styles"] = len(names)
+        try:
+            model = TransformerNet(**model_cfg)
+        except (TypeError, ValueError) as error:
+            raise StylenetError(f"model config {model_cfg}: {error}") from None
+        trained, all_names, published = list(range(len(names))), names, str(cfg.style.name)
+    schedule = None if model.num_styles == 1 else StyleSchedule(tuple(names), tuple(trained), model.num_styles)
+    return TrainingNetwork(model, model_cfg, all_names, published, schedule)
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -338,7 +456,6 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     # Every rank uses rank 0's run folder (Hydra's ${now} may differ by a second between processes).
     run_dir = Path(str(ranks.from_main(HydraConfig.get().runtime.output_dir)))
     seed_everything(cfg.seed)
-    style_name = str(cfg.style.name)
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     log.info("run directory: %s; device: %s%s", run_dir, device,
              f"; {ranks.world} ranks, {cfg.data.batch_size // ranks.world} images per rank" if ranks.world > 1 else "")
@@ -350,20 +467,21 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
         raise StylenetError(f"data.batch_size={cfg.data.batch_size} is the global batch: it must divide evenly "
                             f"between the {ranks.world} ranks")
     dataset, collate = open_training_data(cfg.data, cfg.loss)
-    style_image = load_style_image(style_name, cfg.style.image, cfg.style.size).to(device)
+    names, style_images = load_style_images(cfg.style)
+    style_images = [image.to(device) for image in style_images]
     preview_photos = preview_batch(dataset, list(cfg.preview.images), cfg.preview.count).to(device)
     current = fingerprint(cfg)
     resume_from = find_resume(cfg.resume, run_dir, current)
 
-    loss_fn = perceptual_loss_from_config(cfg.loss, style_image)
+    # The loss first: with random VGG weights (tests), its weights then come from the seed alone, as in precompute.
+    loss_fn = perceptual_loss_from_config(cfg.loss, style_images)
     if isinstance(dataset, CachedImages):
         dataset.require(digest=loss_fn.encoder.digest(loss_fn.content_layer), weights=loss_fn.encoder.weights_id)
-    model_cfg = current["model"]
-    try:
-        model = TransformerNet(**model_cfg).to(device)
-    except (TypeError, ValueError) as error:
-        raise StylenetError(f"model config {model_cfg}: {error}") from None
-    optimizer = instantiate(cfg.optimizer, params=model.parameters())
+    network = build_network(cfg, names)
+    model, model_cfg, styles, style_name = network.model.to(device), network.model_cfg, network.styles, network.name
+    if styles is not None:
+        log.info("%d styles in one network; training %s", model.num_styles, ", ".join(styles.names))
+    optimizer = instantiate(cfg.optimizer, params=[parameter for parameter in model.parameters() if parameter.requires_grad])
     per_rank = cfg.data.batch_size // ranks.world
     sampler = EpochSampler(len(dataset), cfg.seed, ranks.rank, ranks.world, per_rank)
     loader = DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=cfg.data.workers,
@@ -378,7 +496,7 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
         resumed_total = payload.get("last_losses", {}).get("total")
         log.info("resuming from step %d of %s", position.step, path)
     elif cfg.loss.style_layer_norm == "auto":
-        balance_style_layers(loss_fn, model, loader, device, ranks)
+        balance_style_layers(loss_fn, model, loader, device, ranks, styles)
 
     checkpoint_folder = run_dir / "checkpoints"
 
@@ -390,7 +508,7 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
             old.unlink()
 
     run_log = RunLog(run_dir, enabled=ranks.is_main)
-    health = HealthMonitor(cfg.health, run_log, steps, preview_photos, style_image, resumed_total,
+    health = HealthMonitor(cfg.health, run_log, steps, preview_photos, style_images, resumed_total,
                            balanced_layers=cfg.loss.style_layer_norm == "auto") if ranks.is_main else None
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
@@ -407,8 +525,7 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
                           run_log=run_log, preview_photos=preview_photos, log_interval=cfg.log_interval,
                           preview_interval=cfg.preview.interval, checkpoint_interval=cfg.checkpoint_interval,
                           save_checkpoint=save_training_checkpoint, amp=bf16, memory_format=memory_format,
-                          should_stop=stop.event.is_set,
-                          health=health, ranks=ranks)
+                          should_stop=stop.event.is_set, health=health, ranks=ranks, styles=styles)
         if not summary["stopped"]:
             run_log.hparams(hyperparameters(cfg), summary["final_losses"], summary["images_per_sec"], position.step)
     except TrainingDiverged as error:
@@ -437,7 +554,7 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
         "config": OmegaConf.to_container(cfg, resolve=True),
     })
     # The run directory keeps its own copy, so a later run that replaces checkpoints/<style>.pt loses nothing.
-    payload = inference_payload(model, model_cfg, style_name, summary)
+    payload = inference_payload(model, model_cfg, style_name, summary, network.style_names)
     run_copy, published = run_dir / f"{style_name}.pt", Path(cfg.checkpoint_dir) / f"{style_name}.pt"
     atomic_save(payload, run_copy)
     atomic_save(payload, published)
