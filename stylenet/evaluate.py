@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +24,51 @@ from torchvision.utils import make_grid
 
 from stylenet.atomic import atomic_write
 from stylenet.benchmarking import timed
-from stylenet.checkpoint import build_model, load_checkpoint
-from stylenet.data import ImageFolder, load_style_image
+from stylenet.checkpoint import build_model, load_checkpoint, style_names
+from stylenet.data import ImageFolder, load_style_image, style_entries
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.images import save_image
 from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
 from stylenet.optimize import optimize_image
 from stylenet.runtime import pick_device, seed_everything
+from stylenet.stylizer import style_weights
 
 log = logging.getLogger("stylenet.evaluate")
 TERMS = ("content", "style", "tv", "total")
 
 
 @torch.no_grad()
-def heldout_losses(model: nn.Module, loss_fn: PerceptualLoss, photos: torch.Tensor, batch_size: int = 4) -> dict[str, float]:
-    """Every loss term of the model's outputs on `photos` (float NCHW in [0, 1]), averaged per photo."""
+def heldout_losses(model: nn.Module, loss_fn: PerceptualLoss, photos: torch.Tensor, batch_size: int = 4,
+                   style: torch.Tensor | None = None) -> dict[str, float]:
+    """Every loss term of the model's outputs on `photos` (float NCHW in [0, 1]), averaged per photo;
+    `style`: the weights of the style to run a network of several styles with."""
     model.eval()
     sums: dict[str, float] = {}
     for start in range(0, len(photos), batch_size):
         batch = photos[start : start + batch_size]
-        for name, value in loss_fn(model(batch), batch).items():
+        output = model(batch) if style is None else model(batch, style)
+        for name, value in loss_fn(output, batch).items():
             sums[name] = sums.get(name, 0.0) + float(value) * len(batch)
     return {name: total / len(photos) for name, total in sums.items()}
 
 
-def training_loss(payload: dict[str, Any], cfg: DictConfig, device: torch.device) -> PerceptualLoss:
-    """The loss the network was trained with (layers, weights, style image), on this machine's VGG weights."""
+def training_loss(payload: dict[str, Any], cfg: DictConfig, device: torch.device,
+                  style_name: str | None = None) -> PerceptualLoss:
+    """The loss the network was trained with (layers, weights, style image), on this machine's VGG weights;
+    for a network of several styles, the loss of the style named `style_name`."""
     trained = payload.get("summary", {}).get("config")
     if not trained:
         raise StylenetError(f"{cfg.checkpoint} does not record its training config; it cannot be evaluated")
     loss_cfg = dict(trained["loss"])
     loss_cfg.update({key: value for key, value in OmegaConf.to_container(cfg.loss).items() if value is not None})
-    style = trained["style"]
+    entries = {name: (image, size) for name, image, size in style_entries(trained["style"])}
+    name = style_name or next(iter(entries))
+    if name not in entries and not cfg.style_image:
+        raise StylenetError(f"the image of style '{name}' is not recorded in {cfg.checkpoint} (it was trained in an "
+                            f"earlier run): pass style_image=/path/to/it")
+    image, size = entries.get(name, (None, int(trained["style"]["size"])))
     try:
-        style_image = load_style_image(str(style["name"]), cfg.style_image or style["image"], int(style["size"]))
+        style_image = load_style_image(name, cfg.style_image or image, size)
     except StylenetError as error:
         raise StylenetError(f"{error} (the style image recorded in the checkpoint; pass style_image=/path/to/it)") from None
     loss_fn = perceptual_loss_from_config(loss_cfg, style_image.to(device))
@@ -96,8 +108,15 @@ def main(cfg: DictConfig) -> None:
     output = Path(cfg.output) if cfg.output else Path(HydraConfig.get().runtime.output_dir)
     payload = load_checkpoint(cfg.checkpoint, kind="inference")
     model = build_model(payload, cfg.checkpoint).to(device).eval().requires_grad_(False)
+    names = style_names(payload)
+    weights = style_weights(names, cfg.style_name, cfg.style_index)
     photos = ImageFolder(cfg.photos, cfg.image_size)
-    loss_fn = training_loss(payload, cfg, device)
+    if weights is not None:
+        chosen = names[int(weights.argmax())]
+        stylise = partial(model, style=weights.to(device))
+    else:
+        chosen, stylise = None, model
+    loss_fn = training_loss(payload, cfg, device, chosen)
 
     rows_per_photo: list[dict[str, dict[str, float]]] = []
     seconds: dict[str, list[float]] = {"network": [], "optimisation": []}
@@ -109,8 +128,8 @@ def main(cfg: DictConfig) -> None:
             continue
         photo = image.unsqueeze(0).to(device).float().div_(255.0)
         with torch.no_grad():
-            model(photo)  # warm-up: the first call pays for allocation
-            stylised, network_seconds = timed(lambda: model(photo), device)
+            stylise(photo)  # warm-up: the first call pays for allocation
+            stylised, network_seconds = timed(lambda: stylise(photo), device)
             network = {name: float(value) for name, value in loss_fn(stylised, photo).items()}
         (optimised, history), optimisation_seconds = timed(
             lambda: optimize_image(loss_fn, photo, iterations=iterations[-1], method="lbfgs", init=cfg.init,
@@ -132,7 +151,7 @@ def main(cfg: DictConfig) -> None:
     per_image = {"network": statistics.median(seconds["network"])}
     optimisation = statistics.median(seconds["optimisation"])
     per_image.update({f"L-BFGS {n}": optimisation * n / iterations[-1] for n in iterations})
-    header = (f"{Path(cfg.checkpoint).name} ({payload['style']}) on {len(rows_per_photo)} photos from {photos.root} at "
+    header = (f"{Path(cfg.checkpoint).name} ({payload['style']}{f': {chosen}' if chosen else ''}) on {len(rows_per_photo)} photos from {photos.root} at "
               f"{cfg.image_size} px, {device}; VGG weights {loss_fn.encoder.weights_id}; L-BFGS from the {cfg.init}. "
               f"Losses are means over the photos; L-BFGS seconds are the {iterations[-1]}-iteration run's, pro rata.")
     text = report(means, per_image, equivalents, iterations, header)

@@ -1,7 +1,9 @@
 """python -m stylenet.export: a trained network as ONNX or TorchScript, for other runtimes.
 
 The exported model takes a float32 image batch (N, 3, H, W) in [0, 1], any height and width from
-16 pixels, and returns the stylised batch of the same size. The style's name and the training
+16 pixels, and returns the stylised batch of the same size. A network of several styles is exported
+once, whole, with the style weights as a second input "style" (N, styles): one-hot rows pick a style,
+other rows that add up to 1 blend them, as in stylenet.infer. The style names and the training
 summary travel inside the file (ONNX metadata "stylenet"; TorchScript extra file "stylenet.json").
 Before the file is published it is run on an odd-sized image and compared with PyTorch; a
 difference above `tolerance` leaves nothing behind and exits with an error.
@@ -17,14 +19,14 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from stylenet.checkpoint import build_model, load_checkpoint
+from stylenet.checkpoint import build_model, load_checkpoint, style_names
 from stylenet.configs import flag_option, number_option, require_whole_numbers
 from stylenet.errors import StylenetError, exits_cleanly, needs
 from stylenet.models import TransformerNet
@@ -52,14 +54,27 @@ def quiet() -> Iterator[None]:
                 logger.setLevel(level)
 
 
+def example_inputs(model: TransformerNet, size: tuple[int, int], seed: int | None = None) -> tuple[torch.Tensor, ...]:
+    """A batch of two images, and for a network of several styles two rows of style weights adding up to 1."""
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    image = torch.rand(2, 3, *size, generator=generator)
+    if model.num_styles == 1:
+        return (image,)
+    weights = torch.rand(2, model.num_styles, generator=generator)
+    return image, weights / weights.sum(1, keepdim=True)
+
+
 def export_onnx(model: TransformerNet, path: Path, metadata: str, opset: int) -> None:
     onnx = needs("onnx", "onnx")
     needs("onnxscript", "onnx")
+    batch = torch.export.Dim("batch")
     size = torch.export.Dim("height", min=MIN_EXPORTED_SIZE), torch.export.Dim("width", min=MIN_EXPORTED_SIZE)
+    shapes: dict[str, Any] = {"image": {0: batch, 2: size[0], 3: size[1]}}
+    if model.num_styles > 1:
+        shapes["style"] = {0: batch}
     with quiet():
-        torch.onnx.export(model, (torch.rand(2, 3, *EXAMPLE_SIZE),), str(path), dynamo=True, opset_version=opset,
-                          input_names=["image"], output_names=["styled"],
-                          dynamic_shapes={"image": {0: torch.export.Dim("batch"), 2: size[0], 3: size[1]}})
+        torch.onnx.export(model, example_inputs(model, EXAMPLE_SIZE), str(path), dynamo=True, opset_version=opset,
+                          input_names=list(shapes), output_names=["styled"], dynamic_shapes=shapes)
     exported = onnx.load(str(path))
     exported.metadata_props.add(key=METADATA_KEY, value=metadata)
     onnx.save(exported, str(path))
@@ -68,26 +83,27 @@ def export_onnx(model: TransformerNet, path: Path, metadata: str, opset: int) ->
 def export_torchscript(model: TransformerNet, path: Path, metadata: str) -> None:
     """Traced: the shape arithmetic of the padding is recorded symbolically, so any size from 16 px works."""
     with quiet():  # TorchScript is deprecated upstream, and the tracer warns about the padding
-        traced = torch.jit.trace(model, torch.rand(1, 3, *EXAMPLE_SIZE))
+        traced = torch.jit.trace(model, example_inputs(model, EXAMPLE_SIZE))
         torch.jit.save(traced, str(path), _extra_files={"stylenet.json": metadata})
 
 
-def exported_runner(path: Path, fmt: str) -> Callable[[np.ndarray], np.ndarray]:
-    """The exported file as a function of a float32 NCHW array, run by its own runtime."""
+def exported_runner(path: Path, fmt: str) -> Callable[..., np.ndarray]:
+    """The exported file as a function of its float32 inputs (image, and style weights), run by its own runtime."""
     if fmt == "onnx":
         onnxruntime = needs("onnxruntime", "onnx")
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return lambda batch: session.run(None, {"image": batch})[0]
+        names = [node.name for node in session.get_inputs()]
+        return lambda *inputs: session.run(None, dict(zip(names, inputs)))[0]
     with quiet():
         module = torch.jit.load(str(path), map_location="cpu")
-    return lambda batch: module(torch.from_numpy(batch)).numpy()
+    return lambda *inputs: module(*(torch.from_numpy(value) for value in inputs)).numpy()
 
 
 def largest_difference(model: TransformerNet, path: Path, fmt: str, size: tuple[int, int]) -> float:
-    image = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0))
+    inputs = example_inputs(model, size, seed=0)
     with torch.inference_mode():
-        expected = model(image).numpy()
-    produced = exported_runner(path, fmt)(image.numpy())
+        expected = model(*inputs).numpy()
+    produced = exported_runner(path, fmt)(*(value.numpy() for value in inputs))
     if produced.shape != expected.shape:
         raise StylenetError(f"the exported model returned shape {produced.shape} for {expected.shape}")
     return float(np.abs(produced - expected).max())
@@ -108,8 +124,8 @@ def main(cfg: DictConfig) -> None:
         raise StylenetError(f"{output} exists: pass overwrite=true to replace it")
     payload = load_checkpoint(cfg.checkpoint, kind="inference")
     model = build_model(payload, cfg.checkpoint).eval().requires_grad_(False)
-    metadata = json.dumps({"style": payload["style"], "summary": payload.get("summary", {}),
-                           "model_cfg": payload["model_cfg"]})
+    metadata = json.dumps({"style": payload["style"], "styles": style_names(payload),
+                           "summary": payload.get("summary", {}), "model_cfg": payload["model_cfg"]})
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as workdir:
         temporary = Path(workdir) / output.name

@@ -7,10 +7,10 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from tqdm import tqdm
 
@@ -118,13 +118,21 @@ def stylize_files(stylizer: Network, pairs: list[tuple[Path, Path]], max_size: i
 BACKENDS = ("torch", "onnxruntime")
 
 
+def style_choice(cfg: DictConfig) -> dict[str, Any]:
+    """style_name, style_index and style_mix as plain values (Hydra gives style_mix as a DictConfig)."""
+    mix = cfg.style_mix
+    return {"style_name": cfg.style_name, "style_index": cfg.style_index,
+            "style_mix": OmegaConf.to_container(mix) if isinstance(mix, DictConfig) else mix}
+
+
 def open_network(cfg: DictConfig) -> Stylizer | OnnxStylizer:
     """backend=torch: an inference file of stylenet.train; backend=onnxruntime: a file of stylenet.export."""
     if cfg.backend not in BACKENDS:
         raise StylenetError(f"backend must be one of {', '.join(BACKENDS)}, got '{cfg.backend}'")
     if cfg.backend == "onnxruntime":
-        return OnnxStylizer(cfg.checkpoint, device=cfg.device)
-    return load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last)
+        return OnnxStylizer(cfg.checkpoint, device=cfg.device, **style_choice(cfg))
+    return load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
+                **style_choice(cfg))
 
 
 def infer_video(cfg: DictConfig, source: Path, target: Path, into_folder: bool) -> None:
@@ -136,7 +144,7 @@ def infer_video(cfg: DictConfig, source: Path, target: Path, into_folder: bool) 
         log.info("%s exists: skipped (pass overwrite=true to replace it)", target)
         return
     stylizer = open_network(cfg)
-    log.info("style '%s' (%s): video %s", stylizer.style, stylizer.describe(), source)
+    log.info("style '%s' (%s): video %s", stylizer.chosen, stylizer.describe(), source)
     result = stylize_video(stylizer, source, target, picture_options(cfg), int(cfg.batch_size),
                            number_option(cfg, "temporal_smoothing"))
     log.info("wrote %s: %d frames in %.1f s (%.1f frames/s)%s; flicker %.3f (output's frame-to-frame change over "
@@ -162,7 +170,7 @@ def main(cfg: DictConfig) -> None:
         return
     pairs = plan(source, target, into_folder)
     stylizer = open_network(cfg)
-    log.info("style '%s' (%s): %d image(s)", stylizer.style, stylizer.describe(), len(pairs))
+    log.info("style '%s' (%s): %d image(s)", stylizer.chosen, stylizer.describe(), len(pairs))
     written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, flag_option(cfg, "overwrite"), picture_options(cfg),
                                                int(cfg.batch_size))
     summary = f"{written} written, {len(failures)} failed"

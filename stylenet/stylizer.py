@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Protocol, overload
+from typing import Any, Mapping, Protocol, Sequence, overload
 
 import torch
 from PIL import Image
 
-from stylenet.checkpoint import build_model, load_checkpoint
+from stylenet.checkpoint import build_model, load_checkpoint, style_names
 from stylenet.errors import StylenetError
 from stylenet.images import keep_colours, pil_to_tensor, tensor_to_pil
 from stylenet.models import TransformerNet
@@ -32,18 +32,84 @@ def inference_dtype(device: torch.device, precision: str = "auto") -> torch.dtyp
     return PRECISIONS[precision]
 
 
+def style_weights(names: Sequence[str], name: str | None = None, index: int | None = None,
+                  mix: Mapping[str | int, float] | None = None) -> torch.Tensor | None:
+    """The weights (len(names),) of the style a user chose from a network's styles: by name, by index,
+    or a mix {name (or index): weight} with weights from 0 that add up to 1 (Dumoulin et al.'s
+    blending of the conditional instance norm parameters). None: a network of one style, not chosen."""
+    given = [option for option, value in (("style_name", name), ("style_index", index), ("style_mix", mix))
+             if value is not None]
+    listing = ", ".join(f"{position} {name}" for position, name in enumerate(names))
+    if len(given) > 1:
+        raise StylenetError(f"choose the style in one way, not with {' and '.join(given)}")
+    if not given:
+        if len(names) == 1:
+            return None
+        raise StylenetError(f"this network has {len(names)} styles ({listing}): choose one with style_name=<name>, "
+                            f"style_index=<k> or style_mix={{name: weight, ...}}")
+
+    def position(key: object, option: str) -> int:
+        if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(names):
+            return key
+        if isinstance(key, str) and key in names:
+            return names.index(key)
+        raise StylenetError(f"{option}: no style {key!r} in this network; its styles are {listing}")
+
+    if mix is None:
+        chosen = {position(name, "style_name") if name is not None else position(index, "style_index"): 1.0}
+    else:
+        if not isinstance(mix, Mapping) or not mix:
+            raise StylenetError(f"style_mix must be a mapping {{name: weight, ...}}, got {mix!r}")
+        chosen = {}
+        for key, weight in mix.items():
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+                raise StylenetError(f"style_mix: the weight of {key!r} must be a number from 0, got {weight!r}")
+            chosen[position(key, "style_mix")] = chosen.get(position(key, "style_mix"), 0.0) + float(weight)
+        total = sum(chosen.values())
+        if abs(total - 1) > 1e-6:
+            raise StylenetError(f"style_mix weights must add up to 1, got {total:g}")
+    weights = torch.zeros(len(names))
+    for key, weight in chosen.items():
+        weights[key] = weight
+    return weights
+
+
+def describe_styles(name: str, names: Sequence[str], weights: torch.Tensor | None) -> str:
+    """'name', or for a network of several styles 'name: style' or 'name: 0.7 a + 0.3 b'."""
+    if weights is None:
+        return name
+    parts = [(weight, names[position]) for position, weight in enumerate(weights.tolist()) if weight]
+    if len(parts) == 1:
+        return f"{name}: {parts[0][1]}"
+    return f"{name}: " + " + ".join(f"{weight:g} {style}" for weight, style in parts)
+
+
 class Stylizer:
     """A trained network ready for inference: no autograd, eval mode, on its device, in its precision
-    and memory format (the input is converted; the output is always float32)."""
+    and memory format (the input is converted; the output is always float32). A network of several
+    styles runs with `weights` (see style_weights); select() changes them."""
 
     def __init__(self, model: TransformerNet, device: torch.device, style: str, summary: dict[str, Any],
-                 dtype: torch.dtype = torch.float32, channels_last: bool = False) -> None:
+                 dtype: torch.dtype = torch.float32, channels_last: bool = False,
+                 styles: Sequence[str] | None = None, weights: torch.Tensor | None = None) -> None:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.dtype = dtype
         self.model = model.to(device, dtype=dtype, memory_format=self.memory_format).eval().requires_grad_(False)
         self.device = device
         self.style = style
+        self.styles = list(styles or [style])
         self.summary = summary
+        self.weights = weights
+
+    def select(self, name: str | None = None, index: int | None = None,
+               mix: Mapping[str | int, float] | None = None) -> "Stylizer":
+        """Use another of the network's styles, or a mix of them (see style_weights); returns self."""
+        self.weights = style_weights(self.styles, name, index, mix)
+        return self
+
+    @property
+    def chosen(self) -> str:
+        return describe_styles(self.style, self.styles, self.weights)
 
     @overload
     def __call__(self, image: Image.Image) -> Image.Image: ...
@@ -65,7 +131,9 @@ class Stylizer:
     @torch.inference_mode()
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
-        return self.model(batch).float()
+        if self.weights is None:
+            return self.model(batch).float()
+        return self.model(batch, self.weights.to(self.device, self.dtype)).float()
 
     @torch.inference_mode()
     def tiled(self, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
@@ -147,15 +215,19 @@ def stylize_picture(stylizer: Network, picture: Image.Image, **options: Any) -> 
     return stylize_pictures(stylizer, [picture], PictureOptions(**options))[0]
 
 
-def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto",
-         channels_last: bool = False) -> Stylizer:
+def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto", channels_last: bool = False,
+         style_name: str | None = None, style_index: int | None = None,
+         style_mix: Mapping[str | int, float] | None = None) -> Stylizer:
     """Load an inference file (checkpoints/<style>.pt) safely and return a Stylizer for it.
 
     precision: auto | fp32 | bf16 | fp16 (auto: half precision on CUDA, fp32 elsewhere);
     channels_last: NHWC memory format, off by default: without torch.compile it measured slower for
-    every variant on an H100 and on CPU (BENCHMARKS.md)."""
+    every variant on an H100 and on CPU (BENCHMARKS.md). A network of several styles needs one of
+    style_name, style_index or style_mix ({name: weight} adding up to 1); see Stylizer.select."""
     payload = load_checkpoint(path, kind="inference")
+    names = style_names(payload)
+    weights = style_weights(names, style_name, style_index, style_mix)
     target = pick_device(device)
     dtype = inference_dtype(target, precision)
     return Stylizer(build_model(payload, path), target, payload["style"], payload.get("summary", {}), dtype,
-                    channels_last)
+                    channels_last, names, weights)
