@@ -76,6 +76,13 @@ def tiny_train_overrides(root: Path, run_dir: Path, steps: int = 30) -> list[str
     ]
 
 
+def multi_style_overrides(root: Path, run_dir: Path, steps: int = 30) -> list[str]:
+    """tiny_train_overrides for a network of two styles, 'first' and 'second' (style=multi)."""
+    single = [o for o in tiny_train_overrides(root, run_dir, steps) if not o.startswith(("style.image=", "style.name="))]
+    return single + ["style=multi", f"style.images={{first: {root / 'style.png'}, second: {root / 'style_b.png'}}}",
+                     "style.name=pair"]
+
+
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with generated training photos (one corrupt) and a generated style image."""
@@ -83,6 +90,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_images(root / "photos", 6)
     (root / "photos" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
     random_image(64, 80, seed=99).save(root / "style.png")
+    random_image(56, 56, seed=7).save(root / "style_b.png")
     return root
 
 

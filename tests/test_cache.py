@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import read_scalars, run_entry, tiny_train_overrides
+from conftest import multi_style_overrides, read_scalars, run_entry, tiny_train_overrides
 from stylenet.data import ImageFolder
 from stylenet.vgg import VGGEncoder
 
@@ -102,6 +102,17 @@ def test_training_from_the_cache_sees_what_training_from_the_folder_sees(trained
     assert sum(cached[-5:]) < 0.7 * sum(cached[:5])
     # Same batches, same weights; only the float16 rounding of the content features differs.
     np.testing.assert_allclose(cached[:10], from_folder[:10], rtol=0.01)
+
+
+def test_a_network_of_two_styles_trains_from_the_cache(workspace: Path, cache: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    overrides = multi_style_overrides(workspace, run_dir, steps=6) + [f"data.cache={cache}", "data.root=/nonexistent",
+                                                                      f"checkpoint_dir={tmp_path}"]
+    result = run_entry("train", *overrides, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no content VGG pass" in result.stdout
+    assert {"loss/per_style/first", "loss/per_style/second"} <= set(read_scalars(run_dir).Tags()["scalars"])
+    assert torch.load(tmp_path / "pair.pt", weights_only=True)["styles"] == ["first", "second"]
 
 
 @pytest.mark.parametrize("overrides,messages", [

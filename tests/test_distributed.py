@@ -96,3 +96,28 @@ def test_every_rank_reads_the_precomputed_cache(root: Path, two_ranks: Path) -> 
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "no content VGG pass" in result.stdout + result.stderr
     assert totals(run_dir) == pytest.approx(totals(two_ranks), rel=0.01)  # float16 features
+
+
+def test_two_ranks_train_a_network_of_two_styles_like_one_process(root: Path) -> None:
+    random_image(56, 56, seed=7).save(root / "style_b.png")
+    styles = ["style=multi", f"style.images={{first: {root / 'style.png'}, second: {root / 'style_b.png'}}}",
+              "style.name=ddp"]
+    runs = {}
+    for name in ("two_styles_two_ranks", "two_styles_one_process"):
+        run_dir = root / name / "run"
+        run_dir.parent.mkdir()
+        extra = [o for o in overrides(root, run_dir) if not o.startswith("style")] + styles
+        if name.endswith("ranks"):
+            command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                       "stylenet.train", *extra]
+            result = subprocess.run(command, cwd=run_dir.parent, env=entry_env(run_dir.parent), capture_output=True,
+                                    text=True, timeout=300)
+        else:
+            result = run_entry("train", *extra, cwd=run_dir.parent)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        events = read_scalars(run_dir)
+        runs[name] = {tag: [event.value for event in events.Scalars(tag)]
+                      for tag in ("loss/total", "loss/per_style/first", "loss/per_style/second")}
+    for tag, values in runs["two_styles_one_process"].items():
+        assert len(values) == STEPS
+        assert runs["two_styles_two_ranks"][tag] == pytest.approx(values, rel=1e-4), tag
