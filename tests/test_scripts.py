@@ -108,3 +108,18 @@ def test_eval_quality_reports_a_failed_training(tmp_path: Path) -> None:
                         str(tmp_path / "w"), "loss.pretrained=false", cwd=tmp_path)
     assert result.returncode == 2 and "training tiny failed" in result.stderr
     assert f"training image folder not found: {tmp_path / 'missing'}" in result.stderr
+
+
+def test_bench_add_style_smoke(tmp_path: Path) -> None:
+    write_images(tmp_path / "photos", 4)
+    for name, seed in (("a", 1), ("b", 2), ("c", 3)):
+        random_image(40, 48, seed=seed).save(tmp_path / f"{name}.png")
+    result = run_script("bench_add_style.py", "--train-root", "photos", "--heldout-root", "photos", "--base-styles",
+                        "a.png", "b.png", "--new-style", "c.png", "--base-steps", "4", "--steps", "4", "--eval-every", "2",
+                        "--model", "tiny", "--image-size", "32", "--eval-size", "32", "--style-size", "48",
+                        "--batch-size", "2", "--workers", "0", "--workdir", "work", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row[0].strip() for row in rows[1:]] == ["2", "4"] and all(float(cell) > 0 for row in rows[1:] for cell in row[1:])
+    assert "VGG16 weights random" in result.stdout and result.stdout.count("final held-out style loss") == 2
+    assert torch.load(tmp_path / "work" / "checkpoints" / "base+new.pt", weights_only=True)["styles"] == ["base0", "base1", "new"]
