@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from stylenet.configs import require_whole_numbers
-from stylenet.data import load_style_image, read_scaled
+from stylenet.data import load_style_image, read_scaled, style_entries
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.images import read_image, resize_to_long_side, save_image
 from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
@@ -103,7 +103,11 @@ def main(cfg: DictConfig) -> None:
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     content = read_scaled(cfg.content, cfg.image_size, "content image").unsqueeze(0).to(device)
-    style_image = load_style_image(str(cfg.style.name), cfg.style.image, cfg.style.size).to(device)
+    entries = style_entries(cfg.style)
+    if len(entries) > 1:
+        raise StylenetError(f"optimisation takes one style image; style '{cfg.style.name}' has {len(entries)}: "
+                            f"pick one with style=<name> or style=custom style.image=...")
+    style_image = load_style_image(*entries[0]).to(device)
     loss_fn = perceptual_loss_from_config(cfg.loss, style_image)
     log.info("optimising %s (%dx%d) towards %s: %s, %d iterations, from the %s",
              cfg.content, content.shape[-1], content.shape[-2], cfg.style.name, cfg.method, cfg.iterations, cfg.init)

@@ -33,14 +33,16 @@ def test_tile_spans_cover_the_length_on_the_networks_grid() -> None:
     (dict(channels=(8, 16, 16), num_residual_blocks=1), 128, 64),
     # at half resolution the receptive field is twice as wide, and so must be the overlap
     (dict(channels=(8, 16, 16), num_residual_blocks=1, half_resolution=True, separable=True), 200, 100),
-], ids=["johnson-like", "fast-like"])
+    (dict(channels=(8, 16, 16), num_residual_blocks=1, num_styles=2), 128, 64),
+], ids=["johnson-like", "fast-like", "two-styles-blended"])
 def test_tiles_with_the_whole_images_statistics_equal_the_whole_image(variant: dict, tile: int, overlap: int) -> None:
     torch.manual_seed(0)
     model = TransformerNet(**variant)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))  # norms that do something
-    stylizer = Stylizer(model, torch.device("cpu"), "test", {})
+    blend = torch.tensor([0.3, 0.7]) if model.num_styles > 1 else None
+    stylizer = Stylizer(model, torch.device("cpu"), "test", {}, styles=["a", "b"][:model.num_styles], weights=blend)
     image = smooth_image(250, 330)
     whole = stylizer.run(image)
     with torch.inference_mode():

@@ -307,3 +307,13 @@ def test_evaluate_scores_one_style_of_the_network(pair: Pair, workspace: Path, t
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(pair: second)" in (tmp_path / "report.md").read_text()
 
+
+
+@pytest.mark.slow
+def test_optimisation_refuses_a_set_of_styles(workspace: Path, tmp_path: Path) -> None:
+    random_image(24, 24).save(tmp_path / "photo.png")
+    result = run_entry("optimize", f"content={tmp_path / 'photo.png'}", "style=multi",
+                       f"style.images=[{workspace / 'style.png'},{workspace / 'style_b.png'}]", "loss.pretrained=false",
+                       "iterations=1", "image_size=24", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "optimisation takes one style image; style 'multi' has 2" in result.stderr
