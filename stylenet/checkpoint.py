@@ -20,7 +20,10 @@ from stylenet.atomic import atomic_write
 from stylenet.errors import StylenetError
 from stylenet.models import TransformerNet
 
-FORMAT_VERSION = 1
+# 2: instance norms hold per-style parameter lists (scales.N, shifts.N) and files list their `styles`.
+# Version 1 files (nn.InstanceNorm2d's weight and bias) still load: models.InstanceNorm renames them.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 log = logging.getLogger(__name__)
 
 
@@ -67,9 +70,10 @@ def load_checkpoint(path: str | os.PathLike, kind: str = "inference") -> dict[st
     if not isinstance(payload, dict) or "format_version" not in payload or "model_cfg" not in payload:
         raise StylenetError(f"{path} is not a stylenet checkpoint (no format_version/model_cfg entries)")
     version = payload["format_version"]
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise StylenetError(
-            f"{path} has checkpoint format version {version}; this stylenet reads version {FORMAT_VERSION}. "
+            f"{path} has checkpoint format version {version}; this stylenet reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}. "
             f"Use the stylenet release that wrote it."
         )
     if payload.get("kind") != kind:
@@ -136,6 +140,6 @@ def latest_training_checkpoint(search_root: Path, fingerprint: dict[str, Any]) -
         except StylenetError as error:
             log.warning("ignoring %s", error)
             continue
-        if payload.get("fingerprint") == fingerprint:
+        if not differences(payload.get("fingerprint", {}), fingerprint):  # options added since count as unset
             return path, payload
     return None

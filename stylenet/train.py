@@ -141,8 +141,9 @@ def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], loade
 
     `loader` yields data.TrainingBatch tuples: with precomputed content features the loss skips the
     content images' VGG pass. `styles`: a network of several styles gives each image the style
-    StyleSchedule assigns it, and the loss of each style is logged (loss/per_style/<name>). NaN or Inf in the loss or the weights raises TrainingDiverged before
-    any checkpoint of them is written, so the last snapshot on disk stays a good one.
+    StyleSchedule assigns it, and the loss of each style is logged (loss/per_style/<name>). NaN or
+    Inf in the loss or the weights raises TrainingDiverged before any checkpoint of them is
+    written, so the last snapshot on disk stays a good one.
 
     Distributed (`ranks.world` > 1, `model` wrapped in DistributedDataParallel): every rank runs this
     loop on its slice of each global batch; logged losses are averaged over the ranks; skipping a

@@ -51,7 +51,7 @@ def test_each_style_gives_its_own_output_and_a_one_hot_mix_is_that_style_exactly
 
 def test_a_mix_of_one_and_zero_equals_the_style_bit_for_bit_through_the_python_api(tmp_path: Path) -> None:
     model = two_style_network()
-    payload = {"kind": "inference", "format_version": 1, "model": model.state_dict(),
+    payload = {"kind": "inference", "format_version": 2, "model": model.state_dict(),
                "model_cfg": {**model_config("tiny", ["model.width_multiplier=0.5"]), "num_styles": 2},
                "style": "pair", "styles": ["calm", "storm"], "summary": {}}
     torch.save(payload, tmp_path / "pair.pt")
@@ -64,18 +64,20 @@ def test_a_mix_of_one_and_zero_equals_the_style_bit_for_bit_through_the_python_a
     assert torch.equal(by_name.select(index=0)(photos), by_index) and by_name.chosen == "pair: calm"
 
 
-def test_old_single_style_state_dicts_load_into_the_conditional_norm() -> None:
+def test_inference_files_of_format_1_still_load(tmp_path: Path) -> None:
     model = TransformerNet(channels=(8, 16, 16), num_residual_blocks=1)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.1)
     old_keys = {key.replace("scales.0", "weight").replace("shifts.0", "bias"): value
                 for key, value in model.state_dict().items()}
-    assert "encoder.0.1.weight" in old_keys  # nn.InstanceNorm2d's names
-    reloaded = TransformerNet(channels=(8, 16, 16), num_residual_blocks=1)
-    reloaded.load_state_dict(old_keys)
+    assert "encoder.0.1.weight" in old_keys  # nn.InstanceNorm2d's names, as format 1 files have them
+    torch.save({"kind": "inference", "format_version": 1, "model": old_keys,
+                "model_cfg": {"channels": [8, 16, 16], "num_residual_blocks": 1}, "style": "old", "summary": {}},
+               tmp_path / "old.pt")
+    reloaded = stylenet.load(tmp_path / "old.pt", device="cpu")
     photo = torch.rand(1, 3, 20, 28)
-    assert torch.equal(reloaded(photo), model(photo))
+    assert reloaded.styles == ["old"] and torch.equal(reloaded(photo), model.eval()(photo))
 
 
 def test_multi_style_needs_style_weights_and_instance_norm() -> None:
