@@ -12,6 +12,8 @@ bf16/fp16 with channels_last are measured; --compile adds each of them under tor
 Cells give the latency, frames per second and the ratio to the first variant. --ablation
 measures each CPU optimisation of the fast path separately, all in the same run; --onnxruntime
 compares PyTorch with onnxruntime on the CPU, each variant exported as stylenet.export does.
+--styles 1 5 measures each variant also as a network of 5 styles (conditional instance norm), run
+with an even blend of all of them: what a choice of style costs at inference.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import copy
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -81,17 +83,35 @@ def unfused(model: TransformerNet) -> TransformerNet:
     return model
 
 
+class Blended(nn.Module):
+    """A network of several styles run with an even blend of all of them (the most work a choice of style makes)."""
+
+    def __init__(self, model: TransformerNet) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("weights", torch.full((model.num_styles,), 1 / model.num_styles))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.model(image, self.weights)
+
+
+def build(variant: str, styles: int) -> nn.Module:
+    model = TransformerNet(**model_config(variant, [f"model.num_styles={styles}"]))
+    return model if styles == 1 else Blended(model)
+
+
 def bench_variants(device: torch.device, variants: list[str], sizes: list[str], warmup: int, repeats: int,
                    precisions: list[tuple[str, torch.dtype, bool]], compile_mode: str | None = None,
-                   batch: int = 1) -> list[str]:
+                   batch: int = 1, styles: Sequence[int] = (1,)) -> list[str]:
     if compile_mode:
         precisions = precisions + [(f"{label}, compiled", dtype, last) for label, dtype, last in precisions]
     header = "| variant | size | params | GMAC | MB moved | " + " | ".join(label for label, _, _ in precisions) + " |"
     rows = [header, "|" + " --- |" * (5 + len(precisions))]
     print("\n".join(rows), flush=True)
     baseline: dict[tuple[str, str], float] = {}
-    for variant in variants:
-        model = TransformerNet(**model_config(variant)).to(device).eval()
+    for variant, count in ((variant, count) for variant in variants for count in styles):
+        model = build(variant, count).to(device).eval()
+        name = variant if count == 1 else f"{variant}, {count} styles"
         params = sum(p.numel() for p in model.parameters())
         for size in sizes:
             height, width = parse_size(size)
@@ -109,7 +129,7 @@ def bench_variants(device: torch.device, variants: list[str], sizes: list[str], 
                 baseline.setdefault((label, size), seconds)
                 ratio = baseline[(label, size)] / seconds
                 cells.append(f"{seconds * 1000:.1f} ms, {batch / seconds:.1f} fps ({ratio:.1f}x)")
-            rows.append(f"| {variant} | {size} | {params / 1e6:.3f} M | {macs / 1e9:.2f} | {moved / 1e6:.0f} | "
+            rows.append(f"| {name} | {size} | {params / 1e6:.3f} M | {macs / 1e9:.2f} | {moved / 1e6:.0f} | "
                         + " | ".join(cells) + " |")
             print(rows[-1], flush=True)
     return rows
@@ -189,6 +209,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1, help="images per call (video frames); fps counts images")
     parser.add_argument("--onnxruntime", action="store_true",
                         help="also compare PyTorch with onnxruntime on the CPU (needs the onnx extra)")
+    parser.add_argument("--styles", nargs="+", type=int, default=[1], help="styles per network, e.g. 1 5")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run each: does the script work")
     args = parser.parse_args()
     if args.smoke:
@@ -219,7 +240,8 @@ def main() -> int:
             name = str(half).split(".")[-1]
             precisions = [("fp32", torch.float32, False), (name, half, False), (f"{name} channels_last", half, True)]
         print(f"batch {args.batch}" + (f", torch.compile mode {args.compile}" if args.compile else "") + "\n")
-        bench_variants(device, args.variants, sizes, args.warmup, args.repeats, precisions, args.compile, args.batch)
+        bench_variants(device, args.variants, sizes, args.warmup, args.repeats, precisions, args.compile, args.batch,
+                       args.styles)
         print("\n(ratio: the first variant's latency over this one's, same size and precision)")
         if device.type == "cpu" and args.ablation:
             print()

@@ -123,3 +123,11 @@ def test_bench_add_style_smoke(tmp_path: Path) -> None:
     assert [row[0].strip() for row in rows[1:]] == ["2", "4"] and all(float(cell) > 0 for row in rows[1:] for cell in row[1:])
     assert "VGG16 weights random" in result.stdout and result.stdout.count("final held-out style loss") == 2
     assert torch.load(tmp_path / "work" / "checkpoints" / "base+new.pt", weights_only=True)["styles"] == ["base0", "base1", "new"]
+
+
+def test_bench_inference_smoke_several_styles(tmp_path: Path) -> None:
+    result = run_script("bench_inference.py", "--smoke", "--variants", "tiny", "--styles", "1", "3", "--device", "cpu",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("| tiny")]
+    assert rows == ["tiny", "tiny, 3 styles"]
