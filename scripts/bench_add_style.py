@@ -3,8 +3,10 @@
     python scripts/bench_add_style.py --train-root photos/ --heldout-root heldout/ \
         --base-styles starry.jpg mosaic.jpg --new-style scream.jpg --base-steps 2000 --steps 1000 --eval-every 100
 
-1. A network of the base styles is trained with `python -m stylenet.train style=multi`.
-2. The new style is added to it with `add_style_to=` (only the new style's normalisation parameters train).
+1. A network of the base styles is trained with `python -m stylenet.train style=multi` (or
+   --base-checkpoint names a trained inference file to add to instead).
+2. The new style is added to it with `add_style_to=` (only the new style's normalisation parameters
+   train, with --add-lr, default --lr).
 3. A one-style network of the new style is trained from scratch, with the same data, seed and loss.
 Every `--eval-every` steps both runs write a training snapshot; each snapshot's outputs on the
 held-out photos are scored with the new style's loss. Prints the held-out style loss per step and,
@@ -36,13 +38,17 @@ from stylenet.losses import perceptual_loss_from_config
 from stylenet.vgg import VGGEncoder, layer_names
 
 
-def train(name: str, overrides: list[str], args: argparse.Namespace, steps: int) -> Path:
-    """One `python -m stylenet.train` run; returns its run folder."""
+def train(name: str, overrides: list[str], args: argparse.Namespace, steps: int, lr: float | None = None) -> Path:
+    """One `python -m stylenet.train` run (or, with --score-only, the one already in the work folder); returns its run folder."""
     run_dir = args.workdir / name
+    if args.score_only:
+        if not (run_dir / "checkpoints").is_dir():
+            raise StylenetError(f"--score-only: no run {run_dir} to score")
+        return run_dir
     common = [
         f"model={args.model}", "data=folder", f"data.root={args.train_root}", f"steps={steps}",
         f"data.image_size={args.image_size}", f"data.batch_size={args.batch_size}", f"data.workers={args.workers}",
-        f"seed={args.seed}", f"lr={args.lr}", f"loss.weights={args.vgg_weights}", f"style.size={args.style_size}",
+        f"seed={args.seed}", f"lr={lr or args.lr}", f"loss.weights={args.vgg_weights}", f"style.size={args.style_size}",
         f"log_interval={args.eval_every}", f"preview.interval={steps}", f"checkpoint_interval={args.eval_every}",
         f"keep_checkpoints={steps // args.eval_every + 1}", f"hydra.run.dir={run_dir}",
         f"checkpoint_dir={args.workdir / 'checkpoints'}", *overrides, *args.overrides,
@@ -73,7 +79,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-root", type=Path, required=True)
     parser.add_argument("--heldout-root", type=Path, required=True)
-    parser.add_argument("--base-styles", nargs="+", required=True, help="style images of the trained network")
+    parser.add_argument("--base-styles", nargs="+", default=[], help="style images of the network to train first")
+    parser.add_argument("--base-checkpoint", type=Path, default=None,
+                        help="a trained inference file to add the style to, instead of training one")
     parser.add_argument("--new-style", required=True, help="the style image to add")
     parser.add_argument("--base-steps", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=1000, help="steps of the added style and of the scratch run")
@@ -84,31 +92,41 @@ def main() -> int:
     parser.add_argument("--style-size", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--add-lr", type=float, default=None, help="learning rate of the added style (default --lr)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--vgg-weights", type=Path, default=None, help="torchvision VGG16 state dict (default: random)")
     parser.add_argument("--workdir", type=Path,
                         default=Path("outputs/bench_add_style") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}")
+    parser.add_argument("--score-only", action="store_true",
+                        help="score the runs already in --workdir (same arguments) instead of training them again")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run and the scoring, e.g. lr=2e-3")
     args = parser.parse_args()
+    if bool(args.base_styles) == bool(args.base_checkpoint):
+        parser.error("give --base-styles (a network to train first) or --base-checkpoint (a trained one), not both")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    weights_id = "ImageNet" if args.vgg_weights else "random"
+    weights_id = f"from {args.vgg_weights}" if args.vgg_weights else "random"
     if args.vgg_weights is None:
         args.vgg_weights = args.workdir / "vgg16_random.pth"
+    if weights_id == "random" and not args.score_only:
         torch.manual_seed(args.seed)
         encoder = VGGEncoder("vgg16", [layer_names("vgg16")[-1]], pretrained=False)
         torch.save(encoder.features.state_dict(), args.vgg_weights)
 
     try:
-        images = "{" + ", ".join(f"base{index}: {path}" for index, path in enumerate(args.base_styles)) + "}"
-        train("base", ["style=multi", f"style.images={images}", "style.name=base"], args, args.base_steps)
+        base = args.base_checkpoint
+        if base is None:
+            images = "{" + ", ".join(f"base{index}: {path}" for index, path in enumerate(args.base_styles)) + "}"
+            train("base", ["style=multi", f"style.images={images}", "style.name=base"], args, args.base_steps)
+            base = args.workdir / "checkpoints" / "base.pt"
+        base_styles = load_checkpoint(base).get("styles") or ["one"]
         new = ["style=custom", f"style.image={args.new_style}", "style.name=new"]
-        added = train("added", [*new, f"add_style_to={args.workdir / 'checkpoints' / 'base.pt'}"], args, args.steps)
+        added = train("added", [*new, f"add_style_to={base}"], args, args.steps, args.add_lr)
         scratch = train("scratch", new, args, args.steps)
         loss_cfg = compose_config("train", [f"loss.weights={args.vgg_weights}", *args.overrides]).loss
         loss_fn = perceptual_loss_from_config(loss_cfg, load_style_image("new", args.new_style, args.style_size))
         photos = readable_batch(ImageFolder(args.heldout_root, args.eval_size))
-        curves = {"added": style_curve(added, loss_fn, photos, len(args.base_styles)),
+        curves = {"added": style_curve(added, loss_fn, photos, len(base_styles)),
                   "scratch": style_curve(scratch, loss_fn, photos, None)}
     except StylenetError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -116,8 +134,10 @@ def main() -> int:
 
     print(f"\n{datetime.now(timezone.utc):%Y-%m-%d}; {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads; torch {torch.__version__}; model {args.model}; VGG16 weights "
-          f"{weights_id}; base network: {len(args.base_styles)} styles, {args.base_steps} steps; batch "
-          f"{args.batch_size} at {args.image_size} px; {len(photos)} held-out photos at {args.eval_size} px\n")
+          f"{weights_id}; base network: {len(base_styles)} styles, "
+          f"{f'{args.base_steps} steps' if args.base_checkpoint is None else base}; lr {args.lr}, added style's lr "
+          f"{args.add_lr or args.lr}; batch {args.batch_size} at {args.image_size} px; {len(photos)} held-out "
+          f"photos at {args.eval_size} px\n")
     print("| step | held-out style loss, added style | from scratch |")
     print("| --- | --- | --- |")
     for step in sorted(curves["scratch"]):
