@@ -54,24 +54,33 @@ class InstanceNorm(nn.Module):
         for parameters in (self.scales, self.shifts):
             parameters.append(torch.stack(list(parameters)).mean(0).detach().clone())
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
-        single = len(self.scales) == 1
-        scale, shift = (self.scales[0], self.shifts[0]) if single else (None, None)
-        if self.statistics is not None:
-            mean, var = (value.to(x.dtype) for value in self.statistics)
-            x = F.batch_norm(x, mean, var, scale, shift, training=False, eps=self.eps)
-        else:
-            x = F.instance_norm(x, weight=scale, bias=shift, eps=self.eps)
-        if single:
-            return x
+    def affine(self, style: torch.Tensor | None, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale and shift: (C,) for one style, or one blend for the whole batch (style weights
+        (num_styles,)); (N, C) for a blend per image (style weights (N, num_styles))."""
+        if len(self.scales) == 1:
+            return self.scales[0], self.shifts[0]
         if style is None:
             raise ValueError(f"this network has {len(self.scales)} styles: pass style weights (N, {len(self.scales)})")
         # Elementwise products rather than a matrix product, so that a one-hot weight selects a
         # style's parameters exactly (TF32 matrix products would round them).
-        weights = style.to(x.dtype)[:, :, None]
-        scale = (weights * torch.stack(list(self.scales)).to(x.dtype)).sum(1)
-        shift = (weights * torch.stack(list(self.shifts)).to(x.dtype)).sum(1)
-        return x * scale[:, :, None, None] + shift[:, :, None, None]
+        weights = style.to(dtype).unsqueeze(-1)
+        return ((weights * torch.stack(list(self.scales)).to(dtype)).sum(-2),
+                (weights * torch.stack(list(self.shifts)).to(dtype)).sum(-2))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        scale, shift = self.affine(style, x.dtype)
+        per_image = scale.dim() == 2
+        # One scale and shift for the batch go into the fused kernel: a separate multiply and add
+        # over the activations made the fast network up to 1.4x slower on a CPU (BENCHMARKS.md).
+        fused_scale, fused_shift = (None, None) if per_image else (scale, shift)
+        if self.statistics is not None:
+            mean, var = (value.to(x.dtype) for value in self.statistics)
+            x = F.batch_norm(x, mean, var, fused_scale, fused_shift, training=False, eps=self.eps)
+        else:
+            x = F.instance_norm(x, weight=fused_scale, bias=fused_shift, eps=self.eps)
+        if per_image:
+            x = x * scale[:, :, None, None] + shift[:, :, None, None]
+        return x
 
 
 class Styled(nn.Sequential):
@@ -189,7 +198,8 @@ class TransformerNet(nn.Module):
     """Image in, stylised image of exactly the same size out; float RGB in [0, 1], NCHW.
 
     num_styles > 1: conditional instance norm (see InstanceNorm); forward then takes style weights,
-    (num_styles,) for the whole batch or (N, num_styles) per image, e.g. one-hot rows to pick a style.
+    (num_styles,) for the whole batch (inference: the fastest) or (N, num_styles) per image
+    (training), e.g. one-hot rows to pick a style.
     None counts as 1 (a config that leaves the number to the style set, filled in by training).
     """
 
@@ -253,11 +263,9 @@ class TransformerNet(nn.Module):
 
     def forward(self, image: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         height, width = image.shape[-2:]
-        if self.num_styles > 1:
-            if style is None or style.shape[-1] != self.num_styles:
-                raise ValueError(f"this network has {self.num_styles} styles: pass style weights "
-                                 f"({self.num_styles},) or (N, {self.num_styles})")
-            style = style.expand(image.shape[0], self.num_styles)
+        if self.num_styles > 1 and (style is None or style.shape[-1] != self.num_styles or style.dim() > 2):
+            raise ValueError(f"this network has {self.num_styles} styles: pass style weights "
+                             f"({self.num_styles},) or (N, {self.num_styles})")
         x = replicate_pad(image, (0, self.padding(width), 0, self.padding(height)))
         if self.half_resolution:
             x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
