@@ -320,3 +320,29 @@ def test_optimisation_refuses_a_set_of_styles(workspace: Path, tmp_path: Path) -
                        "iterations=1", "image_size=24", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "optimisation takes one style image; style 'multi' has 2" in result.stderr
+
+
+def test_style_images_must_be_a_list_or_mapping() -> None:
+    with pytest.raises(StylenetError, match="style.images must be a list or mapping of style images, got 'a.jpg'"):
+        style_entries({"name": "set", "size": 64, "images": "a.jpg"})
+
+
+@pytest.mark.slow
+def test_evaluate_asks_for_the_image_of_a_style_trained_in_an_earlier_run(added: Path, workspace: Path,
+                                                                       tmp_path: Path) -> None:
+    result = run_entry("evaluate", f"checkpoint={added}", f"photos={workspace / 'photos'}", "iterations=[1]",
+                       "image_size=32", "loss.pretrained=false", "style_name=first", f"output={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "the image of style 'first' is not recorded" in result.stderr and "pass style_image=" in result.stderr
+
+
+@pytest.mark.slow
+def test_adding_a_style_needs_a_network_with_instance_norm(workspace: Path, tmp_path: Path) -> None:
+    model_cfg = {**model_config("tiny"), "norm": "batch"}
+    torch.save({"kind": "inference", "format_version": 2, "model": TransformerNet(**model_cfg).state_dict(),
+                "model_cfg": model_cfg, "style": "batchy", "styles": ["batchy"], "summary": {}}, tmp_path / "batchy.pt")
+    overrides = [o for o in multi_style_overrides(workspace, tmp_path / "run", steps=2) if not o.startswith("style")]
+    result = run_entry("train", *overrides, "style=custom", f"style.image={workspace / 'style.png'}", "style.name=new",
+                       f"add_style_to={tmp_path / 'batchy.pt'}", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "has no instance norm" in result.stderr
