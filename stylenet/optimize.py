@@ -37,15 +37,47 @@ INITS = ("content", "noise")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 
 
+class _InRange(torch.autograd.Function):
+    """Clamp to [0, 1] on the way forward; pass the gradient through unchanged on the way back."""
+
+    @staticmethod
+    def forward(ctx: Any, image: torch.Tensor) -> torch.Tensor:
+        return image.clamp(0, 1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+# The strong-Wolfe line search's evaluations per iteration (torch's own limit when it has the budget).
+LINE_SEARCH_EVALUATIONS = 25
+
+
 def optimize_image(loss_fn: PerceptualLoss, content: torch.Tensor, *, iterations: int, method: str = "lbfgs",
                    init: str = "content", lr: float | None = None,
                    on_iteration: Callable[[int, torch.Tensor, dict[str, float]], None] | None = None,
                    progress: bool = True) -> tuple[torch.Tensor, list[dict[str, float]]]:
     """Optimise the pixels of an image (1, 3, H, W) in [0, 1] for `iterations` iterations.
 
-    Returns the image and the loss terms before each iteration (history[i] = the loss after i
-    iterations, so history[0] is the starting image's). One L-BFGS iteration may evaluate the loss
-    several times (strong-Wolfe line search); Johnson et al. count iterations, as we do.
+    Returns the image and the loss terms of the image after each iteration (history[i]: after i
+    iterations, so history[0] is the starting image's). Iterations are counted as Johnson et al. count
+    them: one L-BFGS iteration is one new direction and its line search, which may evaluate the
+    loss several times.
+
+    The loss is always the loss of the image clamped to [0, 1], the picture a user gets, but the
+    gradient passes the clamp as if it were not there (_InRange). A clamp inside the graph gives
+    pixels that leave the range no gradient, so they stay out for good (on a dark photo most of the
+    black background did, and the loss stalled at 13 times the value reached otherwise); clamping
+    the pixels in place between evaluations breaks L-BFGS's curvature pairs and costs 1.7 times
+    the time (more line-search evaluations); no clamp at all lets the optimiser exploit pixels that the written
+    picture cannot have (its loss was 3-8 times higher). BENCHMARKS.md has the comparison.
+
+    One torch LBFGS step() per iteration keeps per-iteration progress; it needs an explicit
+    max_eval, because torch's default (max_iter * 5 // 4) is 1 for max_iter=1, which leaves the
+    line search no evaluation: a first trial step that does not lower the loss becomes a step of 0,
+    and every later step() repeats it (the optimisation stalls). Each step() also starts by
+    evaluating the point the previous one accepted; that evaluation is served from the last one made
+    when the point is the same (it usually is), so an iteration costs what it would in one long step().
     """
     if method not in METHODS:
         raise StylenetError(f"method must be one of {', '.join(METHODS)}, got '{method}'")
@@ -58,35 +90,37 @@ def optimize_image(loss_fn: PerceptualLoss, content: torch.Tensor, *, iterations
     image = start.requires_grad_(True)
     lr = DEFAULT_LR[method] if lr is None else float(lr)
     if method == "lbfgs":
-        optimizer: torch.optim.Optimizer = torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=50,
-                                                             line_search_fn="strong_wolfe")
+        optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
+            [image], lr=lr, max_iter=1, max_eval=1 + LINE_SEARCH_EVALUATIONS, history_size=50,
+            line_search_fn="strong_wolfe")
     else:
         optimizer = torch.optim.Adam([image], lr=lr)
-
-    def evaluate() -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            image.clamp_(0, 1)  # the loss is defined on images; keep the pixels in range (as Gatys et al.'s code)
-        return loss_fn(image, content_features=content_features)
+    last: dict[str, Any] = {}  # the latest evaluation: where, its gradient, its loss terms
 
     def closure() -> torch.Tensor:
+        if last and torch.equal(image, last["at"]):
+            image.grad = last["grad"].clone()
+            return last["total"]
         optimizer.zero_grad(set_to_none=True)
-        total = evaluate()["total"]
-        total.backward()
-        return total
+        losses = loss_fn(_InRange.apply(image), content_features=content_features)
+        losses["total"].backward()
+        last.update(at=image.detach().clone(), grad=image.grad.detach().clone(), total=losses["total"].detach(),
+                    terms={name: float(value.detach()) for name, value in losses.items()})
+        return losses["total"]
 
-    def record() -> dict[str, float]:
-        with torch.no_grad():  # one extra forward pass per iteration: the loss of the image it ends with
-            return {name: float(value) for name, value in evaluate().items()}
+    def terms_now() -> dict[str, float]:
+        closure()  # usually served from the line search's last evaluation; else its gradient serves the next step
+        return dict(last["terms"])
 
-    history = [record()]
+    history = [terms_now()]
     for iteration in tqdm(range(1, iterations + 1), desc=method, unit="it", disable=not progress, dynamic_ncols=True):
         optimizer.step(closure)
-        losses = record()
+        losses = terms_now()
         if not math.isfinite(losses["total"]):
             raise StylenetError(f"the loss became NaN or Inf at iteration {iteration}; try a lower lr")
         history.append(losses)
         if on_iteration is not None:
-            on_iteration(iteration, image.detach(), losses)
+            on_iteration(iteration, image.detach().clamp(0, 1), losses)
     return image.detach().clamp(0, 1), history
 
 
