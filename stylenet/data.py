@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -129,6 +130,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "stylenet"
 
 
+def cached_name(address: str) -> str:
+    """The cache file of a downloaded style image: keyed on the whole address (two addresses that end in the
+    same file name are two files), with the address's file name kept for people and for the image type."""
+    key = hashlib.sha256(address.encode()).hexdigest()[:16]
+    name = Path(urlparse(address).path).name
+    return f"{key}-{name}" if name else key
+
+
 def resolve_style_image(name: str, image: str | None) -> Path:
     """A local path as given; an http(s) address downloaded once into the cache folder."""
     if not image:
@@ -138,7 +147,7 @@ def resolve_style_image(name: str, image: str | None) -> Path:
         )
     if urlparse(str(image)).scheme not in ("http", "https"):
         return Path(image).expanduser()
-    target = cache_dir() / "styles" / Path(urlparse(image).path).name
+    target = cache_dir() / "styles" / cached_name(str(image))
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         log.info("downloading style image %s to %s", image, target)
@@ -147,7 +156,7 @@ def resolve_style_image(name: str, image: str | None) -> Path:
         except (OSError, RuntimeError) as error:
             raise StylenetError(
                 f"could not download the '{name}' style image from {image} ({error}); "
-                f"download it yourself and pass style.image=/path/to/{target.name}"
+                f"download it yourself and pass style.image=/path/to/{Path(urlparse(image).path).name or 'image.jpg'}"
             ) from None
     return target
 

@@ -48,3 +48,26 @@ def test_unreachable_style_address_says_how_to_proceed(tmp_path, monkeypatch) ->
     monkeypatch.setenv("STYLENET_CACHE", str(tmp_path))
     with pytest.raises(StylenetError, match="could not download the 'wave' style image .* pass style.image="):
         load_style_image("wave", "https://example.invalid/styles/wave.jpg", 512)
+
+
+def test_style_addresses_are_cached_by_the_whole_address(tmp_path, monkeypatch) -> None:
+    """Two addresses ending in the same file name are two styles; an address ending in '/' still gets a file."""
+    monkeypatch.setenv("STYLENET_CACHE", str(tmp_path))
+    served = {"https://a.example/art/style.jpg": random_image(20, 30, seed=1),
+              "https://b.example/other/style.jpg": random_image(30, 20, seed=2),
+              "https://c.example/gallery/": random_image(24, 24, seed=3)}
+    downloads = []
+
+    def fake_download(address: str, destination: str, progress: bool = True) -> None:
+        downloads.append(address)
+        served[address].save(destination, format="PNG")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    first, second, folder_like = (load_style_image(name, address, 40) for name, address in
+                                  zip(("a", "b", "c"), served))
+    assert first.shape == (3, 27, 40) and second.shape == (3, 40, 27) and folder_like.shape == (3, 40, 40)
+    files = sorted((tmp_path / "styles").iterdir())
+    assert len(files) == 3 and all(path.is_file() for path in files)
+    assert sum(path.name.endswith("-style.jpg") for path in files) == 2
+    assert torch.equal(load_style_image("b", "https://b.example/other/style.jpg", 40), second)
+    assert len(downloads) == 3  # the second look-up of an address is served from its own cached file
