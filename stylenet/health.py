@@ -28,6 +28,9 @@ SATURATION_FRACTION = 0.2   # output saturation below this fraction of both the 
 COLOURFUL = 0.1             # ... when both of those are at least this saturated
 RESUME_JUMP = 1.5           # first total after a resume over the total stored in the checkpoint
 STYLE_DROPPED = 0.5         # the style loss "has dropped" below this fraction of its first value
+CONTENT_SHARE = 0.02        # ... and the content term is below this fraction of the style term. On real VGG16
+                            # features (BENCHMARKS.md, "Health thresholds") healthy runs kept 0.08-0.35 once
+                            # the style had halved; with the style weight 100 times too high, 0.001-0.002
 LAYER_SPREAD = 100.0        # largest over smallest per-layer style loss: "orders of magnitude"
 LATE_STEP = 200             # "late in training": the second half, and not before this step (the untrained
                             # network's outputs are noisy, so TV starts high)
@@ -148,10 +151,11 @@ class HealthMonitor:
                 per_layer = ", ".join(f"{name[6:]} {value:.3g}" for name, value in losses.items() if name.startswith("style/"))
                 alarm("style_layers_unbalanced", f"style losses of the layers differ by orders of magnitude ({per_layer}): "
                                                  f"equal layer weights make little sense; try loss.style_layer_norm=auto")
-        elif losses["style"] < STYLE_DROPPED * self.first_style and losses["content"] < losses["style"]:
+        elif losses["style"] < STYLE_DROPPED * self.first_style and losses["content"] < CONTENT_SHARE * losses["style"]:
             alarm("content_below_style", f"the style loss has dropped but the content loss ({losses['content']:.4g}) is "
-                                         f"below it ({losses['style']:.4g}): too little content is learned; raise "
-                                         f"loss.content_weight")
+                                         f"under {CONTENT_SHARE:g} of it ({losses['style']:.4g}): the content hardly counts, "
+                                         f"so too little of it is learned; raise loss.content_weight or lower "
+                                         f"loss.style_weight")
         if step >= max(self.steps // 2, LATE_STEP) and losses["tv"] > losses["content"]:
             alarm("tv_above_content", f"late in training the TV loss ({losses['tv']:.4g}) exceeds the content loss "
                                       f"({losses['content']:.4g}; about half is healthy): neighbouring colours blur "

@@ -38,15 +38,18 @@ DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 
 
 class _InRange(torch.autograd.Function):
-    """Clamp to [0, 1] on the way forward; pass the gradient through unchanged on the way back."""
+    """Clamp to [0, 1] on the way forward. On the way back a pixel inside the range gets its gradient; one
+    outside gets only the part that leads back into the range (none that would push it further out)."""
 
     @staticmethod
     def forward(ctx: Any, image: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(image)
         return image.clamp(0, 1)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        return grad
+        (image,) = ctx.saved_tensors
+        return torch.where(image < 0, grad.clamp(max=0), torch.where(image > 1, grad.clamp(min=0), grad))
 
 
 # The strong-Wolfe line search's evaluations per iteration (torch's own limit when it has the budget).
@@ -64,13 +67,13 @@ def optimize_image(loss_fn: PerceptualLoss, content: torch.Tensor, *, iterations
     them: one L-BFGS iteration is one new direction and its line search, which may evaluate the
     loss several times.
 
-    The loss is always the loss of the image clamped to [0, 1], the picture a user gets, but the
-    gradient passes the clamp as if it were not there (_InRange). A clamp inside the graph gives
-    pixels that leave the range no gradient, so they stay out for good (on a dark photo most of the
-    black background did, and the loss stalled at 13 times the value reached otherwise); clamping
-    the pixels in place between evaluations breaks L-BFGS's curvature pairs and costs 1.7 times
-    the time (more line-search evaluations); no clamp at all lets the optimiser exploit pixels that the written
-    picture cannot have (its loss was 3-8 times higher). BENCHMARKS.md has the comparison.
+    The loss is always the loss of the image clamped to [0, 1], the picture a user gets; a pixel that
+    leaves the range still gets the gradient that brings it back (_InRange). A plain clamp inside the
+    graph gives such pixels no gradient, so they stay out for good (on a dark photo most of the black
+    background did); passing the whole gradient through lets pixels run off outside the range, and
+    L-BFGS then stalled on directions that cannot lower the loss; clamping the pixels in place between
+    evaluations breaks L-BFGS's curvature pairs and costs 1.7 times the time; no clamp at all lets the
+    optimiser use values the written picture cannot have. BENCHMARKS.md has the comparison.
 
     One torch LBFGS step() per iteration keeps per-iteration progress; it needs an explicit
     max_eval, because torch's default (max_iter * 5 // 4) is 1 for max_iter=1, which leaves the
@@ -114,7 +117,10 @@ def optimize_image(loss_fn: PerceptualLoss, content: torch.Tensor, *, iterations
 
     history = [terms_now()]
     for iteration in tqdm(range(1, iterations + 1), desc=method, unit="it", disable=not progress, dynamic_ncols=True):
+        before = image.detach().clone()
         optimizer.step(closure)
+        if method == "lbfgs" and torch.equal(image, before):
+            optimizer.state.clear()  # the line search found no step: drop the curvature memory, start again downhill
         losses = terms_now()
         if not math.isfinite(losses["total"]):
             raise StylenetError(f"the loss became NaN or Inf at iteration {iteration}; try a lower lr")

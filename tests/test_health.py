@@ -69,7 +69,9 @@ def test_loss_balance_rules_of_thumb(monitor) -> None:
     assert names(health.check(1, colourful(3), unbalanced)) == {"style_layers_unbalanced"}
     assert monitor(balanced_layers=True).check(1, colourful(3), unbalanced) == []
     dropped = {**HEALTHY, "style": 150.0, "content": 100.0, "tv": 40.0}
-    assert names(health.check(20, colourful(3), dropped)) == {"content_below_style"}
+    assert health.check(20, colourful(3), dropped) == []  # content below style is normal while style is learned
+    starved = {**HEALTHY, "style": 150.0, "content": 2.0, "tv": 1.0}
+    assert names(health.check(30, colourful(3), starved)) == {"content_below_style"}
     blurred = {**HEALTHY, "tv": 1000.0}
     assert health.check(400, colourful(3), blurred) == []  # early: TV still falls
     assert names(health.check(600, colourful(3), blurred)) == {"tv_above_content"}

