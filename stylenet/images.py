@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from stylenet.atomic import atomic_write
 from stylenet.errors import StylenetError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")  # a GIF is read as its first frame here
 
 
 class UnreadableImageError(StylenetError):
@@ -32,7 +32,7 @@ def list_images(root: Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("*") if p.is_file() and is_image_file(p))
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode (L, LA, P, CMYK, RGBA, I;16, I, F) to 8-bit RGB."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit greyscale: scale to 8 bits instead of letting Pillow clip at 255.
@@ -73,7 +73,7 @@ def read_image_and_alpha(path: str | os.PathLike) -> tuple[Image.Image, Image.Im
                 image.load()
                 oriented = ImageOps.exif_transpose(image)
                 alpha = oriented.convert("RGBA").getchannel("A") if has_alpha(oriented) else None
-                return _to_rgb(oriented), alpha
+                return to_rgb(oriented), alpha
     except FileNotFoundError:
         raise UnreadableImageError(f"image not found: {path}") from None
     except IsADirectoryError:

@@ -14,8 +14,10 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from tqdm import tqdm
 
+from stylenet.animation import is_animated, read_animation, save_animation
 from stylenet.errors import StylenetError, exits_cleanly
-from stylenet.images import is_image_file, list_images, read_image_and_alpha, resize_to_long_side, save_image
+from stylenet.images import (IMAGE_EXTENSIONS, is_image_file, list_images, read_image_and_alpha, resize_to_long_side,
+                             save_image)
 from stylenet.configs import flag_option, number_option, require_whole_numbers
 from stylenet.onnx_backend import OnnxStylizer
 from stylenet.video import VIDEO_EXTENSIONS, is_video_file, stylize_video
@@ -99,6 +101,14 @@ def stylize_files(stylizer: Network, pairs: list[tuple[Path, Path]], max_size: i
         if target.exists() and not overwrite:
             skipped += 1
             continue
+        if is_animated(source):
+            try:
+                stylize_animation(stylizer, source, target, max_size, options, batch_size)
+                written += 1
+            except StylenetError as error:
+                failures.append(str(error))
+                tqdm.write(f"skipped: {error}", file=sys.stderr)
+            continue
         try:
             image, alpha = read_image_and_alpha(source)
         except StylenetError as error:
@@ -113,6 +123,27 @@ def stylize_files(stylizer: Network, pairs: list[tuple[Path, Path]], max_size: i
     if pending:
         write_pending()
     return written, skipped, failures
+
+
+def stylize_animation(stylizer: Network, source: Path, target: Path, max_size: int | None, options: PictureOptions,
+                      batch_size: int) -> None:
+    """An animated GIF: every frame stylised (`batch_size` frames per network call), written as an animated GIF
+    with the source's frame durations and loop."""
+    if target.suffix.lower() != ".gif":
+        raise StylenetError(f"{source} is an animated GIF: its output is an animated GIF too, so name it .gif "
+                            f"(not {target.name})")
+    frames, durations, loop = read_animation(source)
+    if max_size and max(frames[0].size) > max_size:
+        frames = [resize_to_long_side(frame, int(max_size)) for frame in frames]
+    styled: list[Image.Image] = []
+    for start in range(0, len(frames), batch_size):
+        styled += stylize_pictures(stylizer, frames[start:start + batch_size], options)
+    save_animation(styled, durations, loop, target)
+
+
+def other_files(folder: Path) -> int:
+    """Files below `folder` that are not images (left alone, but counted in the summary)."""
+    return sum(1 for path in folder.rglob("*") if path.is_file() and not is_image_file(path))
 
 
 BACKENDS = ("torch", "onnxruntime")
@@ -176,6 +207,9 @@ def main(cfg: DictConfig) -> None:
     summary = f"{written} written, {len(failures)} failed"
     if skipped:
         summary += f", {skipped} skipped because the output exists (pass overwrite=true to replace)"
+    others = other_files(source) if source.is_dir() else 0
+    if others:
+        summary += f"; {others} file(s) in {source} are not images ({', '.join(IMAGE_EXTENSIONS)}) and were left alone"
     log.info(summary)
     if failures:
         for failure in failures:
