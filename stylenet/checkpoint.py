@@ -52,9 +52,37 @@ def style_names(payload: dict[str, Any]) -> list[str]:
     return list(payload.get("styles") or [payload["style"]])
 
 
+# Small networks trained by the project and committed with it, so that a new user can stylise at once.
+DEMO_DIR = Path(__file__).resolve().parents[1] / "checkpoints" / "demo"
+PUBLISHED_DIR = Path("checkpoints")  # where training publishes <style>.pt by default (relative to the working folder)
+
+
+def named_networks() -> dict[str, Path]:
+    """Inference files that can be named instead of given by path: the demo networks, and the ones training
+    published in ./checkpoints (these win where a name is in both)."""
+    found = {path.stem: path for path in sorted(DEMO_DIR.glob("*.pt"))}
+    found.update({path.stem: path for path in sorted(PUBLISHED_DIR.glob("*.pt"))})
+    return found
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A path as given; a bare name (no folder, no extension) such as 'starry_night' is looked up in
+    ./checkpoints, then among the demo networks. A file that is not there names what is."""
+    given = Path(path).expanduser()
+    if given.is_file():
+        return given
+    named = named_networks()
+    if given.name == str(path) and not given.suffix and str(path) in named:
+        return named[str(path)]
+    available = ", ".join(named) or "none"
+    raise StylenetError(f"checkpoint not found: {given} (networks that can be named: {available}; or give the path "
+                        f"of an inference file written by python -m stylenet.train)")
+
+
 def load_checkpoint(path: str | os.PathLike, kind: str = "inference") -> dict[str, Any]:
-    """Load a checkpoint safely; refuse anything that is not a plain-data stylenet file of this `kind`."""
-    path = Path(path).expanduser()
+    """Load a checkpoint safely; refuse anything that is not a plain-data stylenet file of this `kind`.
+    An inference file may be named (resolve_checkpoint)."""
+    path = resolve_checkpoint(path) if kind == "inference" else Path(path).expanduser()
     if not path.is_file():
         raise StylenetError(f"checkpoint not found: {path}")
     try:

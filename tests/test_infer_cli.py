@@ -167,3 +167,18 @@ def test_transparency_is_carried_through_where_the_output_format_keeps_it(traine
     kept = Image.open(tmp_path / "out.png")
     assert kept.mode == "RGBA" and kept.getchannel("A").tobytes() == alpha.tobytes()
     assert Image.open(tmp_path / "out.jpg").mode == "RGB"
+
+
+def test_a_network_can_be_named_and_an_unknown_name_lists_the_known_ones(trained_run: TrainedRun, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "checkpoints").mkdir()
+    shutil.copy(trained_run.checkpoint, tmp_path / "checkpoints" / "mine.pt")
+    monkeypatch.chdir(tmp_path)
+    assert stylenet.load("mine", device="cpu").chosen == "tiny_style"
+    with pytest.raises(stylenet.errors.StylenetError, match=r"checkpoint not found: nosuch \(networks that can be named: .*mine"):
+        stylenet.load("nosuch")
+    random_image(20, 24).save(tmp_path / "photo.png")
+    result = run_entry("infer", "checkpoint=mine", f"input={tmp_path / 'photo.png'}", f"output={tmp_path / 'out.png'}",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out.png").size == (24, 20)

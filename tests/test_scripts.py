@@ -131,3 +131,16 @@ def test_bench_inference_smoke_several_styles(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("| tiny")]
     assert rows == ["tiny", "tiny, 3 styles"]
+
+
+def test_make_gallery_writes_a_sheet_per_style(trained_run, tmp_path: Path) -> None:
+    random_image(30, 40, seed=4).save(tmp_path / "photo.png")
+    result = run_script("make_gallery.py", "--styles", "tiny_style", "--networks",
+                        f"tiny={trained_run.checkpoint.parent / '{style}.pt'}", "--photos", str(tmp_path / "photo.png"),
+                        "--size", "32", "--iterations", "2", "--cell", "40", "--out", str(tmp_path / "gallery"),
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    from PIL import Image
+
+    assert Image.open(tmp_path / "gallery" / "tiny_style.jpg").size == (3 * 40, 40 + 16)  # photo | tiny | Gatys
+    assert "| tiny_style | photo.png | " in result.stdout

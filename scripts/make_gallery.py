@@ -1,0 +1,111 @@
+"""A gallery per style: photo | each trained network | the Gatys optimisation with the same loss, each
+cell labelled with its seconds per image.
+
+    python scripts/make_gallery.py --styles starry_night mosaic --networks fast=checkpoints/demo/{style}.pt \
+        [johnson=outputs/johnson/{style}.pt] --photos ../shared/data/photos/amber.jpg ../shared/data/photos/in3.png \
+        [--size 320] [--iterations 100] [--out docs/gallery]
+
+Writes <out>/<style>.jpg (small JPEGs for the README). The Gatys column optimises from the photo with
+L-BFGS (stylenet.optimize) against the loss the first network was trained with, read from its
+inference file (layers, weights, style image), at the size of the photo cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+import stylenet
+from stylenet.benchmarking import describe_machine
+from stylenet.checkpoint import load_checkpoint
+from stylenet.data import load_style_image, style_entries
+from stylenet.images import pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
+from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
+from stylenet.optimize import optimize_image
+from stylenet.stylizer import stylize_picture
+
+LABEL = 16
+
+
+def training_loss(path: str) -> PerceptualLoss:
+    """The loss recorded in an inference file (its first style)."""
+    summary = load_checkpoint(path)["summary"]
+    config = summary["config"]
+    name, image, size = style_entries(config["style"])[0]
+    loss_fn = perceptual_loss_from_config(config["loss"], load_style_image(name, image, size))
+    loss_fn.style_layer_weights = dict(summary.get("style_layer_weights", loss_fn.style_layer_weights))
+    return loss_fn
+
+
+def timed_network(path: str, photo: Image.Image) -> tuple[Image.Image, float]:
+    stylizer = stylenet.load(path, device="cpu")
+    stylize_picture(stylizer, photo)  # warm-up
+    started = time.perf_counter()
+    result = stylize_picture(stylizer, photo)
+    return result, time.perf_counter() - started
+
+
+def timed_gatys(loss_fn: PerceptualLoss, photo: Image.Image, iterations: int) -> tuple[Image.Image, float]:
+    started = time.perf_counter()
+    image, _ = optimize_image(loss_fn, pil_to_tensor(photo).unsqueeze(0), iterations=iterations, progress=False)
+    return tensor_to_pil(image), time.perf_counter() - started
+
+
+def sheet(rows: list[list[tuple[Image.Image, str]]], cell: int) -> Image.Image:
+    """Rows of (picture, label) cells, each picture centred in a cell x cell square with its label below."""
+    columns = max(len(row) for row in rows)
+    canvas = Image.new("RGB", (columns * cell, len(rows) * (cell + LABEL)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, row in enumerate(rows):
+        for c, (picture, label) in enumerate(row):
+            thumbnail = resize_to_long_side(picture, cell - 4)
+            x, y = c * cell, r * (cell + LABEL)
+            canvas.paste(thumbnail, (x + (cell - thumbnail.width) // 2, y + (cell - thumbnail.height) // 2))
+            draw.text((x + 4, y + cell + 2), label, fill="black")
+    return canvas
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--styles", nargs="+", required=True)
+    parser.add_argument("--networks", nargs="+", required=True, metavar="LABEL=PATH",
+                        help="columns; {style} in PATH is replaced by each style's name")
+    parser.add_argument("--photos", nargs="+", type=Path, required=True)
+    parser.add_argument("--size", type=int, default=320, help="longer side of each photo, in pixels")
+    parser.add_argument("--iterations", type=int, default=100, help="L-BFGS iterations of the Gatys column")
+    parser.add_argument("--cell", type=int, default=240, help="pixels per cell in the written sheet")
+    parser.add_argument("--out", type=Path, default=Path("docs/gallery"))
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    networks = [entry.split("=", 1) for entry in args.networks]
+    photos = {path.name: resize_to_long_side(read_image(path), args.size) for path in args.photos}
+    print(f"{describe_machine(torch.device('cpu'))}; photos at {args.size} px; Gatys: L-BFGS {args.iterations} "
+          f"iterations from the photo\n")
+    print("| style | photo | " + " | ".join(f"{label} s" for label, _ in networks) + " | Gatys s |")
+    print("|" + " --- |" * (len(networks) + 3))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for style in args.styles:
+        paths = [(label, template.format(style=style)) for label, template in networks]
+        loss_fn = training_loss(paths[0][1])
+        rows = []
+        for name, photo in photos.items():
+            cells = [(photo, name)]
+            seconds = []
+            for label, path in paths:
+                result, spent = timed_network(path, photo)
+                cells.append((result, f"{label} {spent:.3f} s"))
+                seconds.append(spent)
+            result, spent = timed_gatys(loss_fn, photo, args.iterations)
+            cells.append((result, f"Gatys {args.iterations} it. {spent:.0f} s"))
+            rows.append(cells)
+            print(f"| {style} | {name} | " + " | ".join(f"{value:.3f}" for value in seconds) + f" | {spent:.1f} |")
+        sheet(rows, args.cell).save(args.out / f"{style}.jpg", quality=80, optimize=True)
+    print(f"\nwrote {', '.join(str(args.out / f'{style}.jpg') for style in args.styles)}")
+
+
+if __name__ == "__main__":
+    main()
