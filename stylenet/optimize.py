@@ -72,7 +72,7 @@ def optimize_image(loss_fn: PerceptualLoss, content: torch.Tensor, *, iterations
     graph gives such pixels no gradient, so they stay out for good (on a dark photo most of the black
     background did); passing the whole gradient through lets pixels run off outside the range, and
     L-BFGS then stalled on directions that cannot lower the loss; clamping the pixels in place between
-    evaluations breaks L-BFGS's curvature pairs and costs 1.7 times the time; no clamp at all lets the
+    evaluations breaks L-BFGS's curvature pairs and costs 1.7-2.2 times the time; no clamp at all lets the
     optimiser use values the written picture cannot have. BENCHMARKS.md has the comparison.
 
     One torch LBFGS step() per iteration keeps per-iteration progress; it needs an explicit
