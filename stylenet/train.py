@@ -509,8 +509,13 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
             old.unlink()
 
     run_log = RunLog(run_dir, enabled=ranks.is_main)
+    # What "keeps nothing of the photo" costs (health: content_lost): the content term of each preview photo
+    # against another one, an output with a photo's statistics but none of this photo's content.
+    unrelated = (loss_fn.content_term(preview_photos.roll(1, 0), preview_photos) if len(preview_photos) > 1
+                 else None)
     health = HealthMonitor(cfg.health, run_log, steps, preview_photos, style_images, resumed_total,
-                           balanced_layers=cfg.loss.style_layer_norm == "auto") if ranks.is_main else None
+                           balanced_layers=cfg.loss.style_layer_norm == "auto",
+                           content_reference=unrelated) if ranks.is_main else None
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
     loss_fn.to(memory_format=memory_format)

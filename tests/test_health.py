@@ -63,6 +63,17 @@ def test_loss_jump_after_resume_is_reported_once(monitor) -> None:
     assert monitor(resumed_total=1600.0).check(10, colourful(3), HEALTHY) == []
 
 
+def test_an_output_no_closer_to_its_photo_than_another_photo_has_lost_the_content(monitor) -> None:
+    health = monitor(content_reference=600.0, steps=1000)
+    textured = {**HEALTHY, "style": 150.0, "content": 700.0}
+    assert health.check(25, colourful(3), {**HEALTHY, "content": 700.0}) == []
+    assert health.check(300, colourful(3), textured) == []  # early: content is learned after the style's colours
+    alarms = health.check(500, colourful(3), textured)
+    assert names(alarms) == {"content_lost"} and alarms[0].is_failure
+    assert "still above that of an unrelated photo (600)" in alarms[0].message
+    assert monitor(content_reference=600.0, steps=1000).check(500, colourful(3), {**HEALTHY, "content": 500.0}) == []
+
+
 def test_loss_balance_rules_of_thumb(monitor) -> None:
     health = monitor(steps=1000)
     unbalanced = {**HEALTHY, "style/relu1_2": 399.0, "style/relu2_2": 1.0}
