@@ -22,23 +22,12 @@ from PIL import Image, ImageDraw
 import stylenet
 from stylenet.benchmarking import describe_machine
 from stylenet.checkpoint import load_checkpoint
-from stylenet.data import load_style_image, style_entries
 from stylenet.images import pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
-from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
+from stylenet.losses import PerceptualLoss, trained_loss
 from stylenet.optimize import optimize_image
 from stylenet.stylizer import stylize_picture
 
 LABEL = 16
-
-
-def training_loss(path: str) -> PerceptualLoss:
-    """The loss recorded in an inference file (its first style)."""
-    summary = load_checkpoint(path)["summary"]
-    config = summary["config"]
-    name, image, size = style_entries(config["style"])[0]
-    loss_fn = perceptual_loss_from_config(config["loss"], load_style_image(name, image, size))
-    loss_fn.style_layer_weights = dict(summary.get("style_layer_weights", loss_fn.style_layer_weights))
-    return loss_fn
 
 
 def timed_network(path: str, photo: Image.Image) -> tuple[Image.Image, float]:
@@ -90,7 +79,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for style in args.styles:
         paths = [(label, template.format(style=style)) for label, template in networks]
-        loss_fn = training_loss(paths[0][1])
+        loss_fn = trained_loss(load_checkpoint(paths[0][1]), paths[0][1], torch.device("cpu"))
         rows = []
         for name, photo in photos.items():
             cells = [(photo, name)]

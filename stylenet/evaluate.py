@@ -13,7 +13,6 @@ import logging
 import statistics
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import hydra
 import torch
@@ -25,10 +24,10 @@ from torchvision.utils import make_grid
 from stylenet.atomic import atomic_write
 from stylenet.benchmarking import timed
 from stylenet.checkpoint import build_model, load_checkpoint, style_names
-from stylenet.data import ImageFolder, load_style_image, style_entries
+from stylenet.data import ImageFolder
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.images import save_image
-from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
+from stylenet.losses import PerceptualLoss, trained_loss
 from stylenet.optimize import optimize_image
 from stylenet.runtime import pick_device, seed_everything
 from stylenet.stylizer import style_weights
@@ -50,30 +49,6 @@ def heldout_losses(model: nn.Module, loss_fn: PerceptualLoss, photos: torch.Tens
         for name, value in loss_fn(output, batch).items():
             sums[name] = sums.get(name, 0.0) + float(value) * len(batch)
     return {name: total / len(photos) for name, total in sums.items()}
-
-
-def training_loss(payload: dict[str, Any], cfg: DictConfig, device: torch.device,
-                  style_name: str | None = None) -> PerceptualLoss:
-    """The loss the network was trained with (layers, weights, style image), on this machine's VGG weights;
-    for a network of several styles, the loss of the style named `style_name`."""
-    trained = payload.get("summary", {}).get("config")
-    if not trained:
-        raise StylenetError(f"{cfg.checkpoint} does not record its training config; it cannot be evaluated")
-    loss_cfg = dict(trained["loss"])
-    loss_cfg.update({key: value for key, value in OmegaConf.to_container(cfg.loss).items() if value is not None})
-    entries = {name: (image, size) for name, image, size in style_entries(trained["style"])}
-    name = style_name or next(iter(entries))
-    if name not in entries and not cfg.style_image:
-        raise StylenetError(f"the image of style '{name}' is not recorded in {cfg.checkpoint} (it was trained in an "
-                            f"earlier run): pass style_image=/path/to/it")
-    image, size = entries.get(name, (None, int(trained["style"]["size"])))
-    try:
-        style_image = load_style_image(name, cfg.style_image or image, size)
-    except StylenetError as error:
-        raise StylenetError(f"{error} (the style image recorded in the checkpoint; pass style_image=/path/to/it)") from None
-    loss_fn = perceptual_loss_from_config(loss_cfg, style_image.to(device))
-    loss_fn.style_layer_weights = dict(payload["summary"].get("style_layer_weights", loss_fn.style_layer_weights))
-    return loss_fn
 
 
 def equivalent_iterations(history: list[dict[str, float]], network_total: float) -> int | None:
@@ -116,7 +91,8 @@ def main(cfg: DictConfig) -> None:
         stylise = partial(model, style=weights.to(device))
     else:
         chosen, stylise = None, model
-    loss_fn = training_loss(payload, cfg, device, chosen)
+    loss_fn = trained_loss(payload, cfg.checkpoint, device, chosen, cfg.style_image,
+                           OmegaConf.to_container(cfg.loss))  # type: ignore[arg-type]
 
     rows_per_photo: list[dict[str, dict[str, float]]] = []
     seconds: dict[str, list[float]] = {"network": [], "optimisation": []}

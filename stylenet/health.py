@@ -29,9 +29,9 @@ SATURATION_FRACTION = 0.2   # output saturation below this fraction of both the 
 COLOURFUL = 0.1             # ... when both of those are at least this saturated
 RESUME_JUMP = 1.5           # first total after a resume over the total stored in the checkpoint
 STYLE_DROPPED = 0.5         # the style loss "has dropped" below this fraction of its first value
-CONTENT_SHARE = 0.02        # ... and the content term is below this fraction of the style term. On real VGG16
-                            # features (BENCHMARKS.md, "Health thresholds") healthy runs kept 0.08-0.35 once
-                            # the style had halved; with the style weight 100 times too high, 0.001-0.002
+CONTENT_SHARE = 0.02        # ... and the content term is below this fraction of the style term: gross imbalance
+                            # (real VGG16 features, BENCHMARKS.md "Health thresholds": a style weight 100 times
+                            # too high sat at 0.001-0.004; the ratio cannot tell a lost content from a kept one)
 LAYER_SPREAD = 100.0        # largest over smallest per-layer style loss: "orders of magnitude"
 LATE_STEP = 200             # "late in training": the second half, and not before this step (the untrained
                             # network's outputs are noisy, so TV starts high)
@@ -161,8 +161,7 @@ class HealthMonitor:
                                   f"an unrelated photo ({self.content_reference:.4g}): the outputs keep nothing of their "
                                   f"photos, only the style's texture. Raise loss.content_weight or lower "
                                   f"loss.style_weight")
-        if (self.first_style is not None and losses["style"] < STYLE_DROPPED * self.first_style
-                and losses["content"] < CONTENT_SHARE * losses["style"]):
+        if losses["style"] < STYLE_DROPPED * self.first_style and losses["content"] < CONTENT_SHARE * losses["style"]:
             alarm("content_below_style", f"the style loss has dropped but the content loss ({losses['content']:.4g}) is "
                                          f"under {CONTENT_SHARE:g} of it ({losses['style']:.4g}): the content hardly counts, "
                                          f"so too little of it is learned; raise loss.content_weight or lower "

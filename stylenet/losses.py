@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylenet.data import load_style_image, style_entries
+from stylenet.errors import StylenetError
 from stylenet.vgg import VGGEncoder
 
 # none: the configured layer weights as they are; auto: PerceptualLoss.balance_style_layers at step 0.
@@ -158,3 +160,30 @@ def perceptual_loss_from_config(loss_cfg: Mapping[str, Any],
                          loss_cfg["pretrained"], loss_cfg["weights"]).to(style_images[0].device)
     return PerceptualLoss(encoder, style_images, content_layer, style_layers, loss_cfg["content_weight"],
                           loss_cfg["style_weight"], loss_cfg["tv_weight"])
+
+
+def trained_loss(payload: Mapping[str, Any], checkpoint: str, device: torch.device, style_name: str | None = None,
+                 style_image: str | None = None, loss_overrides: Mapping[str, Any] | None = None) -> PerceptualLoss:
+    """The loss an inference file's network was trained with (layers, weights, style image, the effective
+    layer weights of style_layer_norm=auto), on this machine's VGG weights; for a network of several
+    styles, the loss of the style named `style_name`. `style_image` replaces the recorded image;
+    `loss_overrides` (non-null entries) replace loss options, e.g. where this machine keeps its weights."""
+    summary = payload.get("summary", {})
+    trained = summary.get("config")
+    if not trained:
+        raise StylenetError(f"{checkpoint} does not record its training config; it cannot be evaluated")
+    loss_cfg = dict(trained["loss"])
+    loss_cfg.update({key: value for key, value in (loss_overrides or {}).items() if value is not None})
+    entries = {name: (image, size) for name, image, size in style_entries(trained["style"])}
+    name = style_name or next(iter(entries))
+    if name not in entries and not style_image:
+        raise StylenetError(f"the image of style '{name}' is not recorded in {checkpoint} (it was trained in an "
+                            f"earlier run): pass style_image=/path/to/it")
+    image, size = entries.get(name, (None, int(trained["style"]["size"])))
+    try:
+        style = load_style_image(name, style_image or image, size)
+    except StylenetError as error:
+        raise StylenetError(f"{error} (the style image recorded in the checkpoint; pass style_image=/path/to/it)") from None
+    loss_fn = perceptual_loss_from_config(loss_cfg, style.to(device))
+    loss_fn.style_layer_weights = dict(summary.get("style_layer_weights", loss_fn.style_layer_weights))
+    return loss_fn

