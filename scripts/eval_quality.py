@@ -5,7 +5,8 @@
 
 Each variant is trained with `python -m stylenet.train` (same seed, so the same data order), then
 its outputs on the held-out photos are scored with the same PerceptualLoss. Prints a Markdown
-table; the last column is each variant's total held-out loss relative to the first variant's.
+table: each variant's total held-out loss relative to the first variant's, and its CPU latency on
+one --speed-size x --speed-size image (fp32, median of 3), measured in the same run as the others'.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import torch
 
 import stylenet
+from stylenet.benchmarking import describe_machine, median_seconds
 from stylenet.configs import compose_config
 from stylenet.data import ImageFolder, load_style_image, readable_batch
 from stylenet.errors import StylenetError
@@ -53,6 +55,7 @@ def main() -> int:
     parser.add_argument("--image-size", type=int, default=256, help="training crop size")
     parser.add_argument("--eval-size", type=int, default=256, help="held-out photos are scored at this size")
     parser.add_argument("--style-size", type=int, default=512)
+    parser.add_argument("--speed-size", type=int, default=1000, help="latency is measured on a square of this size")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--workers", type=int, default=2)
@@ -73,18 +76,21 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    print(f"\n{len(photos)} held-out photos at {args.eval_size} px; {args.steps} steps of {args.batch_size} at "
-          f"{args.image_size} px per variant; loss weights: {loss_fn.encoder.weights_id}; "
-          f"torch {torch.__version__}; {datetime.now(timezone.utc):%Y-%m-%d}\n")
-    print("| variant | training s | content | style | tv | total | total vs first |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    reference = None
+    print(f"\n{describe_machine(torch.device('cpu'))}; {len(photos)} held-out photos at {args.eval_size} px; "
+          f"{args.steps} steps of {args.batch_size} at {args.image_size} px per variant; loss weights: "
+          f"{loss_fn.encoder.weights_id}; latency on one {args.speed_size} px square\n")
+    print("| variant | training s | content | style | tv | total | total vs first | ms | speed vs first |")
+    print("|" + " --- |" * 9)
+    reference = speed = None
+    square = torch.rand(1, 3, args.speed_size, args.speed_size)
     for variant, path in checkpoints.items():
         stylizer = stylenet.load(path, device="cpu")
         losses = heldout_losses(stylizer.model, loss_fn, photos)
-        reference = reference or losses["total"]
+        seconds = median_seconds(lambda: stylizer(square), torch.device("cpu"), warmup=1, repeats=3)
+        reference, speed = reference or losses["total"], speed or seconds
         print(f"| {variant} | {stylizer.summary['seconds']:.0f} | {losses['content']:.4g} | {losses['style']:.4g} | "
-              f"{losses['tv']:.4g} | {losses['total']:.4g} | {losses['total'] / reference:.3f} |", flush=True)
+              f"{losses['tv']:.4g} | {losses['total']:.4g} | {losses['total'] / reference:.3f} | {seconds * 1e3:.0f} | "
+              f"{speed / seconds:.2f}x |", flush=True)
     return 0
 
 

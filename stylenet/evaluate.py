@@ -1,9 +1,10 @@
-"""python -m stylenet.evaluate: a trained network against the optimisation it approximates.
+"""python -m stylenet.evaluate: trained networks against the optimisation they approximate.
 
 For each held-out photo: the loss of the network's output, and the loss L-BFGS reaches after 50,
 100, 200, 300 iterations on the same photo with the same loss at the same size (Johnson et al.'s
 comparison); how many iterations the network is worth; seconds per image for both; and a
-side-by-side image content | network | optimisation. Also home of heldout_losses, the measure the
+side-by-side image content | network | optimisation. Several networks trained with the same loss
+(variants, budgets) share one optimisation run per photo, the expensive part. Also home of heldout_losses, the measure the
 comparison scripts share.
 """
 
@@ -56,20 +57,46 @@ def equivalent_iterations(history: list[dict[str, float]], network_total: float)
     return next((iteration for iteration, losses in enumerate(history) if losses["total"] <= network_total), None)
 
 
-def report(rows: dict[str, dict[str, float]], seconds: dict[str, float], equivalents: list[int | None],
+def report(rows: dict[str, dict[str, float]], seconds: dict[str, float], equivalents: dict[str, list[int | None]],
            iterations: list[int], header: str) -> str:
     lines = [header, "", "| method | " + " | ".join(TERMS) + " | s/image |", "|" + " --- |" * (len(TERMS) + 2)]
     for name, losses in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{losses[term]:.4g}" for term in TERMS) + f" | {seconds[name]:.3f} |")
-    reached = [value for value in equivalents if value is not None]
     last = max(iterations)
-    per_photo = ", ".join(str(value) if value is not None else f">{last}" for value in equivalents)
-    if len(reached) == len(equivalents):
-        summary = f"The network's loss equals L-BFGS after **{statistics.median(reached):g}** iterations (median)"
-    else:
-        summary = f"On {len(equivalents) - len(reached)} of {len(equivalents)} photos L-BFGS did not reach the network's loss in {last} iterations"
-    lines += ["", f"{summary}; per photo: {per_photo} (0: the unchanged photo already scores as well)."]
+    lines.append("")
+    for label, found in equivalents.items():
+        reached = [value for value in found if value is not None]
+        per_photo = ", ".join(str(value) if value is not None else f">{last}" for value in found)
+        whose = "the network's" if label == "network" else f"{label}'s"
+        if len(reached) == len(found):
+            summary = f"{whose[0].upper()}{whose[1:]} loss equals L-BFGS after **{statistics.median(reached):g}** iterations (median)"
+        else:
+            summary = f"On {len(found) - len(reached)} of {len(found)} photos L-BFGS did not reach {whose} loss in {last} iterations"
+        lines.append(f"{summary}; per photo: {per_photo} (0: the unchanged photo already scores as well).")
     return "\n".join(lines)
+
+
+class Network:
+    """One trained network under evaluation: its label, inference file, style and loss."""
+
+    def __init__(self, checkpoint: str, cfg: DictConfig, device: torch.device) -> None:
+        self.payload = load_checkpoint(checkpoint, kind="inference")
+        self.label = Path(checkpoint).stem
+        model = build_model(self.payload, checkpoint).to(device).eval().requires_grad_(False)
+        names = style_names(self.payload)
+        weights = style_weights(names, cfg.style_name, cfg.style_index)
+        self.style = names[int(weights.argmax())] if weights is not None else None
+        self.stylise = partial(model, style=weights.to(device)) if weights is not None else model
+        self.loss_fn = trained_loss(self.payload, checkpoint, device, self.style, cfg.style_image,
+                                    OmegaConf.to_container(cfg.loss))  # type: ignore[arg-type]
+
+
+def checkpoints(value: object) -> list[str]:
+    """`checkpoint=` as a list: one inference file, or several trained with the same loss."""
+    given = [str(item) for item in value] if OmegaConf.is_list(value) or isinstance(value, list) else [str(value)]
+    if not given:
+        raise StylenetError("checkpoint: give one inference file or a list of them")
+    return given
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
@@ -78,62 +105,70 @@ def main(cfg: DictConfig) -> None:
     iterations = sorted(int(value) for value in cfg.iterations)
     if not iterations or iterations[0] < 1:
         raise StylenetError(f"iterations must be positive whole numbers, got {list(cfg.iterations)}")
-    seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     output = Path(cfg.output) if cfg.output else Path(HydraConfig.get().runtime.output_dir)
-    payload = load_checkpoint(cfg.checkpoint, kind="inference")
-    model = build_model(payload, cfg.checkpoint).to(device).eval().requires_grad_(False)
-    names = style_names(payload)
-    weights = style_weights(names, cfg.style_name, cfg.style_index)
+    networks = []
+    for path in checkpoints(cfg.checkpoint):
+        seed_everything(cfg.seed)  # random VGG weights (tests) come out the same for every network
+        networks.append(Network(path, cfg, device))
+    loss_fn = networks[0].loss_fn
+    for other in networks[1:]:
+        if not loss_fn.same_objective(other.loss_fn):
+            raise StylenetError(f"{other.label} was trained with another loss than {networks[0].label} (VGG weights, "
+                                f"layers, weights or style image differ): evaluate them one at a time")
+    labels = ["network"] if len(networks) == 1 else [network.label for network in networks]
     photos = ImageFolder(cfg.photos, cfg.image_size)
-    if weights is not None:
-        chosen = names[int(weights.argmax())]
-        stylise = partial(model, style=weights.to(device))
-    else:
-        chosen, stylise = None, model
-    loss_fn = trained_loss(payload, cfg.checkpoint, device, chosen, cfg.style_image,
-                           OmegaConf.to_container(cfg.loss))  # type: ignore[arg-type]
 
     rows_per_photo: list[dict[str, dict[str, float]]] = []
-    seconds: dict[str, list[float]] = {"network": [], "optimisation": []}
-    equivalents: list[int | None] = []
+    seconds: dict[str, list[float]] = {label: [] for label in [*labels, "optimisation"]}
+    equivalents: dict[str, list[int | None]] = {label: [] for label in labels}
     for index, path in enumerate(photos.files):
         image, problem = photos[index]
         if image is None:
             log.warning("skipped unreadable photo: %s", problem)
             continue
         photo = image.unsqueeze(0).to(device).float().div_(255.0)
-        with torch.no_grad():
-            stylise(photo)  # warm-up: the first call pays for allocation
-            stylised, network_seconds = timed(lambda: stylise(photo), device)
-            network = {name: float(value) for name, value in loss_fn(stylised, photo).items()}
+        rows: dict[str, dict[str, float]] = {}
+        outputs = [photo]
+        for label, network in zip(labels, networks):
+            with torch.no_grad():
+                network.stylise(photo)  # warm-up: the first call pays for allocation
+                stylised, network_seconds = timed(lambda: network.stylise(photo), device)
+                rows[label] = {name: float(value) for name, value in loss_fn(stylised, photo).items()}
+            seconds[label].append(network_seconds)
+            outputs.append(stylised)
         (optimised, history), optimisation_seconds = timed(
             lambda: optimize_image(loss_fn, photo, iterations=iterations[-1], method="lbfgs", init=cfg.init,
                                    progress=False), device)
-        seconds["network"].append(network_seconds)
         seconds["optimisation"].append(optimisation_seconds)
-        rows = {"network": network, **{f"L-BFGS {n}": history[n] for n in iterations}}
+        rows.update({f"L-BFGS {n}": history[n] for n in iterations})
         rows_per_photo.append(rows)
-        equivalents.append(equivalent_iterations(history, network["total"]))
-        grid = make_grid(torch.cat([photo, stylised, optimised]).cpu(), nrow=3, padding=2, pad_value=1.0)
+        for label in labels:
+            equivalents[label].append(equivalent_iterations(history, rows[label]["total"]))
+        grid = make_grid(torch.cat([*outputs, optimised]).cpu(), nrow=len(outputs) + 1, padding=2, pad_value=1.0)
         save_image(grid, output / f"{path.relative_to(photos.root).with_suffix('').as_posix().replace('/', '_')}.png")
-        log.info("%s: network %.4g, L-BFGS %d: %.4g (equal after %s iterations)", path.name, network["total"],
-                 iterations[-1], history[-1]["total"], equivalents[-1] if equivalents[-1] is not None else f">{iterations[-1]}")
+        log.info("%s: %s; L-BFGS %d: %.4g", path.name, ", ".join(
+            f"{label} {rows[label]['total']:.4g} (equal after {found if found is not None else f'>{iterations[-1]}'} "
+            f"iterations)" for label in labels for found in [equivalents[label][-1]]), iterations[-1], history[-1]["total"])
     if not rows_per_photo:
         raise StylenetError(f"none of the photos in {photos.root} could be read")
 
     means = {name: {term: statistics.fmean(rows[name][term] for rows in rows_per_photo) for term in TERMS}
              for name in rows_per_photo[0]}
-    per_image = {"network": statistics.median(seconds["network"])}
+    per_image = {label: statistics.median(seconds[label]) for label in labels}
     optimisation = statistics.median(seconds["optimisation"])
     per_image.update({f"L-BFGS {n}": optimisation * n / iterations[-1] for n in iterations})
-    header = (f"{Path(cfg.checkpoint).name} ({payload['style']}{f': {chosen}' if chosen else ''}) on {len(rows_per_photo)} photos from {photos.root} at "
-              f"{cfg.image_size} px, {device}; VGG weights {loss_fn.encoder.weights_id}; L-BFGS from the {cfg.init}. "
-              f"Losses are means over the photos; L-BFGS seconds are the {iterations[-1]}-iteration run's, pro rata.")
+    first = networks[0]
+    names = ", ".join(f"{Path(str(path)).name} ({network.payload['style']}{f': {network.style}' if network.style else ''})"
+                      for path, network in zip(checkpoints(cfg.checkpoint), networks))
+    header = (f"{names} on {len(rows_per_photo)} photos from {photos.root} at {cfg.image_size} px, {device}; VGG "
+              f"weights {first.loss_fn.encoder.weights_id}; L-BFGS from the {cfg.init}. Losses are means over the "
+              f"photos; L-BFGS seconds are the {iterations[-1]}-iteration run's, pro rata.")
     text = report(means, per_image, equivalents, iterations, header)
     atomic_write(output / "report.md", lambda stream: stream.write(text.encode() + b"\n"))
     print(text)
-    log.info("side-by-side images (content | network | L-BFGS %d) and report.md in %s", iterations[-1], output)
+    log.info("side-by-side images (content | %s | L-BFGS %d) and report.md in %s", " | ".join(labels),
+             iterations[-1], output)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,19 @@ class PerceptualLoss(nn.Module):
             raise ValueError(f"this loss has {self.num_styles} style images: pass each image's style_index")
         return grams
 
+    def same_objective(self, other: "PerceptualLoss") -> bool:
+        """Whether `other` scores every image as this loss does (same VGG weights, layers, weights and
+        style targets): networks trained with equal losses can share one optimisation run."""
+        def settings(loss: PerceptualLoss) -> tuple:
+            return (loss.encoder.weights_id, loss.encoder.input, loss.content_layer, loss.style_layer_weights,
+                    loss.content_weight, loss.style_weight, loss.tv_weight, loss.num_styles)
+
+        def grams(loss: PerceptualLoss) -> list[torch.Tensor]:
+            return [getattr(loss, f"target_gram_{name}").cpu() for name in loss.style_layer_weights]
+
+        return settings(self) == settings(other) and all(
+            torch.allclose(mine, theirs, rtol=1e-4, atol=0) for mine, theirs in zip(grams(self), grams(other)))
+
     @torch.no_grad()
     def style_layer_losses(self, output: torch.Tensor, style_index: torch.Tensor | None = None) -> dict[str, float]:
         """Each style layer's unweighted loss on `output`: what balance_style_layers needs."""

@@ -111,3 +111,34 @@ def test_optimize_bad_input_is_a_clear_error(workspace: Path, tmp_path: Path, ov
                        override.format(tmp=tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message.format(tmp=tmp_path) in result.stderr
+
+
+@pytest.mark.slow
+def test_several_networks_share_one_optimisation(trained_run: TrainedRun, tmp_path: Path) -> None:
+    write_images(tmp_path / "heldout", 1)
+    twin = tmp_path / "twin.pt"
+    twin.write_bytes(trained_run.checkpoint.read_bytes())
+    result = run_entry("evaluate", f"checkpoint=[{trained_run.checkpoint},{twin}]", f"photos={tmp_path / 'heldout'}",
+                       "image_size=32", "iterations=[2,4]", "loss.pretrained=false", f"output={tmp_path / 'report'}",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = (tmp_path / "report" / "report.md").read_text()
+    rows = {line.split("|")[1].strip(): line.split("|")[2:6] for line in report.splitlines() if line.startswith("| ")}
+    assert list(rows)[2:] == ["tiny_style", "twin", "L-BFGS 2", "L-BFGS 4"]
+    assert rows["tiny_style"] == rows["twin"]  # the same network scored by the same loss
+    assert "Tiny_style's loss" in report and "Twin's loss" in report
+    side = next((tmp_path / "report").glob("*.png"))
+    assert Image.open(side).size == (4 * 32 + 5 * 2, 32 + 2 * 2)  # photo | two networks | L-BFGS
+
+
+@pytest.mark.slow
+def test_networks_trained_with_other_losses_are_evaluated_apart(trained_run: TrainedRun, tmp_path: Path) -> None:
+    write_images(tmp_path / "heldout", 1)
+    payload = torch.load(trained_run.checkpoint, weights_only=True)
+    payload["summary"]["config"]["loss"]["style_weight"] *= 10
+    torch.save(payload, tmp_path / "heavier.pt")
+    result = run_entry("evaluate", f"checkpoint=[{trained_run.checkpoint},{tmp_path / 'heavier.pt'}]",
+                       f"photos={tmp_path / 'heldout'}", "image_size=32", "iterations=[1]", "loss.pretrained=false",
+                       f"output={tmp_path / 'report'}", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "heavier was trained with another loss than tiny_style" in result.stderr

@@ -72,11 +72,12 @@ def test_eval_quality_smoke(tmp_path: Path) -> None:
                         str(tmp_path / "heldout"), "--style-image", str(tmp_path / "style.png"), "--variants",
                         "johnson", "fast", "--steps", "2", "--image-size", "32", "--eval-size", "32",
                         "--style-size", "48", "--batch-size", "2", "--workers", "0", "--workdir", str(tmp_path / "w"),
-                        "loss.pretrained=false", "model.width_multiplier=0.25", cwd=tmp_path)
+                        "--speed-size", "64", "loss.pretrained=false", "model.width_multiplier=0.25", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| johnson") or line.startswith("| fast")]
     assert [row[1].strip() for row in rows] == ["johnson", "fast"]
-    assert rows[0][-2].strip() == "1.000" and float(rows[1][-2]) > 0
+    assert rows[0][7].strip() == "1.000" and float(rows[1][7]) > 0  # total vs first
+    assert rows[0][9].strip() == "1.00x" and float(rows[1][8]) > 0  # latency in ms, speed vs first
     assert "2 held-out photos at 32 px" in result.stdout and "loss weights: random" in result.stdout
 
 
