@@ -20,20 +20,19 @@ numbers a check of the mechanics, not of style quality.
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from stylenet.benchmarking import describe_machine, train_network
 from stylenet.checkpoint import build_model, load_checkpoint
 from stylenet.configs import compose_config
 from stylenet.data import ImageFolder, load_style_image, readable_batch
 from stylenet.errors import StylenetError
-from stylenet.evaluate import heldout_losses
+from stylenet.quality import heldout_losses
 from stylenet.losses import perceptual_loss_from_config
 from stylenet.vgg import VGGEncoder, layer_names
 
@@ -54,9 +53,7 @@ def train(name: str, overrides: list[str], args: argparse.Namespace, steps: int,
         f"checkpoint_dir={args.workdir / 'checkpoints'}", *overrides, *args.overrides,
     ]
     print(f"training {name} ({steps} steps) ...", flush=True)
-    result = subprocess.run([sys.executable, "-m", "stylenet.train", *common], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise StylenetError(f"training {name} failed:\n{result.stderr[-2000:]}")
+    train_network(name, common)
     return run_dir
 
 
@@ -95,7 +92,9 @@ def main() -> int:
     parser.add_argument("--add-lr", type=float, default=None, help="learning rate of the added style (default --lr)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--vgg-weights", type=Path, default=None, help="torchvision VGG16 state dict (default: random)")
+    parser.add_argument("--vgg-weights", default=None,
+                        help="loss.weights for every run: a weights file, or a named source such as hed_bsds500 "
+                             "(pass loss=vgg16_hed with it); default: random weights")
     parser.add_argument("--workdir", type=Path,
                         default=Path("outputs/bench_add_style") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}")
     parser.add_argument("--score-only", action="store_true",
@@ -132,8 +131,7 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    print(f"\n{datetime.now(timezone.utc):%Y-%m-%d}; {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads; torch {torch.__version__}; model {args.model}; VGG16 weights "
+    print(f"\n{describe_machine(torch.device('cpu'))}; model {args.model}; VGG16 weights "
           f"{weights_id}; base network: {len(base_styles)} styles, "
           f"{f'{args.base_steps} steps' if args.base_checkpoint is None else base}; lr {args.lr}, added style's lr "
           f"{args.add_lr or args.lr}; batch {args.batch_size} at {args.image_size} px; {len(photos)} held-out "

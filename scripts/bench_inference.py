@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from stylenet.configs import model_config
 from stylenet.errors import StylenetError, needs
-from stylenet.export import export_onnx
+from stylenet.exporting import export_onnx
 from stylenet.models import FusedUpsampleConv, TransformerNet
 from stylenet.benchmarking import describe_machine, median_seconds
 

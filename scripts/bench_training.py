@@ -37,7 +37,8 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from stylenet.benchmarking import describe_machine, device_busy_share, median_seconds, timed
-from stylenet.cache import CacheWriter, CachedImages, array_bytes, human_bytes, identity, new_manifest, pass_batch_through
+from stylenet.cache import (CacheWriter, CachedImages, array_bytes, fill, human_bytes, identity, new_manifest,
+                            pass_batch_through)
 from stylenet.configs import compose_config, model_config
 from stylenet.data import EpochSampler, ImageFolder, collate_skipping_unreadable
 from stylenet.errors import StylenetError
@@ -45,9 +46,9 @@ from stylenet.images import list_images
 from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
 from stylenet.models import TransformerNet
 from stylenet.monitor import RunLog
-from stylenet.precompute import fill
 from stylenet.runtime import seed_everything
-from stylenet.train import Position, fit
+from stylenet.resume import Position
+from stylenet.training import Reporting, Schedule, StepSettings, fit
 
 SOURCES = ("folder", "cache", "cache, images only")
 
@@ -129,10 +130,8 @@ def timed_training(dataset: ImageFolder | CachedImages, loss_fn: PerceptualLoss,
     run_log, position = RunLog(run_dir), Position()
 
     def train_to(steps: int) -> dict[str, float]:
-        return fit(trained, step_loss, loader, sampler, optimizer, position=position, steps=steps, device=device,
-                   run_log=run_log, preview_photos=photo, log_interval=10**9, preview_interval=10**9,
-                   checkpoint_interval=10**9, save_checkpoint=lambda *_: None, amp=switches.bf16,
-                   memory_format=memory_format)
+        return fit(trained, step_loss, optimizer, loader, sampler, position, Schedule(steps, 10**9, 10**9, 10**9),
+                   Reporting(run_log, photo, lambda *_: None), StepSettings(device, switches.bf16, memory_format))
 
     try:
         train_to(args.warmup)

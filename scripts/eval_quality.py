@@ -12,7 +12,6 @@ one --speed-size x --speed-size image (fp32, median of 3), measured in the same 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -20,11 +19,11 @@ from pathlib import Path
 import torch
 
 import stylenet
-from stylenet.benchmarking import describe_machine, median_seconds
+from stylenet.benchmarking import describe_machine, median_seconds, train_network
 from stylenet.configs import compose_config
 from stylenet.data import ImageFolder, load_style_image, readable_batch
 from stylenet.errors import StylenetError
-from stylenet.evaluate import heldout_losses
+from stylenet.quality import heldout_losses
 from stylenet.losses import perceptual_loss_from_config
 
 VARIANTS = ["johnson", "separable", "resize", "fast"]
@@ -39,9 +38,7 @@ def train(variant: str, args: argparse.Namespace, workdir: Path) -> Path:
         f"preview.interval={args.steps}", f"checkpoint_interval={args.steps}", f"hydra.run.dir={workdir / variant}",
         f"checkpoint_dir={workdir / 'checkpoints'}", *args.overrides,
     ]
-    result = subprocess.run([sys.executable, "-m", "stylenet.train", *overrides], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise StylenetError(f"training {variant} failed:\n{result.stderr[-2000:]}")
+    train_network(variant, overrides)
     return workdir / "checkpoints" / f"{variant}.pt"
 
 

@@ -3,11 +3,14 @@ cell labelled with its seconds per image.
 
     python scripts/make_gallery.py --styles starry_night mosaic --networks fast=checkpoints/demo/{style}.pt \
         [johnson=outputs/johnson/{style}.pt] --photos ../shared/data/photos/amber.jpg ../shared/data/photos/in3.png \
-        [--size 320] [--iterations 100] [--out docs/gallery]
+        [--size 320] [--iterations 100] [--out docs/gallery] \
+        [--beside "PyTorch example=../shared/data/reference/pytorch_example_{photo}_{style}.jpg"]
 
 Writes <out>/<style>.jpg (small JPEGs for the README). The Gatys column optimises from the photo with
-L-BFGS (stylenet.optimize) against the loss the first network was trained with, read from its
-inference file (layers, weights, style image), at the size of the photo cell.
+L-BFGS (stylenet.gatys) against the loss the first network was trained with, read from its
+inference file (layers, weights, style image), at the size of the photo cell. --beside adds a column of
+pictures made elsewhere (e.g. another project's published outputs), where the file exists for that
+photo ({photo}: its name without extension) and style; the cell stays empty elsewhere.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from stylenet.benchmarking import describe_machine
 from stylenet.checkpoint import load_checkpoint
 from stylenet.images import pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
 from stylenet.losses import PerceptualLoss, trained_loss
-from stylenet.optimize import optimize_image
+from stylenet.gatys import optimize_image
 from stylenet.stylizer import stylize_picture
 
 LABEL = 16
@@ -68,9 +71,12 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=100, help="L-BFGS iterations of the Gatys column")
     parser.add_argument("--cell", type=int, default=240, help="pixels per cell in the written sheet")
     parser.add_argument("--out", type=Path, default=Path("docs/gallery"))
+    parser.add_argument("--beside", nargs="*", default=[], metavar="LABEL=PATH",
+                        help="columns of existing pictures; {style} and {photo} in PATH are replaced")
     args = parser.parse_args()
     torch.manual_seed(0)
     networks = [entry.split("=", 1) for entry in args.networks]
+    beside = [entry.split("=", 1) for entry in args.beside]
     photos = {path.name: resize_to_long_side(read_image(path), args.size) for path in args.photos}
     print(f"{describe_machine(torch.device('cpu'))}; photos at {args.size} px; Gatys: L-BFGS {args.iterations} "
           f"iterations from the photo\n")
@@ -90,6 +96,10 @@ def main() -> None:
                 seconds.append(spent)
             result, spent = timed_gatys(loss_fn, photo, args.iterations)
             cells.append((result, f"Gatys {args.iterations} it. {spent:.0f} s"))
+            for label, template in beside:
+                found = Path(template.format(style=style, photo=Path(name).stem))
+                blank = Image.new("RGB", photo.size, "white")
+                cells.append((read_image(found), label) if found.is_file() else (blank, ""))
             rows.append(cells)
             print(f"| {style} | {name} | " + " | ".join(f"{value:.3f}" for value in seconds) + f" | {spent:.1f} |")
         sheet(rows, args.cell).save(args.out / f"{style}.jpg", quality=80, optimize=True)

@@ -1,38 +1,53 @@
-"""Atomic file writes: a crash or a kill leaves the old file or the new one, never a half-written file."""
+"""Atomic file writes, for every file stylenet writes: a crash or a kill leaves the old file or the new
+one, never a half-written file."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], durable: bool = False) -> None:
-    """Call `write` on a temporary file next to `path`, then rename it over `path`.
+@contextmanager
+def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
+    """A temporary file next to `path` for writers that want a file name (FFmpeg, ONNX): renamed over
+    `path` when the block ends without an error, removed when it raises. It ends in `path`'s suffix,
+    so writers that choose a format by the name choose the same one.
 
     durable=True also fsyncs the file and its folder, so the new contents survive a power cut.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual permissions
+    os.close(handle)
+    temporary = Path(name)
     try:
-        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual permissions
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            if durable:
-                stream.flush()
-                os.fsync(stream.fileno())
+        yield temporary
+        if durable:
+            _fsync(temporary, os.O_RDONLY)
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    finally:
+        temporary.unlink(missing_ok=True)
     if durable:
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        _fsync(path.parent, os.O_RDONLY)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], durable: bool = False) -> None:
+    """Call `write` on a stream to a temporary file next to `path`, then rename it over `path` (atomic_path)."""
+    with atomic_path(path, durable=durable) as temporary:
+        with open(temporary, "wb") as stream:
+            write(stream)
+
+
+def _fsync(path: Path, flags: int) -> None:
+    descriptor = os.open(path, flags)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _umask() -> int:

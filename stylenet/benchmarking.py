@@ -1,9 +1,12 @@
-"""Timing that counts GPU work, and the line that says what a measurement was taken on."""
+"""What the benchmark and comparison scripts share: timing that counts GPU work, the line that says what a
+measurement was taken on, and training a network through the real entry point."""
 
 from __future__ import annotations
 
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from typing import Callable, TypeVar
@@ -11,6 +14,8 @@ from typing import Callable, TypeVar
 import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
+
+from stylenet.errors import StylenetError
 
 T = TypeVar("T")
 
@@ -60,3 +65,11 @@ def _cpu_name() -> str:
             return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     except (OSError, StopIteration):
         return platform.processor() or platform.machine()
+
+
+def train_network(name: str, overrides: list[str]) -> None:
+    """One `python -m stylenet.train` run with these overrides, as a user would start it; a failure is a
+    StylenetError that ends with the run's last error lines."""
+    result = subprocess.run([sys.executable, "-m", "stylenet.train", *overrides], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StylenetError(f"training {name} failed:\n{result.stderr[-2000:]}")

@@ -12,22 +12,25 @@ are plain .npy files: numpy.load(path, mmap_mode="r") opens them anywhere.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
 
 from stylenet.atomic import atomic_write
-from stylenet.data import TrainingBatch
+from stylenet.data import ImageFolder, TrainingBatch
 from stylenet.errors import StylenetError
 from stylenet.vgg import VGGEncoder, layer_shape
 
+log = logging.getLogger("stylenet.precompute")
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PENDING, WRITTEN, UNREADABLE = 0, 1, 2
@@ -227,6 +230,13 @@ class CachedImages(Dataset):
             raise StylenetError(f"the cache in {self.root} was made for another config: {'; '.join(found)}. "
                                 f"Make one for this config: {PRECOMPUTE_HINT}")
 
+    def require_for(self, encoder: VGGEncoder, content_layer: str, image_size: int) -> None:
+        """The one check of a cache against a loss: features from other VGG weights or layers, or crops of
+        another size, would train silently against the wrong targets (the costliest silent error here)."""
+        wanted = identity(self.root, image_size, encoder, content_layer)
+        del wanted["source_root"]  # a cache stands in for its source folder wherever that is now
+        self.require(**wanted)
+
     def _open(self) -> dict[str, np.ndarray]:
         if self._arrays is None:  # opened lazily so that each DataLoader worker maps the files itself
             self._arrays = {name: _open_array(self.root, spec, "r") for name, spec in self.manifest["arrays"].items()
@@ -258,6 +268,67 @@ class CachedImages(Dataset):
         return {**self.__dict__, "_arrays": None}
 
 
+class DeviceBatches:
+    """A complete cache held in the training device's memory, iterated like the DataLoader it replaces:
+    each batch is an index into tensors already there, so decoding, host-to-device copies and worker
+    processes leave the training step's path (data.cache_on_device; on a GPU, COCO's 83k crops at 256 px
+    take 16 GB as uint8). The batches are the ones the DataLoader over the same cache and sampler gives."""
+
+    def __init__(self, cached: CachedImages, sampler: Sampler, batch_size: int, device: torch.device) -> None:
+        arrays = cached._open()
+        self.images = torch.from_numpy(np.asarray(arrays["images"])).to(device)
+        self.features = torch.from_numpy(np.asarray(arrays["features"])).to(device) if "features" in arrays else None
+        self.written, self.problems, self.root = cached.status == WRITTEN, cached.problems, cached.root
+        self.sampler, self.batch_size, self.device = sampler, batch_size, device
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.sampler) / self.batch_size)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[TrainingBatch]:
+        order = list(self.sampler)
+        for start in range(0, len(order), self.batch_size):
+            indices = order[start:start + self.batch_size]
+            rows = torch.tensor([row for row in indices if self.written[row]], dtype=torch.long, device=self.device)
+            problems = [self.problems.get(int(row), f"row {row} of {self.root}") for row in indices
+                        if not self.written[row]]
+            features = None if self.features is None else self.features[rows]
+            yield self.images[rows].permute(0, 3, 1, 2).contiguous(), features, problems
+
+
 def pass_batch_through(batch: TrainingBatch) -> TrainingBatch:
     """collate_fn for CachedImages: __getitems__ already returns a whole batch."""
     return batch
+
+
+def fill(writer: CacheWriter, dataset: ImageFolder, encoder: VGGEncoder | None, layer: str | None, *,
+         batch_size: int, workers: int, device: torch.device, amp: bool, commit_interval: int,
+         should_stop: Callable[[], bool] = lambda: False) -> bool:
+    """Write every pending row; returns False when stopped early (progress up to the last batch is kept)."""
+    pending = writer.pending()
+    batches = [pending[start:start + batch_size].tolist() for start in range(0, len(pending), batch_size)]
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=list)
+    total = len(writer.status)
+    log.info("%d of %d images to do", len(pending), total)
+    use_amp = amp and device.type == "cuda"
+    with tqdm(total=total, initial=total - len(pending), desc="precompute", unit="img", dynamic_ncols=True) as progress:
+        for number, (rows, samples) in enumerate(zip(batches, loader), 1):
+            readable = [(row, image) for row, (image, _) in zip(rows, samples) if image is not None]
+            for row, (image, problem) in zip(rows, samples):
+                if image is None:
+                    log.warning("skipped unreadable image: %s", problem)
+                    writer.skip(row, problem)
+            if readable:
+                images = torch.stack([image for _, image in readable])
+                features = None
+                if encoder is not None:
+                    with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                        activations = encoder(images.to(device).float().div_(255.0))[layer]
+                    features = activations.to(torch.float16).cpu().numpy()
+                writer.write([row for row, _ in readable], images.permute(0, 2, 3, 1).numpy(), features)
+            progress.update(len(rows))
+            stopped = should_stop()
+            if number % commit_interval == 0 or stopped:
+                writer.commit()
+            if stopped:
+                return False
+    return True

@@ -2,7 +2,7 @@
 
 Two kinds, both dicts of plain data loaded with torch.load(weights_only=True):
 - "inference": what checkpoints/<style>.pt holds; enough to rebuild and run the network.
-- "training": periodic snapshots in the run directory (adds optimizer state and step).
+- "training": periodic snapshots in the run directory (adds optimizer state and step; stylenet.resume).
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def style_names(payload: dict[str, Any]) -> list[str]:
     return list(payload.get("styles") or [payload["style"]])
 
 
-# Small networks trained by the project and committed with it, so that a new user can stylise at once.
-DEMO_DIR = Path(__file__).resolve().parents[1] / "checkpoints" / "demo"
+# Small networks trained by the project and shipped inside the package (checkpoints/demo links here), so that
+# a new user can stylise at once, whichever way stylenet was installed.
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
 PUBLISHED_DIR = Path("checkpoints")  # where training publishes <style>.pt by default (relative to the working folder)
 
 
@@ -117,57 +118,3 @@ def build_model(payload: dict[str, Any], path: str | os.PathLike) -> Transformer
     except (TypeError, ValueError, RuntimeError) as error:
         raise StylenetError(f"{path}: weights do not match the stored model config {payload['model_cfg']}: {error}") from None
     return model
-
-
-def training_payload(model: TransformerNet, optimizer: torch.optim.Optimizer, model_cfg: dict[str, Any],
-                     style: str, fingerprint: dict[str, Any], step: int, epoch: int, offset: int,
-                     **state: Any) -> dict[str, Any]:
-    """Everything an exact resume needs. The data order is a function of (seed, epoch), so the
-    position is (epoch, offset); the torch generators are stored for any random layer a variant adds.
-    `state`: further plain data of the run (last losses, effective style layer weights)."""
-    return {
-        "kind": "training",
-        "format_version": FORMAT_VERSION,
-        "step": step,
-        "epoch": epoch,
-        "offset": offset,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "model_cfg": dict(model_cfg),
-        "style": style,
-        "fingerprint": fingerprint,
-        "rng": {"torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-        **state,
-    }
-
-
-def differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested dicts, for messages that name the mismatch."""
-    keys = sorted(set(stored) | set(current))
-    found = []
-    for key in keys:
-        a, b = stored.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found += differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            found.append(f"{prefix}{key}: checkpoint {a!r}, now {b!r}")
-    return found
-
-
-def latest_training_checkpoint(search_root: Path, fingerprint: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
-    """The newest readable training checkpoint of a run with the same fingerprint below `search_root`.
-
-    An unreadable one (say, from a disk that filled up) is skipped for the one before it.
-    """
-    candidates = sorted(Path(search_root).glob("*/checkpoints/step_*.pt"), key=lambda p: p.stat().st_mtime,
-                        reverse=True)
-    for path in candidates:
-        try:
-            payload = load_checkpoint(path, kind="training")
-        except StylenetError as error:
-            log.warning("ignoring %s", error)
-            continue
-        if not differences(payload.get("fingerprint", {}), fingerprint):  # options added since count as unset
-            return path, payload
-    return None

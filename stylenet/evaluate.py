@@ -4,8 +4,7 @@ For each held-out photo: the loss of the network's output, and the loss L-BFGS r
 100, 200, 300 iterations on the same photo with the same loss at the same size (Johnson et al.'s
 comparison); how many iterations the network is worth; seconds per image for both; and a
 side-by-side image content | network | optimisation. Several networks trained with the same loss
-(variants, budgets) share one optimisation run per photo, the expensive part. Also home of heldout_losses, the measure the
-comparison scripts share.
+(variants, budgets) share one optimisation run per photo, the expensive part.
 """
 
 from __future__ import annotations
@@ -19,61 +18,21 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
-from torchvision.utils import make_grid
 
 from stylenet.atomic import atomic_write
 from stylenet.benchmarking import timed
 from stylenet.checkpoint import build_model, load_checkpoint, style_names
 from stylenet.data import ImageFolder
 from stylenet.errors import StylenetError, exits_cleanly
-from stylenet.images import save_image
-from stylenet.losses import PerceptualLoss, trained_loss
-from stylenet.optimize import optimize_image
+from stylenet.images import image_grid, save_image
+from stylenet.options import check_options
+from stylenet.losses import trained_loss
+from stylenet.gatys import optimize_image
+from stylenet.quality import TERMS, equivalent_iterations, report
 from stylenet.runtime import pick_device, seed_everything
 from stylenet.stylizer import style_weights
 
 log = logging.getLogger("stylenet.evaluate")
-TERMS = ("content", "style", "tv", "total")
-
-
-@torch.no_grad()
-def heldout_losses(model: nn.Module, loss_fn: PerceptualLoss, photos: torch.Tensor, batch_size: int = 4,
-                   style: torch.Tensor | None = None) -> dict[str, float]:
-    """Every loss term of the model's outputs on `photos` (float NCHW in [0, 1]), averaged per photo;
-    `style`: the weights of the style to run a network of several styles with."""
-    model.eval()
-    sums: dict[str, float] = {}
-    for start in range(0, len(photos), batch_size):
-        batch = photos[start : start + batch_size]
-        output = model(batch) if style is None else model(batch, style)
-        for name, value in loss_fn(output, batch).items():
-            sums[name] = sums.get(name, 0.0) + float(value) * len(batch)
-    return {name: total / len(photos) for name, total in sums.items()}
-
-
-def equivalent_iterations(history: list[dict[str, float]], network_total: float) -> int | None:
-    """The first iteration at which the optimisation's total loss is at or below the network's."""
-    return next((iteration for iteration, losses in enumerate(history) if losses["total"] <= network_total), None)
-
-
-def report(rows: dict[str, dict[str, float]], seconds: dict[str, float], equivalents: dict[str, list[int | None]],
-           iterations: list[int], header: str) -> str:
-    lines = [header, "", "| method | " + " | ".join(TERMS) + " | s/image |", "|" + " --- |" * (len(TERMS) + 2)]
-    for name, losses in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{losses[term]:.4g}" for term in TERMS) + f" | {seconds[name]:.3f} |")
-    last = max(iterations)
-    lines.append("")
-    for label, found in equivalents.items():
-        reached = [value for value in found if value is not None]
-        per_photo = ", ".join(str(value) if value is not None else f">{last}" for value in found)
-        whose = "the network's" if label == "network" else f"{label}'s"
-        if len(reached) == len(found):
-            summary = f"{whose[0].upper()}{whose[1:]} loss equals L-BFGS after **{statistics.median(reached):g}** iterations (median)"
-        else:
-            summary = f"On {len(found) - len(reached)} of {len(found)} photos L-BFGS did not reach {whose} loss in {last} iterations"
-        lines.append(f"{summary}; per photo: {per_photo} (0: the unchanged photo already scores as well).")
-    return "\n".join(lines)
 
 
 class Network:
@@ -99,12 +58,13 @@ def checkpoints(value: object) -> list[str]:
     return given
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
     iterations = sorted(int(value) for value in cfg.iterations)
     if not iterations or iterations[0] < 1:
         raise StylenetError(f"iterations must be positive whole numbers, got {list(cfg.iterations)}")
+    check_options(cfg, "evaluate")
     device = pick_device(cfg.device)
     output = Path(cfg.output) if cfg.output else Path(HydraConfig.get().runtime.output_dir)
     networks = []
@@ -145,7 +105,7 @@ def main(cfg: DictConfig) -> None:
         rows_per_photo.append(rows)
         for label in labels:
             equivalents[label].append(equivalent_iterations(history, rows[label]["total"]))
-        grid = make_grid(torch.cat([*outputs, optimised]).cpu(), nrow=len(outputs) + 1, padding=2, pad_value=1.0)
+        grid = image_grid(torch.cat([*outputs, optimised]).cpu(), columns=len(outputs) + 1)
         save_image(grid, output / f"{path.relative_to(photos.root).with_suffix('').as_posix().replace('/', '_')}.png")
         log.info("%s: %s; L-BFGS %d: %.4g", path.name, ", ".join(
             f"{label} {rows[label]['total']:.4g} (equal after {found if found is not None else f'>{iterations[-1]}'} "

@@ -5,6 +5,7 @@ Inside the package every image is float RGB in [0, 1], shape (3, H, W) or (N, 3,
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -98,6 +99,21 @@ def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
         tensor = tensor[0]
     array = tensor.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array, mode="RGB")
+
+
+def image_grid(images: torch.Tensor, columns: int, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:
+    """(N, C, H, W) images as one (C, H', W') picture, `columns` per row, `padding` pixels between and around
+    them (torchvision's make_grid layout; torchvision itself takes seconds to import)."""
+    count, channels, height, width = images.shape
+    columns = min(columns, count)
+    rows = math.ceil(count / columns)
+    grid = images.new_full((channels, rows * (height + padding) + padding, columns * (width + padding) + padding),
+                           pad_value)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        top, left = padding + row * (height + padding), padding + column * (width + padding)
+        grid[:, top:top + height, left:left + width] = image
+    return grid
 
 
 def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> None:

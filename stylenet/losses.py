@@ -120,6 +120,16 @@ class PerceptualLoss(nn.Module):
         features = self.encoder(torch.cat([output, content]), [self.content_layer])[self.content_layer]
         return self.content_weight * float(content_loss(features[: len(output)], features[len(output):]))
 
+    def use_layer_weights(self, weights: Mapping[str, float] | None) -> None:
+        """Style layer weights stored with a run (style_layer_norm=auto balances them at step 0, and a resumed
+        run or an evaluation must use the same ones); None keeps the configured weights."""
+        if weights is None:
+            return
+        if set(weights) != set(self.style_layer_weights):
+            raise StylenetError(f"stored style layer weights are for layers {sorted(weights)}, "
+                                f"this loss has {sorted(self.style_layer_weights)}")
+        self.style_layer_weights = {name: float(weights[name]) for name in self.style_layer_weights}
+
     def balance_style_layers(self, raw: dict[str, float]) -> dict[str, float]:
         """Scale each style layer's weight by the inverse of its loss `raw[layer]` (style_layer_losses of
         the untrained network's output), so that each layer's term becomes proportional to its
@@ -163,14 +173,20 @@ class PerceptualLoss(nn.Module):
         return losses
 
 
+def encoder_from_config(loss_cfg: Mapping[str, Any], layers: Sequence[str]) -> VGGEncoder:
+    """The frozen VGG of conf/loss/<network>.yaml up to `layers`: the one place a loss config becomes an
+    encoder (training, the optimisation, evaluation, precompute and the scripts), so that the network,
+    pooling and weights can never be read differently by two of them."""
+    return VGGEncoder(loss_cfg["network"], list(layers), loss_cfg["pooling"], loss_cfg["pretrained"], loss_cfg["weights"])
+
+
 def perceptual_loss_from_config(loss_cfg: Mapping[str, Any],
                                 style_images: torch.Tensor | Sequence[torch.Tensor]) -> PerceptualLoss:
     """The loss described by conf/loss/<network>.yaml, on the style images' device."""
     if isinstance(style_images, torch.Tensor):
         style_images = [style_images]
     content_layer, style_layers = loss_cfg["content_layer"], dict(loss_cfg["style_layers"])
-    encoder = VGGEncoder(loss_cfg["network"], [content_layer, *style_layers], loss_cfg["pooling"],
-                         loss_cfg["pretrained"], loss_cfg["weights"]).to(style_images[0].device)
+    encoder = encoder_from_config(loss_cfg, [content_layer, *style_layers]).to(style_images[0].device)
     return PerceptualLoss(encoder, style_images, content_layer, style_layers, loss_cfg["content_weight"],
                           loss_cfg["style_weight"], loss_cfg["tv_weight"])
 
@@ -198,5 +214,5 @@ def trained_loss(payload: Mapping[str, Any], checkpoint: str, device: torch.devi
     except StylenetError as error:
         raise StylenetError(f"{error} (the style image recorded in the checkpoint; pass style_image=/path/to/it)") from None
     loss_fn = perceptual_loss_from_config(loss_cfg, style.to(device))
-    loss_fn.style_layer_weights = dict(summary.get("style_layer_weights", loss_fn.style_layer_weights))
+    loss_fn.use_layer_weights(summary.get("style_layer_weights"))
     return loss_fn

@@ -9,9 +9,8 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
-from torchvision.utils import make_grid
 
-from stylenet.images import save_image
+from stylenet.images import image_grid, save_image
 
 
 class RunLog:
@@ -57,7 +56,7 @@ class RunLog:
         outputs = [model(photos).float()] if styles is None else [model(photos, weights).float() for weights in styles]
         model.train(was_training)
         rows = torch.stack([photos.float(), *outputs], dim=1)
-        grid = make_grid(rows.flatten(0, 1).cpu(), nrow=rows.shape[1], padding=2, pad_value=1.0)
+        grid = image_grid(rows.flatten(0, 1).cpu(), columns=rows.shape[1])
         self.writer.add_image("preview", grid, step)
         save_image(grid, self.run_dir / "previews" / f"step_{step:07d}.png")
 

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import torch
 
 from stylenet.errors import StylenetError, needs
-from stylenet.export import METADATA_KEY
+from stylenet.exporting import METADATA_KEY
 from stylenet.runtime import pick_device
 from stylenet.stylizer import describe_styles, style_weights
 

@@ -37,6 +37,17 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def data_workers(setting: int | str) -> int:
+    """data.workers: a count, or 'auto' = the processors this process may use less one (the training
+    loop needs one), at most 4; never more than PyTorch's DataLoader suggests, so no warning on a plain run."""
+    if setting == "auto":
+        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(0, min(4, available - 1))
+    if not isinstance(setting, int) or isinstance(setting, bool) or setting < 0:
+        raise StylenetError(f"data.workers must be auto or 0 or more, got {setting}")
+    return setting
+
+
 @dataclass(frozen=True)
 class Distributed:
     """Where this process stands in a torchrun job; rank 0 of world 1 when not distributed."""

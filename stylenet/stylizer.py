@@ -13,24 +13,9 @@ from stylenet.checkpoint import build_model, load_checkpoint, style_names
 from stylenet.errors import StylenetError
 from stylenet.images import keep_colours, pil_to_tensor, tensor_to_pil
 from stylenet.models import TransformerNet
+from stylenet.precision import inference_dtype
 from stylenet.runtime import pick_device
 from stylenet.tiling import stylize_in_tiles
-
-
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def inference_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
-    """auto: half precision on CUDA (bf16 where the GPU has it, else fp16), fp32 elsewhere."""
-    if precision == "auto":
-        if device.type == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        else:
-            precision = "fp32"
-    if precision not in PRECISIONS:
-        raise StylenetError(f"precision must be auto or one of {', '.join(PRECISIONS)}, got '{precision}'")
-    return PRECISIONS[precision]
-
 
 def style_weights(names: Sequence[str], name: str | None = None, index: int | None = None,
                   mix: Mapping[str | int, float] | None = None) -> torch.Tensor | None:

@@ -14,19 +14,20 @@ from typing import Iterable
 
 import torch
 from torch import nn
-from torchvision.models import VGG16_Weights, VGG19_Weights
 
 from stylenet import vgg_sources
 from stylenet.errors import StylenetError
 
 log = logging.getLogger(__name__)
 
-# Simonyan & Zisserman 2015, configurations D (VGG16) and E (VGG19): conv widths, "M" = 2x2 pool.
-ARCHITECTURES: dict[str, tuple[list[int | str], VGG16_Weights | VGG19_Weights]] = {
+# Simonyan & Zisserman 2015, configurations D (VGG16) and E (VGG19): conv widths, "M" = 2x2 pool; and the
+# torchvision weights enum of each (looked up only when ImageNet weights are loaded: importing
+# torchvision.models costs seconds, paid by every entry point that builds a loss).
+ARCHITECTURES: dict[str, tuple[list[int | str], str]] = {
     "vgg16": ([64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-              VGG16_Weights.IMAGENET1K_V1),
+              "VGG16_Weights"),
     "vgg19": ([64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
-              VGG19_Weights.IMAGENET1K_V1),
+              "VGG19_Weights"),
 }
 POOLINGS = ("max", "avg")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -70,7 +71,7 @@ def layer_shape(network: str, layer: str, image_size: int) -> tuple[int, int, in
     raise StylenetError(f"unknown {network} layer {layer}; valid names: {', '.join(layer_names(network))}")
 
 
-def _architecture(network: str) -> tuple[list[int | str], VGG16_Weights | VGG19_Weights]:
+def _architecture(network: str) -> tuple[list[int | str], str]:
     if network not in ARCHITECTURES:
         raise StylenetError(f"unknown loss network '{network}'; choose one of {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[network]
@@ -90,7 +91,7 @@ class VGGEncoder(nn.Module):
     def __init__(self, network: str = "vgg16", layers: Iterable[str] = ("relu2_2",), pooling: str = "max",
                  pretrained: bool = True, weights: str | None = None) -> None:
         super().__init__()
-        config, default_weights = _architecture(network)
+        config, weights_enum = _architecture(network)
         if pooling not in POOLINGS:
             raise StylenetError(f"unknown pooling '{pooling}'; choose one of {', '.join(POOLINGS)}")
         all_names = layer_names(network)
@@ -115,7 +116,7 @@ class VGGEncoder(nn.Module):
         full = nn.Sequential(*modules)
 
         self.network, self.pooling = network, pooling
-        self.weights_id, self.input = self._load_weights(full, network, default_weights, pretrained, weights)
+        self.weights_id, self.input = self._load_weights(full, network, weights_enum, pretrained, weights)
         self.features = full[:depth]
         self.names = all_names[:depth]
         mean, std = INPUT_CONVENTIONS[self.input]
@@ -125,8 +126,8 @@ class VGGEncoder(nn.Module):
         self.eval()
 
     @staticmethod
-    def _load_weights(features: nn.Sequential, network: str, default_weights: VGG16_Weights | VGG19_Weights,
-                      pretrained: bool, weights: str | None) -> tuple[str, str]:
+    def _load_weights(features: nn.Sequential, network: str, weights_enum: str, pretrained: bool,
+                      weights: str | None) -> tuple[str, str]:
         """Load weights into `features`; return a string that identifies them and their input convention."""
         if weights and vgg_sources.is_source_name(str(weights)):
             payload = vgg_sources.load(str(weights))
@@ -155,6 +156,9 @@ class VGGEncoder(nn.Module):
             log.warning("This is for tests only; the trained network will not learn a meaningful style.")
             log.warning("=" * 78)
             return "random", "imagenet"
+        import torchvision.models
+
+        default_weights = getattr(torchvision.models, weights_enum).IMAGENET1K_V1
         file_name = Path(default_weights.url).name
         try:
             state = default_weights.get_state_dict(progress=True, check_hash=True)

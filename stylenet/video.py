@@ -1,7 +1,12 @@
-"""Video files in `python -m stylenet.infer`: every frame stylised, same frame rate and size, audio kept.
+"""Video in `python -m stylenet.infer`: files and live sources, every frame stylised, same frame rate and
+size, audio kept.
 
 Decoding and encoding go through PyAV (FFmpeg), the optional `video` extra. Frames are stylised in
-batches (same size, so one network call each) with the picture options of stylenet.stylizer.
+batches (same size, so one network call each) with the picture options of stylenet.stylizer. The
+three stages overlap (stylenet.pipeline): a thread decodes (FFmpeg's own threads too) and converts to
+RGB, a thread runs the network, the calling thread encodes; bounded queues between them keep at most
+a few batches in memory however long the video. On a CUDA device NVDEC decodes and NVENC encodes
+where this FFmpeg has them, else software, said in one line.
 
 Flicker: a feed-forward network stylises each frame on its own, so small changes between frames
 (noise, compression) can become large changes of brush strokes. `temporal_smoothing` blends each
@@ -14,30 +19,39 @@ flicker measure is the mean absolute frame-to-frame change of the output over th
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
 
+from stylenet.atomic import atomic_path
 from stylenet.errors import StylenetError, needs
 from stylenet.images import pil_to_tensor
+from stylenet.pipeline import Stages
 from stylenet.stylizer import Network, PictureOptions, stylize_pictures
 
 log = logging.getLogger("stylenet.video")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+# What FFmpeg opens as a live source: network streams and capture devices (Video4Linux).
+STREAM_PREFIXES = ("http://", "https://", "rtsp://", "rtmp://", "udp://", "tcp://", "srt://", "/dev/video")
+QUEUE_BATCHES = 2  # batches waiting between two stages: memory stays flat on a video of any length
 MOTION_SCALE = 0.05  # an input change of this much (of the full range) cuts the smoothing to 1/e
 
 
 def is_video_file(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def is_stream(source: str) -> bool:
+    """A live source (an address FFmpeg opens, a capture device), not a file to read to its end."""
+    return source.lower().startswith(STREAM_PREFIXES)
 
 
 @dataclass
@@ -91,76 +105,132 @@ def stylize_frames(stylizer: Network, frames: list[np.ndarray], options: Picture
     return pixels.float().div_(255), styled
 
 
-def stylize_video(stylizer: Network, source: Path, target: Path, options: PictureOptions, batch_size: int,
-                  temporal_smoothing: float) -> dict[str, Any]:
-    """Stylise every frame of `source` into `target` (written to a temporary file, then renamed, so an
-    interrupted run leaves no half-written video). Returns frames, seconds, frames/s and flicker."""
+@dataclass(frozen=True)
+class Codecs:
+    """How the video is decoded and encoded, and the line that says so."""
+
+    hwaccel: Any  # av.codec.hwaccel.HWAccel for NVDEC, or None: software decoding
+    encoder: str
+    note: str
+
+
+def choose_codecs(av: Any, device: torch.device) -> Codecs:
+    """NVDEC and NVENC when the network runs on CUDA and this FFmpeg has them; software otherwise."""
+    software = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    if device.type != "cuda":
+        return Codecs(None, software, f"video: software decoding and encoding ({software}); NVDEC/NVENC only with a CUDA device")
+    from av.codec.hwaccel import HWAccel, hwdevices_available
+
+    hwaccel = HWAccel("cuda", allow_software_fallback=True) if "cuda" in hwdevices_available() else None
+    encoder = "h264_nvenc" if "h264_nvenc" in av.codecs_available and _opens(av, "h264_nvenc") else software
+    if hwaccel is not None and encoder == "h264_nvenc":
+        return Codecs(hwaccel, encoder, "video: NVDEC decoding, NVENC encoding (h264_nvenc)")
+    return Codecs(hwaccel, encoder, f"video: {'NVDEC' if hwaccel else 'software'} decoding, {encoder} encoding "
+                                    f"(this FFmpeg or driver lacks {'NVENC' if hwaccel else 'NVDEC'}: software instead)")
+
+
+def _opens(av: Any, codec: str) -> bool:
+    """Whether an encoder really opens here (NVENC is compiled in but needs an NVIDIA driver at run time)."""
+    try:
+        context = av.CodecContext.create(codec, "w")
+        context.width, context.height, context.pix_fmt, context.time_base = 256, 256, "yuv420p", Fraction(1, 25)
+        context.open()
+        return True
+    except (av.error.FFmpegError, ValueError):
+        return False
+
+
+def stylize_video(stylizer: Network, source: str | Path, target: Path, options: PictureOptions, batch_size: int,
+                  temporal_smoothing: float, *, pipelined: bool = True, live: bool = False,
+                  should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """Stylise every frame of `source` (a file, or with `live` a stream or capture device) into `target`,
+    written to a temporary file and renamed when done, so no half-written video is ever published.
+
+    `should_stop` (e.g. Ctrl-C) ends the reading: a live source's output is finished and published with
+    every frame so far; a file's is discarded (StylenetError). `pipelined=False` runs the three stages
+    one after another in this thread (the same frames; for comparison). Returns frames, seconds,
+    frames/s, flicker, whether audio was copied and whether it was stopped."""
     av = needs("av", "video")
+    codecs = choose_codecs(av, stylizer.device)
+    log.info("%s", codecs.note)
     smoother, flicker = Smoother(temporal_smoothing), Flicker()
     try:
-        reader = av.open(str(source))
+        reader = av.open(str(source), timeout=(10.0, 10.0), **({"format": "v4l2"} if str(source).startswith("/dev/video") else {}),
+                         **({"hwaccel": codecs.hwaccel} if codecs.hwaccel is not None else {}))
     except av.error.FFmpegError as error:
         raise StylenetError(f"cannot read video {source}: {error}") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix)
-    os.close(handle)
-    temporary = Path(name)
-    started, frames = time.perf_counter(), 0
-    try:
-        with reader, av.open(str(temporary), mode="w") as writer:
-            if not reader.streams.video:
-                raise StylenetError(f"{source} has no video stream")
-            video = reader.streams.video[0]
-            rate = video.average_rate or video.guessed_rate or Fraction(25)
-            codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-            encoded = writer.add_stream(codec, rate=rate)
-            encoded.width, encoded.height = video.codec_context.width, video.codec_context.height
-            encoded.pix_fmt = "yuv420p"
-            audio = reader.streams.audio[0] if reader.streams.audio else None
-            copied_audio = writer.add_stream_from_template(audio) if audio is not None else None
-            pending: list[Any] = []
+    started, frames, stopped = time.perf_counter(), 0, False
 
-            def encode_pending() -> None:
-                nonlocal frames
-                inputs, styled = stylize_frames(stylizer, [frame.to_ndarray(format="rgb24") for frame in pending],
-                                                options)
+    def decoded(video: Any, audio: Any) -> Iterator[tuple[str, Any]]:
+        """('frames', a batch of RGB arrays) and ('audio', a packet), in the order of the container."""
+        nonlocal stopped
+        pending: list[np.ndarray] = []
+        for packet in reader.demux(*[stream for stream in (video, audio) if stream is not None]):
+            if should_stop():
+                stopped = True
+                break
+            if packet.stream is audio:
+                if packet.dts is not None:
+                    yield "audio", packet
+                continue
+            for frame in packet.decode():
+                pending.append(frame.to_ndarray(format="rgb24"))
+                if len(pending) >= batch_size:
+                    yield "frames", pending
+                    pending = []
+        if pending:
+            yield "frames", pending
+
+    def stylised(items: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+        """('pixels', uint8 (N, H, W, 3)) per batch of frames; audio packets pass through."""
+        for kind, item in items:
+            if kind == "frames":
+                inputs, styled = stylize_frames(stylizer, item, options)
                 results = []
                 for frame, result in zip(inputs, styled):
                     results.append(smoother(frame, result))
                     flicker.add(frame, results[-1])
                 # One conversion and one copy from the device per batch, not per frame.
                 batch = torch.stack(results).mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
-                for pixels in batch.permute(0, 2, 3, 1).contiguous().cpu().numpy():
-                    out = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-                    out.pts, out.time_base = frames, 1 / Fraction(rate)
-                    writer.mux(encoded.encode(out))
-                    frames += 1
-                pending.clear()
+                item = batch.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+            yield ("pixels" if kind == "frames" else kind), item
 
-            streams = [video] + ([audio] if audio is not None else [])
-            with tqdm(total=video.frames or None, desc="video", unit="frame") as progress:
-                for packet in reader.demux(*streams):
-                    if packet.stream is audio:
-                        if packet.dts is not None:
-                            packet.stream = copied_audio
-                            writer.mux(packet)
+    try:
+        with ExitStack() as cleanup:
+            temporary = cleanup.enter_context(atomic_path(target))
+            cleanup.enter_context(reader)
+            writer = cleanup.enter_context(av.open(str(temporary), mode="w"))
+            if not reader.streams.video:
+                raise StylenetError(f"{source} has no video stream")
+            video = reader.streams.video[0]
+            video.thread_type = "AUTO"  # FFmpeg's frame and slice threads
+            rate = video.average_rate or video.guessed_rate or Fraction(25)
+            encoded = writer.add_stream(codecs.encoder, rate=rate)
+            encoded.width, encoded.height = video.codec_context.width, video.codec_context.height
+            encoded.pix_fmt = "yuv420p"
+            audio = reader.streams.audio[0] if reader.streams.audio else None
+            copied_audio = writer.add_stream_from_template(audio) if audio is not None else None
+            stages = cleanup.enter_context(Stages(QUEUE_BATCHES if pipelined else 0))
+            items = stages.add(stylised(stages.add(decoded(video, audio), "decode")), "stylise")
+            with tqdm(total=None if live else (video.frames or None), desc="video", unit="frame") as progress:
+                for kind, item in items:
+                    if kind == "audio":
+                        item.stream = copied_audio
+                        writer.mux(item)
                         continue
-                    for frame in packet.decode():
-                        pending.append(frame)
-                        if len(pending) >= batch_size:
-                            encode_pending()
-                            progress.update(batch_size)
-                if pending:
-                    progress.update(len(pending))
-                    encode_pending()
+                    for pixels in item:
+                        out = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                        out.pts, out.time_base = frames, 1 / Fraction(rate)
+                        writer.mux(encoded.encode(out))
+                        frames += 1
+                    progress.update(len(item))
             writer.mux(encoded.encode(None))
-        if frames == 0:
-            raise StylenetError(f"{source}: no frame could be decoded")
-        os.replace(temporary, target)
+            if frames == 0:
+                raise StylenetError(f"{source}: no frame could be decoded")
+            if stopped and not live:
+                raise StylenetError(f"stopped after {frames} frames of {source}; the partial video was not written")
     except av.error.FFmpegError as error:
         raise StylenetError(f"video {source}: {error}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     return {"frames": frames, "seconds": seconds, "fps": frames / seconds, "flicker": flicker.ratio,
-            "audio": audio is not None}
+            "audio": audio is not None, "stopped": stopped}

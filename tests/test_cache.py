@@ -102,6 +102,12 @@ def test_training_from_the_cache_sees_what_training_from_the_folder_sees(trained
     assert sum(cached[-5:]) < 0.7 * sum(cached[:5])
     # Same batches, same weights; only the float16 rounding of the content features differs.
     np.testing.assert_allclose(cached[:10], from_folder[:10], rtol=0.01)
+    # The whole cache in the device's memory (here the CPU's): the very batches, no DataLoader.
+    result = train_from_cache(trained_run.root, cache, tmp_path / "on_device", "data.cache_on_device=true")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "the cache is held in cpu memory" in result.stdout
+    np.testing.assert_allclose([event.value for event in read_scalars(tmp_path / "on_device").Scalars("loss/total")],
+                               cached, rtol=1e-5)
 
 
 def test_a_network_of_two_styles_trains_from_the_cache(workspace: Path, cache: Path, tmp_path: Path) -> None:

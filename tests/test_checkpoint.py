@@ -3,8 +3,8 @@ import os
 import pytest
 import torch
 
-from stylenet.checkpoint import (FORMAT_VERSION, atomic_save, build_model, inference_payload,
-                                 latest_training_checkpoint, load_checkpoint, training_payload)
+from stylenet.checkpoint import FORMAT_VERSION, atomic_save, build_model, inference_payload, load_checkpoint
+from stylenet.resume import latest_training_checkpoint, training_payload
 from stylenet.errors import StylenetError
 from stylenet.models import TransformerNet
 

@@ -71,3 +71,26 @@ def test_style_addresses_are_cached_by_the_whole_address(tmp_path, monkeypatch) 
     assert sum(path.name.endswith("-style.jpg") for path in files) == 2
     assert torch.equal(load_style_image("b", "https://b.example/other/style.jpg", 40), second)
     assert len(downloads) == 3  # the second look-up of an address is served from its own cached file
+
+
+def test_default_workers_fit_the_machine_without_the_dataloader_warning(tmp_path, monkeypatch) -> None:
+    import os
+    import warnings
+
+    from stylenet.configs import compose_config
+    from stylenet.runtime import data_workers
+
+    assert compose_config("train", ["data=folder", "data.root=x"]).data.workers == "auto"
+    for cores, expected in ((1, 0), (2, 1), (3, 2), (64, 4)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False)
+        assert data_workers("auto") == expected
+    monkeypatch.undo()
+    write_images(tmp_path, 4)
+    loader = DataLoader(ImageFolder(tmp_path, 16), batch_size=2, num_workers=data_workers("auto"),
+                        collate_fn=collate_skipping_unreadable)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PyTorch warns when the workers exceed what the machine suggests
+        assert sum(len(batch) for batch, _, _ in loader) == 4
+    assert data_workers(3) == 3
+    with pytest.raises(StylenetError, match="data.workers must be auto or 0 or more, got -1"):
+        data_workers(-1)

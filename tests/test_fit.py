@@ -9,7 +9,8 @@ from stylenet.errors import StylenetError
 from stylenet.losses import PerceptualLoss
 from stylenet.models import TransformerNet
 from stylenet.monitor import RunLog
-from stylenet.train import Position, fit
+from stylenet.resume import Position
+from stylenet.training import Reporting, Schedule, StepSettings, fit
 from stylenet.vgg import VGGEncoder
 
 
@@ -23,8 +24,6 @@ def test_data_without_a_single_readable_image_stops_instead_of_spinning(tmp_path
                           "relu1_2", {"relu1_2": 1.0}, 1.0, 1.0, 1.0)
     run_log = RunLog(tmp_path / "run")
     with pytest.raises(StylenetError, match="no usable batch \\(2 unreadable images\\)"):
-        fit(model, loss, loader, sampler, torch.optim.Adam(model.parameters()), position=Position(), steps=5,
-            device=torch.device("cpu"),
-            run_log=run_log, preview_photos=torch.rand(1, 3, 16, 16), log_interval=1, preview_interval=1,
-            checkpoint_interval=1, save_checkpoint=lambda step: None, amp=False)
+        fit(model, loss, torch.optim.Adam(model.parameters()), loader, sampler, Position(), Schedule(5, 1, 1, 1),
+            Reporting(run_log, torch.rand(1, 3, 16, 16), lambda *_: None), StepSettings(torch.device("cpu")))
     run_log.close()

@@ -53,3 +53,14 @@ def test_tensor_round_trip_and_atomic_save(tmp_path) -> None:
 def test_unknown_output_extension_is_refused(tmp_path) -> None:
     with pytest.raises(StylenetError, match="unsupported output extension '.txt'"):
         save_image(torch.rand(3, 4, 4), tmp_path / "out.txt")
+
+
+def test_image_grid_lays_images_out_as_torchvision_does() -> None:
+    import torch
+    from torchvision.utils import make_grid
+
+    from stylenet.images import image_grid
+
+    for count, columns in [(2, 2), (6, 3), (5, 2), (3, 5)]:
+        images = torch.rand(count, 3, 7, 9)
+        assert torch.equal(image_grid(images, columns), make_grid(images, nrow=columns, padding=2, pad_value=1.0))

@@ -105,7 +105,7 @@ def test_unknown_inference_precision_is_a_clear_error(trained_run: TrainedRun, t
     random_image(20, 20).save(tmp_path / "in.png")
     result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'in.png'}",
                        f"output={tmp_path / 'out.png'}", "precision=fp8", cwd=tmp_path)
-    assert result.returncode == 2 and "precision must be auto or one of fp32, bf16, fp16, got 'fp8'" in result.stderr
+    assert result.returncode == 2 and "precision must be one of auto, fp32, bf16, fp16, got 'fp8'" in result.stderr
 
 
 def ycbcr(image: Image.Image) -> np.ndarray:

@@ -19,7 +19,7 @@ from stylenet.losses import PER_IMAGE_STYLE, PerceptualLoss
 from stylenet.models import TransformerNet
 from stylenet.runtime import Distributed
 from stylenet.stylizer import style_weights
-from stylenet.train import Interval, StyleSchedule
+from stylenet.training import Interval, StyleSchedule
 from stylenet.vgg import VGGEncoder
 
 VARIANTS = ("johnson", "separable", "resize", "fast")

@@ -10,7 +10,7 @@ from PIL import Image
 from conftest import TrainedRun, random_image, read_scalars, run_entry, write_images
 from stylenet.images import pil_to_tensor
 from stylenet.losses import PerceptualLoss
-from stylenet.optimize import optimize_image
+from stylenet.gatys import optimize_image
 from stylenet.vgg import VGGEncoder
 
 

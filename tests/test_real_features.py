@@ -19,7 +19,7 @@ from stylenet.images import pil_to_tensor
 from stylenet.checkpoint import build_model
 from stylenet.losses import PerceptualLoss, gram_matrix, perceptual_loss_from_config, style_loss
 from stylenet.models import TransformerNet
-from stylenet.optimize import optimize_image
+from stylenet.gatys import optimize_image
 from stylenet.vgg import VGGEncoder
 
 SIZE = 64

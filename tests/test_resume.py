@@ -51,7 +51,7 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_one(workspace: Path, 
     killed = train(workspace, crashed, STYLENET_TEST_KILL_BEFORE_REPLACE="step_0000008.pt")
     assert killed.returncode == -signal.SIGKILL
     assert [p.name for p in (crashed / "checkpoints").glob("step_*.pt")] == ["step_0000004.pt"]
-    assert list((crashed / "checkpoints").glob(".step_0000008.pt.*.tmp")), "the half-done write is left aside"
+    assert list((crashed / "checkpoints").glob(".step_0000008.pt.*.tmp.pt")), "the half-done write is left aside"
     result = train(workspace, second, "resume=auto")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resuming from step 4" in result.stdout + result.stderr

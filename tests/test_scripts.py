@@ -46,6 +46,17 @@ def test_bench_video_smoke(tmp_path: Path) -> None:
     assert float(rows[1][4]) < float(rows[0][4])  # smoothing a still, noisy shot steadies it
 
 
+def test_bench_video_pipeline_and_memory_smoke(tmp_path: Path) -> None:
+    pytest.importorskip("av", reason="the video extra is not installed")
+    result = run_script("bench_video.py", "--smoke", "--device", "cpu", "--pipeline", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "| pipelined (threads) | 6 |" in result.stdout and "pipelined / sequential (best of each):" in result.stdout
+    result = run_script("bench_video.py", "--memory", "8", "16", "--memory-size", "64x48", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| 8 ") or line.startswith("| 16 ")]
+    assert [row[1].strip() for row in rows] == ["8", "16"] and all(row[3].strip().endswith(" MB") for row in rows)
+
+
 def test_bench_inference_smoke_compiled(tmp_path: Path) -> None:
     result = run_script("bench_inference.py", "--smoke", "--compile", "--variants", "fast", "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -57,7 +57,10 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
     ("style.image=null", "style 'tiny_style' has no image: pass style.image="),
     ("data.image_size=0", "data.image_size must be a positive whole number, got 0"),
     ("preview.interval=-5", "preview.interval must be a positive whole number, got -5"),
-    ("precision=fp8", "precision must be one of auto, bf16, fp32, got 'fp8'"),
+    ("data.workers=many", "data.workers must be auto or 0 or more, got many"),
+    ("data.cache_on_device=true", "data.cache_on_device=true needs data.cache=<folder>"),
+    ("precision=fp8", "precision must be one of auto, fp32, bf16, fp16, got 'fp8'"),
+    ("precision=fp16", "precision=fp16 is for inference; train in half precision with precision=bf16"),
     ("compile=fastest", "compile must be true, false or one of default, reduce-overhead, max-autotune, "
                         "max-autotune-no-cudagraphs, got 'fastest'"),
     ("health=loud", "health must be one of warn, stop, off, got 'loud'"),

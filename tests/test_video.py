@@ -107,3 +107,76 @@ def test_picture_options_apply_to_every_frame(trained_run: TrainedRun, tmp_path:
     kept = max(np.abs(a - b).mean() for a, b in zip(original, same))  # strength=0: the input, re-encoded
     changed = min(np.abs(a - b).mean() for a, b in zip(original, styled))
     assert kept < 6 and changed > 3 * kept
+
+
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def test_the_pipelined_path_writes_what_the_sequential_one_does(trained_run: TrainedRun, tmp_path: Path) -> None:
+    write_clip(tmp_path / "clip.mp4", 9, Fraction(25), (64, 48), audio=True)
+    for pipelined in ("true", "false"):
+        result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'clip.mp4'}",
+                           f"output={tmp_path / pipelined}.mp4", f"video_pipeline={pipelined}", "batch_size=2",
+                           "temporal_smoothing=0.5", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "audio copied" in result.stdout and "video: software decoding and encoding" in result.stdout
+    threaded, sequential = decoded_frames(tmp_path / "true.mp4"), decoded_frames(tmp_path / "false.mp4")
+    assert len(threaded) == len(sequential) == 9
+    assert all(np.array_equal(a, b) for a, b in zip(threaded, sequential))
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    """An HTTP server on the loopback address serving tmp_path (FFmpeg reads it as a network stream)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_live_source_over_http_is_stylised_with_its_audio(trained_run: TrainedRun, tmp_path: Path, served: str) -> None:
+    write_clip(tmp_path / "clip.mp4", 12, Fraction(25), (64, 48), audio=True)
+    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={served}/clip.mp4",
+                       f"output={tmp_path / 'live.mp4'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "live source" in result.stdout and "12 frames" in result.stdout and "audio copied" in result.stdout
+    assert len(decoded_frames(tmp_path / "live.mp4")) == 12
+
+
+def test_ctrl_c_ends_a_live_source_with_what_was_read_kept_playable(trained_run: TrainedRun, tmp_path: Path,
+                                                                   served: str) -> None:
+    write_clip(tmp_path / "clip.mp4", 60, Fraction(25), (64, 48), audio=False)
+    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={served}/clip.mp4",
+                       f"output={tmp_path / 'live.mp4'}", "batch_size=2", cwd=tmp_path,
+                       STYLENET_TEST_AFTER_CALLS="stylenet.video:stylize_frames:2:SIGINT")
+    assert result.returncode == 0, result.stderr
+    assert "stopped by request" in result.stdout
+    kept = len(decoded_frames(tmp_path / "live.mp4"))  # a complete, playable file
+    assert 4 <= kept < 60
+
+
+def test_ctrl_c_on_a_video_file_publishes_no_partial_video(trained_run: TrainedRun, tmp_path: Path) -> None:
+    write_clip(tmp_path / "clip.mp4", 60, Fraction(25), (64, 48), audio=False)
+    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'clip.mp4'}",
+                       f"output={tmp_path / 'out.mp4'}", "batch_size=2", cwd=tmp_path,
+                       STYLENET_TEST_AFTER_CALLS="stylenet.video:stylize_frames:2:SIGINT")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "the partial video was not written" in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_a_live_source_needs_a_video_file_to_write(trained_run: TrainedRun, tmp_path: Path) -> None:
+    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", "input=http://127.0.0.1:9/clip.mp4",
+                       f"output={tmp_path}/", cwd=tmp_path)
+    assert result.returncode == 2 and "is a live source: output must be a video file name" in result.stderr

@@ -1,0 +1,97 @@
+"""Stages of work that overlap: each stage is a generator run in its own thread, handing its items to
+the next through a bounded queue, so a slow stage never holds more than `depth` finished items and
+memory stays flat however many items pass through. Decoding, the network and encoding release the
+GIL (FFmpeg, torch), so the stages really run at the same time.
+
+    with Stages(depth=2) as stages:
+        for item in stages.add(network(stages.add(decode(), "decode")), "network"):
+            encode(item)
+
+depth=0 runs every stage in the calling thread, one after another: the same items, no threads.
+An error in a stage is raised in the consumer; leaving the block (normally, on an error, on Ctrl-C)
+stops every stage's thread and waits for it, so no thread outlives what it reads from.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterator, TypeVar
+
+T = TypeVar("T")
+_END = object()
+_POLL_SECONDS = 0.1  # how often a blocked thread looks whether it was cancelled
+
+
+class _Stage:
+    def __init__(self, items: Iterator[T], depth: int, name: str) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.cancelled = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(items,), name=f"stylenet-{name}", daemon=True)
+        self.thread.start()
+
+    def _run(self, items: Iterator[T]) -> None:
+        try:
+            for item in items:
+                if not self._put(item):
+                    break
+            else:
+                self._put(_END)
+        except BaseException as error:  # handed to the consumer, which raises it
+            self.error = error
+            self._put(_END)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator's clean-up runs here, in its own thread, before stop() returns
+
+    def _put(self, item: object) -> bool:
+        while not self.cancelled.is_set():
+            try:
+                self.queue.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[T]:
+        while not self.cancelled.is_set():
+            try:
+                item = self.queue.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                continue
+            if item is _END:
+                if self.error is not None:
+                    raise self.error
+                return
+            yield item
+
+    def stop(self) -> None:
+        self.cancelled.set()
+        self.thread.join()
+
+
+class Stages:
+    """The stages of one pipeline; a context manager that stops them all when left."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.stages: list[_Stage] = []
+
+    def add(self, items: Iterator[T], name: str) -> Iterator[T]:
+        """`items` produced in a thread of its own (depth > 0), or as they are (depth 0)."""
+        if self.depth == 0:
+            return items
+        stage = _Stage(items, self.depth, name)
+        self.stages.append(stage)
+        return iter(stage)
+
+    def __enter__(self) -> "Stages":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for stage in self.stages:  # cancel all first: a stage may be waiting on the one before it
+            stage.cancelled.set()
+        for stage in self.stages:
+            stage.stop()

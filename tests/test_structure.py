@@ -1,0 +1,61 @@
+"""The shape of the code that keeps it easy to change: entry points stay thin and nothing imports them."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "stylenet"
+
+
+def entry_points() -> set[str]:
+    """stylenet/<task>.py files run with python -m: the ones with a __main__ guard."""
+    return {path.stem for path in PACKAGE.glob("*.py") if 'if __name__ == "__main__":' in path.read_text()}
+
+
+def imported_modules(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            if node.module == "stylenet":
+                found.update(f"stylenet.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_entry_points_are_thin() -> None:
+    entries = entry_points()
+    assert {"train", "infer", "export", "optimize", "evaluate", "precompute", "get_weights"} <= entries
+    lengths = {name: len((PACKAGE / f"{name}.py").read_text().splitlines()) for name in entries}
+    assert all(length <= 150 for length in lengths.values()), lengths
+
+
+def test_nothing_imports_an_entry_point() -> None:
+    entries = {f"stylenet.{name}" for name in entry_points()}
+    sources = [*PACKAGE.glob("*.py"), *(ROOT / "scripts").glob("*.py"), *(ROOT / "tests").glob("*.py")]
+    offenders = {f"{path.relative_to(ROOT)} imports {module}" for path in sources
+                 for module in imported_modules(path) & entries if module != f"stylenet.{path.stem}"}
+    assert not offenders, sorted(offenders)
+
+
+def test_importing_the_api_loads_no_entry_point_machinery() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys, stylenet; print(sorted(name for name in ('hydra', 'tensorboard', 'stylenet.vgg', "
+             "'stylenet.train', 'stylenet.training') if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_entry_points_start_without_torchvision() -> None:
+    """torchvision.models takes seconds to import (it loads torch's compiler stack); only loading ImageNet
+    weights needs it, so starting an entry point must not pay for it."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, stylenet.train, stylenet.infer, stylenet.evaluate, stylenet.optimize; "
+             "print('torchvision' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
