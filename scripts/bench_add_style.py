@@ -33,8 +33,8 @@ from stylenet.configs import compose_config
 from stylenet.data import ImageFolder, load_style_image, readable_batch
 from stylenet.errors import StylenetError
 from stylenet.quality import heldout_losses
-from stylenet.losses import perceptual_loss_from_config
-from stylenet.vgg import VGGEncoder, layer_names
+from stylenet.losses import encoder_from_config, perceptual_loss_from_config
+from stylenet.vgg import layer_names
 
 
 def train(name: str, overrides: list[str], args: argparse.Namespace, steps: int, lr: float | None = None) -> Path:
@@ -109,7 +109,7 @@ def main() -> int:
         args.vgg_weights = args.workdir / "vgg16_random.pth"
     if weights_id == "random" and not args.score_only:
         torch.manual_seed(args.seed)
-        encoder = VGGEncoder("vgg16", [layer_names("vgg16")[-1]], pretrained=False)
+        encoder = encoder_from_config(compose_config("train", ["loss.pretrained=false"]).loss, [layer_names("vgg16")[-1]])
         torch.save(encoder.features.state_dict(), args.vgg_weights)
 
     try:

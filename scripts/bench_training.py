@@ -48,7 +48,7 @@ from stylenet.models import TransformerNet
 from stylenet.monitor import RunLog
 from stylenet.runtime import seed_everything
 from stylenet.resume import Position
-from stylenet.training import Reporting, Schedule, StepSettings, fit
+from stylenet.training import Reporting, Plan, StepSettings, fit
 
 SOURCES = ("folder", "cache", "cache, images only")
 
@@ -130,7 +130,7 @@ def timed_training(dataset: ImageFolder | CachedImages, loss_fn: PerceptualLoss,
     run_log, position = RunLog(run_dir), Position()
 
     def train_to(steps: int) -> dict[str, float]:
-        return fit(trained, step_loss, optimizer, loader, sampler, position, Schedule(steps, 10**9, 10**9, 10**9),
+        return fit(trained, step_loss, optimizer, loader, sampler, position, Plan(steps, 10**9, 10**9, 10**9),
                    Reporting(run_log, photo, lambda *_: None), StepSettings(device, switches.bf16, memory_format))
 
     try:

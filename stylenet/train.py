@@ -26,7 +26,7 @@ from stylenet.monitor import RunLog
 from stylenet.precision import training_autocast
 from stylenet.resume import Position, Snapshots, find_resume, fingerprint, restore, training_payload
 from stylenet.runtime import Distributed, StopRequest, data_workers, quiet_logging, seed_everything, start_distributed
-from stylenet.training import (Reporting, Schedule, StepSettings, TrainingDiverged, balance_style_layers,
+from stylenet.training import (Reporting, Plan, StepSettings, TrainingDiverged, balance_style_layers,
                                build_network, compile_mode, fit, hyperparameters, make_loader, open_training_data,
                                preview_batch, publish, total_steps)
 
@@ -64,9 +64,9 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     current = fingerprint(cfg)
     resume_from = find_resume(cfg.resume, run_dir, current)
     network = build_network(cfg, names)
-    model, styles = network.model.to(device), network.styles
-    if styles is not None:
-        log.info("%d styles in one network; training %s", model.num_styles, ", ".join(styles.names))
+    model, style_schedule = network.model.to(device), network.style_schedule
+    if style_schedule is not None:
+        log.info("%d styles in one network; training %s", model.num_styles, ", ".join(style_schedule.names))
     optimizer = instantiate(cfg.optimizer, params=[parameter for parameter in model.parameters() if parameter.requires_grad])
     per_rank = cfg.data.batch_size // ranks.world
     sampler = EpochSampler(len(dataset), cfg.seed, ranks.rank, ranks.world, per_rank)
@@ -81,7 +81,7 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
         resumed_total = payload.get("last_losses", {}).get("total")
         log.info("resuming from step %d of %s", position.step, path)
     elif cfg.loss.style_layer_norm == "auto":
-        balance_style_layers(loss_fn, model, loader, device, ranks, styles)
+        balance_style_layers(loss_fn, model, loader, device, ranks, style_schedule)
 
     snapshots = Snapshots(run_dir / "checkpoints", cfg.keep_checkpoints)
 
@@ -98,7 +98,7 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
                            balanced_layers=cfg.loss.style_layer_norm == "auto",
                            content_reference=unrelated) if ranks.is_main else None
     settings = StepSettings(device, training_autocast(cfg.precision, device),
-                            torch.channels_last if cfg.channels_last else torch.contiguous_format, ranks, styles)
+                            torch.channels_last if cfg.channels_last else torch.contiguous_format, ranks, style_schedule)
     model.to(memory_format=settings.memory_format)
     loss_fn.to(memory_format=settings.memory_format)
     trained = model if ranks.world == 1 else DistributedDataParallel(
@@ -107,11 +107,11 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     mode = compile_mode(cfg.compile)
     if mode is not None:
         trained, step_loss = torch.compile(trained, mode=mode), torch.compile(loss_fn, mode=mode)
-    schedule = Schedule(steps, cfg.log_interval, cfg.preview.interval, cfg.checkpoint_interval)
+    plan = Plan(steps, cfg.log_interval, cfg.preview.interval, cfg.checkpoint_interval)
     try:
         with StopRequest() as stop:
             reporting = Reporting(run_log, preview_photos, save_snapshot, health, stop.event.is_set)
-            summary = fit(trained, step_loss, optimizer, loader, sampler, position, schedule, reporting, settings)
+            summary = fit(trained, step_loss, optimizer, loader, sampler, position, plan, reporting, settings)
         if not summary["stopped"]:
             run_log.hparams(hyperparameters(cfg, HydraConfig.get().runtime.choices), summary["final_losses"], summary["images_per_sec"], position.step)
     except TrainingDiverged as error:

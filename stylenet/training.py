@@ -94,7 +94,7 @@ class Interval:
         for name, value in losses.items():
             self.losses[name] = self.losses.get(name, 0) + value.detach()
 
-    def add_styles(self, per_image: torch.Tensor, style_index: torch.Tensor, num_styles: int) -> None:
+    def add_style_terms(self, per_image: torch.Tensor, style_index: torch.Tensor, num_styles: int) -> None:
         """Each image's style term, summed per style."""
         if self.style_sums is None:
             self.style_sums = per_image.new_zeros(num_styles)
@@ -121,7 +121,7 @@ def finite_weights(model: nn.Module) -> bool:
 
 
 @dataclass(frozen=True)
-class Schedule:
+class Plan:
     """How far to train, and every how many steps to log, preview and write a snapshot."""
 
     steps: int
@@ -149,24 +149,24 @@ class StepSettings:
     amp: bool = False
     memory_format: torch.memory_format = torch.contiguous_format
     ranks: Distributed = field(default_factory=Distributed)
-    styles: StyleSchedule | None = None
+    style_schedule: StyleSchedule | None = None
 
 
 def train_step(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer,
                content: torch.Tensor, features: torch.Tensor | None, step: int, settings: StepSettings,
                interval: Interval) -> torch.Tensor:
     """One optimiser step on a batch of photos (float, [0, 1]); returns the output, adds the losses to `interval`."""
-    ranks, styles = settings.ranks, settings.styles
+    ranks, schedule = settings.ranks, settings.style_schedule
     with torch.autocast(settings.device.type, dtype=torch.bfloat16, enabled=settings.amp):  # bf16: no loss scaling
-        if styles is None:
+        if schedule is None:
             output = model(content)
             losses = loss_fn(output, content, content_features=features)
         else:
-            style_index, style_weights = styles.assign(step, len(content), ranks.rank * len(content),
-                                                       len(content) * ranks.world, settings.device)
+            style_index, style_weights = schedule.assign(step, len(content), ranks.rank * len(content),
+                                                         len(content) * ranks.world, settings.device)
             output = model(content, style_weights)
             losses = loss_fn(output, content, content_features=features, style_index=style_index)
-            interval.add_styles(losses.pop(PER_IMAGE_STYLE), style_index, len(styles.names))
+            interval.add_style_terms(losses.pop(PER_IMAGE_STYLE), style_index, len(schedule.names))
     optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
     grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
@@ -182,8 +182,8 @@ def report_interval(interval: Interval, step: int, optimizer: torch.optim.Optimi
     names = list(interval.losses)
     sums = settings.ranks.mean(torch.stack([torch.as_tensor(interval.losses[name]) for name in names]))
     losses = {name: float(total) / interval.steps for name, total in zip(names, sums.tolist())}
-    if settings.styles is not None:
-        losses.update(interval.style_means(settings.styles.names, settings.ranks))
+    if settings.style_schedule is not None:
+        losses.update(interval.style_means(settings.style_schedule.names, settings.ranks))
     if not all(math.isfinite(value) for value in losses.values()):
         raise TrainingDiverged(f"the loss became NaN or Inf by step {step}: {losses}")
     speed = interval.images / max(elapsed, 1e-9)
@@ -196,9 +196,9 @@ def report_interval(interval: Interval, step: int, optimizer: torch.optim.Optimi
 
 
 def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer,
-        loader: DataLoader, sampler: EpochSampler, position: Position, schedule: Schedule, reporting: Reporting,
+        loader: DataLoader, sampler: EpochSampler, position: Position, plan: Plan, reporting: Reporting,
         settings: StepSettings) -> dict[str, Any]:
-    """The training loop, from `position` to `schedule.steps`; returns a summary (final losses averaged over
+    """The training loop, from `position` to `plan.steps`; returns a summary (final losses averaged over
     the last log interval, speed, the share of time spent waiting for data, health alarms, and whether
     a stop was requested or the health monitor stopped the run).
 
@@ -209,7 +209,8 @@ def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optim
     its slice of each global batch; skipping a step and stopping are decided by all ranks together;
     only rank 0 logs and saves."""
     model.train()
-    ranks, device, steps, health = settings.ranks, settings.device, schedule.steps, reporting.health
+    ranks, device, steps, health = settings.ranks, settings.device, plan.steps, reporting.health
+    schedule = settings.style_schedule
     images_seen, data_seconds, interval = 0, 0.0, Interval()
     last_losses: dict[str, float] = {}
     unreadable: set[str] = set()
@@ -242,7 +243,7 @@ def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optim
             step = position.step
             images_seen += len(content) * ranks.world
 
-            if step % schedule.log_interval == 0 or step == steps:
+            if step % plan.log_interval == 0 or step == steps:
                 last_losses, speed = report_interval(interval, step, optimizer, settings, reporting.run_log)
                 progress.set_postfix(loss=f"{last_losses['total']:.4g}", img_s=f"{speed:.1f}")
                 data_seconds += interval.data_seconds
@@ -253,11 +254,11 @@ def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optim
                     failures = [alarm for alarm in raised if alarm.is_failure]
                     if failures and health.mode == "stop":
                         stopped_by = failures[0]
-            if step % schedule.preview_interval == 0 or step == steps:
+            if step % plan.preview_interval == 0 or step == steps:
                 reporting.run_log.preview(unwrapped(model), reporting.preview_photos, step,
-                                          None if settings.styles is None else settings.styles.preview_weights(device))
+                                          None if schedule is None else schedule.preview_weights(device))
             stopped = ranks.any(reporting.should_stop() or stopped_by is not None, device)
-            if step % schedule.checkpoint_interval == 0 or step == steps or stopped:
+            if step % plan.checkpoint_interval == 0 or step == steps or stopped:
                 if not finite_weights(model):
                     raise TrainingDiverged(f"the network's weights became NaN or Inf by step {step}")
                 if ranks.is_main:
@@ -336,17 +337,17 @@ def total_steps(cfg: DictConfig, batches_per_epoch: int) -> int:
 
 
 def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: DataLoader, device: torch.device,
-                         ranks: Distributed, styles: StyleSchedule | None) -> None:
+                         ranks: Distributed, style_schedule: StyleSchedule | None) -> None:
     """loss.style_layer_norm=auto: weigh the style layers by the untrained network's first (global) training
     batch, each image against the style the schedule gives it at step 0."""
     batch, _, _ = next(batch for batch in loader if batch[0].numel() > 0)
     content = batch.to(device).float().div_(255.0)
     with torch.no_grad():
-        if styles is None:
+        if style_schedule is None:
             raw = loss_fn.style_layer_losses(model(content))
         else:
-            style_index, style_weights = styles.assign(0, len(content), ranks.rank * len(content),
-                                                       len(content) * ranks.world, device)
+            style_index, style_weights = style_schedule.assign(0, len(content), ranks.rank * len(content),
+                                                               len(content) * ranks.world, device)
             raw = loss_fn.style_layer_losses(model(content, style_weights), style_index)
     averaged = ranks.mean(torch.tensor(list(raw.values()), dtype=torch.float64, device=device)).tolist()
     before = dict(loss_fn.style_layer_weights)
@@ -364,7 +365,7 @@ class TrainingNetwork:
     model_cfg: dict[str, Any]
     style_names: list[str]
     name: str
-    styles: StyleSchedule | None
+    style_schedule: StyleSchedule | None
 
 
 def build_network(cfg: DictConfig, names: list[str]) -> TrainingNetwork:

@@ -10,7 +10,7 @@ from stylenet.losses import PerceptualLoss
 from stylenet.models import TransformerNet
 from stylenet.monitor import RunLog
 from stylenet.resume import Position
-from stylenet.training import Reporting, Schedule, StepSettings, fit
+from stylenet.training import Reporting, Plan, StepSettings, fit
 from stylenet.vgg import VGGEncoder
 
 
@@ -24,6 +24,6 @@ def test_data_without_a_single_readable_image_stops_instead_of_spinning(tmp_path
                           "relu1_2", {"relu1_2": 1.0}, 1.0, 1.0, 1.0)
     run_log = RunLog(tmp_path / "run")
     with pytest.raises(StylenetError, match="no usable batch \\(2 unreadable images\\)"):
-        fit(model, loss, torch.optim.Adam(model.parameters()), loader, sampler, Position(), Schedule(5, 1, 1, 1),
+        fit(model, loss, torch.optim.Adam(model.parameters()), loader, sampler, Position(), Plan(5, 1, 1, 1),
             Reporting(run_log, torch.rand(1, 3, 16, 16), lambda *_: None), StepSettings(torch.device("cpu")))
     run_log.close()

@@ -133,8 +133,8 @@ def test_styles_take_turns_over_the_global_batch_and_ranks_agree() -> None:
 
 def test_per_style_losses_average_over_the_images_of_each_style() -> None:
     interval = Interval()
-    interval.add_styles(torch.tensor([1.0, 3.0, 10.0]), torch.tensor([0, 0, 2]), 3)
-    interval.add_styles(torch.tensor([5.0]), torch.tensor([2]), 3)
+    interval.add_style_terms(torch.tensor([1.0, 3.0, 10.0]), torch.tensor([0, 0, 2]), 3)
+    interval.add_style_terms(torch.tensor([5.0]), torch.tensor([2]), 3)
     assert interval.style_means(["a", "b", "c"], Distributed()) == {"per_style/a": 2.0, "per_style/c": 7.5}
 
 
