@@ -58,12 +58,17 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workdir", type=Path, default=Path("outputs/eval_quality") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}")
+    parser.add_argument("--score-only", action="store_true",
+                        help="score the networks already in --workdir/checkpoints (same arguments) without training")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for training and scoring, e.g. loss=vgg19")
     args = parser.parse_args()
 
     try:
         checkpoints = {}
         for variant in args.variants:
+            if args.score_only:
+                checkpoints[variant] = args.workdir / "checkpoints" / f"{variant}.pt"
+                continue
             print(f"training {variant} ({args.steps} steps) ...", flush=True)
             checkpoints[variant] = train(variant, args, args.workdir)
         loss_cfg = compose_config("train", args.overrides).loss
@@ -81,7 +86,11 @@ def main() -> int:
     reference = speed = None
     square = torch.rand(1, 3, args.speed_size, args.speed_size)
     for variant, path in checkpoints.items():
-        stylizer = stylenet.load(path, device="cpu")
+        try:
+            stylizer = stylenet.load(path, device="cpu")
+        except StylenetError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         losses = heldout_losses(stylizer.model, loss_fn, photos)
         seconds = median_seconds(lambda: stylizer(square), torch.device("cpu"), warmup=1, repeats=3)
         reference, speed = reference or losses["total"], speed or seconds

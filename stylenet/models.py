@@ -205,7 +205,7 @@ class TransformerNet(nn.Module):
 
     def __init__(self, channels: Sequence[int] = (32, 64, 128), num_residual_blocks: int = 5,
                  norm: str = "instance", separable: bool = False, half_resolution: bool = False,
-                 width_multiplier: float = 1.0, num_styles: int | None = 1) -> None:
+                 width_multiplier: float = 1.0, num_styles: int | None = 1, detail_skip: bool = False) -> None:
         super().__init__()
         num_styles = 1 if num_styles is None else num_styles
         if len(channels) != 3:
@@ -235,6 +235,9 @@ class TransformerNet(nn.Module):
         else:
             decoder.append(conv(full, 3, 9, separable=separable))
         self.decoder = Styled(*decoder)
+        # A 3x3 convolution of the photo itself at full resolution, added before the final sigmoid: the path by
+        # which a network that runs at half resolution can keep the photo's fine detail (81 weights).
+        self.detail = conv(3, 3, 3) if detail_skip else None
         # Stride-2 stages (and the halved input) need sizes divisible by this.
         self.size_multiple = 8 if half_resolution else 4
 
@@ -269,6 +272,8 @@ class TransformerNet(nn.Module):
         x = replicate_pad(image, (0, self.padding(width), 0, self.padding(height)))
         if self.half_resolution:
             x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
-        x = self.decoder(self.residuals(self.encoder(x, style), style), style)
+        x = self.decoder(self.residuals(self.encoder(x, style), style), style)[..., :height, :width]
+        if self.detail is not None:
+            x = x + self.detail(image)
         # A sigmoid keeps the output a valid image while passing gradients everywhere (a clamp would not).
-        return torch.sigmoid(x[..., :height, :width])
+        return torch.sigmoid(x)

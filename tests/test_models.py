@@ -52,6 +52,26 @@ def test_variants_are_what_their_names_say() -> None:
     assert grouped and all(m.groups == m.in_channels for m in grouped)
 
 
+def test_the_detail_skip_passes_the_photo_through_at_full_resolution() -> None:
+    torch.manual_seed(0)
+    plain = TransformerNet(channels=(8, 16, 16), num_residual_blocks=1, half_resolution=True)
+    skipped = TransformerNet(channels=(8, 16, 16), num_residual_blocks=1, half_resolution=True, detail_skip=True)
+    assert sum(p.numel() for p in skipped.parameters()) - sum(p.numel() for p in plain.parameters()) == 3 * 3 * 9 + 3
+    skipped.load_state_dict(plain.state_dict(), strict=False)
+    photo = torch.rand(1, 3, 37, 45)
+    with torch.no_grad():
+        skipped.detail[1].weight.zero_()
+        skipped.detail[1].bias.zero_()
+        assert torch.allclose(skipped(photo), plain(photo), atol=1e-6)  # a zero skip is the plain network
+        skipped.detail[1].weight[:, :, 1, 1] = torch.eye(3)
+        # The identity skip adds the photo before the sigmoid: a pixel-level change reaches the output pixel.
+        changed = photo.clone()
+        changed[..., 20, 20] += 0.5
+        through_skip = (skipped(changed) - skipped(photo)).abs().sum(1)[0, 20, 20]
+        through_network = (plain(changed) - plain(photo)).abs().sum(1)[0, 20, 20]
+        assert through_skip > 3 * through_network
+
+
 def test_width_multiplier_and_depth_are_config() -> None:
     model = TransformerNet(**model_config("johnson", ["model.width_multiplier=0.5", "model.num_residual_blocks=2"]))
     assert len(model.residuals) == 2
