@@ -236,7 +236,7 @@ class TransformerNet(nn.Module):
             decoder.append(conv(full, 3, 9, separable=separable))
         self.decoder = Styled(*decoder)
         # A 3x3 convolution of the photo itself at full resolution, added before the final sigmoid: the path by
-        # which a network that runs at half resolution can keep the photo's fine detail (81 weights).
+        # which a network that runs at half resolution can keep the photo's fine detail (84 parameters).
         self.detail = conv(3, 3, 3) if detail_skip else None
         # Stride-2 stages (and the halved input) need sizes divisible by this.
         self.size_multiple = 8 if half_resolution else 4
@@ -269,11 +269,12 @@ class TransformerNet(nn.Module):
         if self.num_styles > 1 and (style is None or style.shape[-1] != self.num_styles or style.dim() > 2):
             raise ValueError(f"this network has {self.num_styles} styles: pass style weights "
                              f"({self.num_styles},) or (N, {self.num_styles})")
-        x = replicate_pad(image, (0, self.padding(width), 0, self.padding(height)))
+        padded = replicate_pad(image, (0, self.padding(width), 0, self.padding(height)))
+        x = padded
         if self.half_resolution:
             x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
-        x = self.decoder(self.residuals(self.encoder(x, style), style), style)[..., :height, :width]
+        x = self.decoder(self.residuals(self.encoder(x, style), style), style)
         if self.detail is not None:
-            x = x + self.detail(image)
+            x = x + self.detail(padded)  # the padded photo: at least 8 px, as reflection padding needs
         # A sigmoid keeps the output a valid image while passing gradients everywhere (a clamp would not).
-        return torch.sigmoid(x)
+        return torch.sigmoid(x[..., :height, :width])

@@ -125,8 +125,13 @@ def test_the_pipelined_path_writes_what_the_sequential_one_does(trained_run: Tra
         assert result.returncode == 0, result.stderr
         assert "audio copied" in result.stdout and "video: software decoding and encoding" in result.stdout
     threaded, sequential = decoded_frames(tmp_path / "true.mp4"), decoded_frames(tmp_path / "false.mp4")
+    original = decoded_frames(tmp_path / "clip.mp4")
     assert len(threaded) == len(sequential) == 9
-    assert all(np.array_equal(a, b) for a, b in zip(threaded, sequential))
+    # The same frames in the same order. Not always bit for bit: the network's float sums may round
+    # differently in another thread, and one level's difference changes what x264 encodes.
+    for a, b, photo in zip(threaded, sequential, original):
+        between = np.abs(a.astype(float) - b).mean()
+        assert between < 1.0 and between < 0.1 * np.abs(a.astype(float) - photo).mean()
 
 
 @pytest.fixture
