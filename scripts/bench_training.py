@@ -8,7 +8,7 @@ model, loss and batch; writes Markdown tables.
     python scripts/bench_training.py --image-size 256 --switches      # each speed switch on and off
 
 For each data source (the folder; the cache with content features; the images-only cache) and each
-DataLoader worker count it runs stylenet.train.fit for --warmup steps, then times --steps more, and
+DataLoader worker count it runs stylenet.training.fit for --warmup steps, then times --steps more, and
 reports seconds per step, steps per second, the share of the step spent waiting for data, and the
 speed-up over the folder with the same workers. It also times the pieces a cache removes: decoding
 and cropping one batch, and the content images' VGG pass; and the precompute itself. The VGG has

@@ -4,7 +4,7 @@ Failures (health=stop ends the run on them, with a checkpoint): the output colla
 image, a colour cast, the saturation collapsing, the loss jumping after a resume, the photo's
 content lost (the network paints the style's texture whatever the photo). Advice (always
 only a warning): loss-balance rules of thumb. Non-finite losses or weights end every run,
-whatever the mode (see train.fit). Every measured signal goes to TensorBoard under health/.
+whatever the mode (see training.fit). Every measured signal goes to TensorBoard under health/.
 """
 
 from __future__ import annotations

@@ -79,3 +79,20 @@ def test_balancing_makes_each_layer_proportional_to_its_weight_and_keeps_the_tot
     # Configured layer weights 1.0 and 0.5: the terms become 2:1, their sum unchanged.
     assert after["style/relu1_2"].item() == pytest.approx(2 * after["style/relu2_2"].item(), rel=1e-4)
     assert after["style"].item() == pytest.approx(before["style"].item(), rel=1e-4)
+
+
+def test_stored_layer_weights_must_name_the_losss_layers() -> None:
+    import pytest
+    import torch
+
+    from stylenet.errors import StylenetError
+    from stylenet.losses import PerceptualLoss
+    from stylenet.vgg import VGGEncoder
+
+    encoder = VGGEncoder("vgg16", ["relu1_2", "relu2_2"], pretrained=False)
+    loss = PerceptualLoss(encoder, torch.rand(3, 16, 16), "relu2_2", {"relu1_2": 1.0, "relu2_2": 1.0}, 1, 1, 1)
+    loss.use_layer_weights({"relu1_2": 3.0, "relu2_2": 0.5})
+    assert loss.style_layer_weights == {"relu1_2": 3.0, "relu2_2": 0.5}
+    with pytest.raises(StylenetError, match=r"stored style layer weights are for layers \['relu3_3'\], this loss has"):
+        loss.use_layer_weights({"relu3_3": 1.0})
+    assert loss.style_layer_weights == {"relu1_2": 3.0, "relu2_2": 0.5}  # unchanged by the refused ones
