@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 CHILD_HOOKS = Path(__file__).parent / "child_hooks"
+ENTRY_SERVER = Path(__file__).parent / "entry_server.py"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -53,10 +57,52 @@ def entry_env(cwd: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_entry(module: str, *overrides: str, cwd: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `python -m stylenet.<module> overrides...` as a user would, with the network switched off."""
-    return subprocess.run([sys.executable, "-m", f"stylenet.{module}", *overrides], cwd=cwd, env=entry_env(cwd, **env),
-                          capture_output=True, text=True, timeout=timeout)
+class EntryServer:
+    """The client of tests/entry_server.py: entry points as forks of one interpreter that imported torch once."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> subprocess.Popen[str]:
+        if self.process is None:
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHILD_HOOKS), env.get("PYTHONPATH")]))
+            self.process = subprocess.Popen([sys.executable, str(ENTRY_SERVER)], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, text=True, env=env)
+            assert json.loads(self.process.stdout.readline()) == {"ready": True}, "the entry server did not start"
+            atexit.register(self.process.stdin.close)
+        return self.process
+
+    def run(self, command: list[str], module: str, cwd: Path, env: dict[str, str],
+            timeout: float) -> subprocess.CompletedProcess[str]:
+        process = self.start()
+        with tempfile.TemporaryDirectory() as folder:
+            stdout, stderr = Path(folder) / "stdout", Path(folder) / "stderr"
+            request = {"module": module, "args": command[3:], "cwd": str(cwd), "env": env, "stdout": str(stdout),
+                       "stderr": str(stderr), "timeout": timeout}
+            process.stdin.write(json.dumps(request) + "\n")
+            process.stdin.flush()
+            answer = json.loads(process.stdout.readline())
+            if answer.get("timeout"):
+                raise subprocess.TimeoutExpired(command, timeout)
+            return subprocess.CompletedProcess(command, answer["returncode"], stdout.read_text(), stderr.read_text())
+
+
+ENTRIES = EntryServer()
+FRESH_INTERPRETERS = not hasattr(os, "fork") or os.environ.get("STYLENET_TEST_FRESH_INTERPRETERS") == "1"
+
+
+def run_entry(module: str, *overrides: str, cwd: Path, timeout: float = 300, fresh: bool = FRESH_INTERPRETERS,
+              **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m stylenet.<module> overrides...` as a user would, with the network switched off.
+
+    A fork of tests/entry_server.py (the same process a user starts, less 2 s of imports) unless `fresh`,
+    or STYLENET_TEST_FRESH_INTERPRETERS=1, asks for a new interpreter.
+    """
+    command = [sys.executable, "-m", f"stylenet.{module}", *overrides]
+    if not fresh:
+        return ENTRIES.run(command, module, cwd, entry_env(cwd, **env), timeout)
+    return subprocess.run(command, cwd=cwd, env=entry_env(cwd, **env), capture_output=True, text=True, timeout=timeout)
 
 
 def read_scalars(run_dir: Path) -> EventAccumulator:

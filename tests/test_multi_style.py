@@ -265,14 +265,27 @@ def test_num_styles_must_match_the_style_images(workspace: Path, tmp_path: Path)
     assert "model.num_styles=3, but style 'pair' has 2 image(s)" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.fixture(scope="module")
+def added_onnx(added: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The three-style network through `python -m stylenet.export` (format onnx, the default): one export for the
+    tests that read it (an ONNX export takes some 10 s)."""
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
+    folder = tmp_path_factory.mktemp("added_onnx")
+    result = run_entry("export", f"checkpoint={added}", f"output={folder / 'three.onnx'}", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder / "three.onnx"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_export_takes_the_style_weights_as_an_input(added: Path, tmp_path: Path, fmt: str) -> None:
+def test_export_takes_the_style_weights_as_an_input(added: Path, tmp_path: Path, fmt: str,
+                                                    request: pytest.FixtureRequest) -> None:
     if fmt == "onnx":
-        pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
-    output = tmp_path / f"three.{fmt}"
-    result = run_entry("export", f"checkpoint={added}", f"format={fmt}", f"output={output}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+        output = request.getfixturevalue("added_onnx")
+    else:
+        output = tmp_path / f"three.{fmt}"
+        result = run_entry("export", f"checkpoint={added}", f"format={fmt}", f"output={output}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
     photos, weights = torch.rand(2, 3, 41, 29), torch.tensor([[0.0, 0.0, 1.0], [0.2, 0.3, 0.5]])
     expected = torch.stack([stylenet.load(added, device="cpu", style_mix=dict(enumerate(row.tolist())))(photos[i:i + 1])[0]
                             for i, row in enumerate(weights)])
@@ -290,12 +303,10 @@ def test_export_takes_the_style_weights_as_an_input(added: Path, tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_onnxruntime_backend_picks_a_style_by_name(added: Path, tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
+def test_onnxruntime_backend_picks_a_style_by_name(added: Path, added_onnx: Path, tmp_path: Path) -> None:
     random_image(40, 48).save(tmp_path / "photo.png")
-    assert run_entry("export", f"checkpoint={added}", f"output={tmp_path / 'three.onnx'}", cwd=tmp_path).returncode == 0
     outputs = {}
-    for backend, checkpoint in (("torch", added), ("onnxruntime", tmp_path / "three.onnx")):
+    for backend, checkpoint in (("torch", added), ("onnxruntime", added_onnx)):
         result = run_entry("infer", f"checkpoint={checkpoint}", f"backend={backend}", f"input={tmp_path / 'photo.png'}",
                            f"output={tmp_path / backend}.png", "style_name=third", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
