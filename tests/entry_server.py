@@ -70,9 +70,7 @@ def run_child(request: dict) -> None:
         traceback.print_exc()
         code = 1
     finally:
-        for thread in threading.enumerate():
-            if thread is not threading.main_thread() and not thread.daemon:
-                thread.join()
+        threading._shutdown()  # type: ignore[attr-defined]  # the interpreter's own: stop executors, join threads
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             try:
