@@ -25,6 +25,7 @@ from stylenet.data import ImageFolder, load_style_image, readable_batch
 from stylenet.errors import StylenetError
 from stylenet.quality import heldout_losses
 from stylenet.losses import perceptual_loss_from_config
+from stylenet.runtime import seed_everything
 
 VARIANTS = ["johnson", "separable", "resize", "fast"]
 
@@ -68,10 +69,14 @@ def main() -> int:
         for variant in args.variants:
             if args.score_only:
                 checkpoints[variant] = args.workdir / "checkpoints" / f"{variant}.pt"
+                if not checkpoints[variant].is_file():
+                    raise StylenetError(f"--score-only: no trained {variant} network at {checkpoints[variant]}; "
+                                        f"run once without --score-only (same --workdir) to train it")
                 continue
             print(f"training {variant} ({args.steps} steps) ...", flush=True)
             checkpoints[variant] = train(variant, args, args.workdir)
         loss_cfg = compose_config("train", args.overrides).loss
+        seed_everything(args.seed)  # random VGG weights (tests) come out the same in every scoring run
         loss_fn = perceptual_loss_from_config(loss_cfg, load_style_image("style", args.style_image, args.style_size))
         photos = readable_batch(ImageFolder(args.heldout_root, args.eval_size))
     except StylenetError as error:

@@ -79,17 +79,24 @@ def test_eval_quality_smoke(tmp_path: Path) -> None:
     write_images(tmp_path / "train", 4)
     write_images(tmp_path / "heldout", 2)
     random_image(48, 48, seed=5).save(tmp_path / "style.png")
-    result = run_script("eval_quality.py", "--train-root", str(tmp_path / "train"), "--heldout-root",
-                        str(tmp_path / "heldout"), "--style-image", str(tmp_path / "style.png"), "--variants",
-                        "johnson", "fast", "--steps", "2", "--image-size", "32", "--eval-size", "32",
-                        "--style-size", "48", "--batch-size", "2", "--workers", "0", "--workdir", str(tmp_path / "w"),
-                        "--speed-size", "64", "loss.pretrained=false", "model.width_multiplier=0.25", cwd=tmp_path)
+    arguments = ["--train-root", str(tmp_path / "train"), "--heldout-root", str(tmp_path / "heldout"), "--style-image",
+                 str(tmp_path / "style.png"), "--steps", "2", "--image-size", "32", "--eval-size", "32", "--style-size",
+                 "48", "--batch-size", "2", "--workers", "0", "--workdir", str(tmp_path / "w"), "--speed-size", "64",
+                 "loss.pretrained=false", "model.width_multiplier=0.25"]
+    result = run_script("eval_quality.py", *arguments, "--variants", "johnson", "fast", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| johnson") or line.startswith("| fast")]
     assert [row[1].strip() for row in rows] == ["johnson", "fast"]
     assert rows[0][7].strip() == "1.000" and float(rows[1][7]) > 0  # total vs first
     assert rows[0][9].strip() == "1.00x" and float(rows[1][8]) > 0  # latency in ms, speed vs first
     assert "2 held-out photos at 32 px" in result.stdout and "loss weights: random" in result.stdout
+    trained = [row[1:8] for row in rows]  # variant, training s, content, style, tv, total, total vs first
+    scored = run_script("eval_quality.py", *arguments, "--variants", "johnson", "fast", "--score-only", cwd=tmp_path)
+    assert scored.returncode == 0 and "steps) ..." not in scored.stdout, scored.stderr  # nothing trained again
+    assert [row.split("|")[1:8] for row in scored.stdout.splitlines() if row.startswith(("| johnson", "| fast"))] == trained
+    missing = run_script("eval_quality.py", *arguments, "--variants", "resize", "--score-only", cwd=tmp_path)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr and "| variant" not in missing.stdout
+    assert f"--score-only: no trained resize network at {tmp_path / 'w' / 'checkpoints' / 'resize.pt'}" in missing.stderr
 
 
 @pytest.mark.parametrize("arguments,message", [
