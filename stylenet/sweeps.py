@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from stylenet.images import read_image, resize_to_long_side, save_image
 
@@ -59,9 +59,10 @@ class ContactSheet(Callback):
         rows = math.ceil(len(cells) / columns)
         sheet = Image.new("RGB", (columns * self.cell, rows * (self.cell + label_height)), "white")
         draw = ImageDraw.Draw(sheet)
+        font = ImageFont.load_default(size=13)  # Pillow's own TrueType face (the 10 px bitmap font lost the dots)
         for index, (picture, label) in enumerate(cells):
             x, y = (index % columns) * self.cell, (index // columns) * (self.cell + label_height)
             thumbnail = resize_to_long_side(picture, self.cell)
             sheet.paste(thumbnail, (x + (self.cell - thumbnail.width) // 2, y + (self.cell - thumbnail.height) // 2))
-            draw.text((x + 4, y + self.cell + 3), label, fill="black")
+            draw.text((x + 4, y + self.cell + 2), label, fill="black", font=font)
         return sheet
