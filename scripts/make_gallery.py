@@ -20,18 +20,15 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import stylenet
 from stylenet.benchmarking import describe_machine
 from stylenet.checkpoint import load_checkpoint
-from stylenet.images import pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
+from stylenet.images import labelled_sheet, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
 from stylenet.losses import PerceptualLoss, trained_loss
 from stylenet.gatys import optimize_image
 from stylenet.stylizer import stylize_picture
-
-LABEL = 16
-
 
 def timed_network(path: str, photo: Image.Image) -> tuple[Image.Image, float]:
     stylizer = stylenet.load(path, device="cpu")
@@ -45,20 +42,6 @@ def timed_gatys(loss_fn: PerceptualLoss, photo: Image.Image, iterations: int) ->
     started = time.perf_counter()
     image, _ = optimize_image(loss_fn, pil_to_tensor(photo).unsqueeze(0), iterations=iterations, progress=False)
     return tensor_to_pil(image), time.perf_counter() - started
-
-
-def sheet(rows: list[list[tuple[Image.Image, str]]], cell: int) -> Image.Image:
-    """Rows of (picture, label) cells, each picture centred in a cell x cell square with its label below."""
-    columns = max(len(row) for row in rows)
-    canvas = Image.new("RGB", (columns * cell, len(rows) * (cell + LABEL)), "white")
-    draw = ImageDraw.Draw(canvas)
-    for r, row in enumerate(rows):
-        for c, (picture, label) in enumerate(row):
-            thumbnail = resize_to_long_side(picture, cell - 4)
-            x, y = c * cell, r * (cell + LABEL)
-            canvas.paste(thumbnail, (x + (cell - thumbnail.width) // 2, y + (cell - thumbnail.height) // 2))
-            draw.text((x + 4, y + cell + 2), label, fill="black")
-    return canvas
 
 
 def main() -> None:
@@ -102,7 +85,7 @@ def main() -> None:
                 cells.append((read_image(found), label) if found.is_file() else (blank, ""))
             rows.append(cells)
             print(f"| {style} | {name} | " + " | ".join(f"{value:.3f}" for value in seconds) + f" | {spent:.1f} |")
-        sheet(rows, args.cell).save(args.out / f"{style}.jpg", quality=80, optimize=True)
+        labelled_sheet(rows, args.cell).save(args.out / f"{style}.jpg", quality=80, optimize=True)
     print(f"\nwrote {', '.join(str(args.out / f'{style}.jpg') for style in args.styles)}")
 
 

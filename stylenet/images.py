@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from stylenet.atomic import atomic_write
 from stylenet.errors import StylenetError
@@ -114,6 +114,22 @@ def image_grid(images: torch.Tensor, columns: int, padding: int = 2, pad_value: 
         top, left = padding + row * (height + padding), padding + column * (width + padding)
         grid[:, top:top + height, left:left + width] = image
     return grid
+
+
+def labelled_sheet(rows: list[list[tuple[Image.Image, str]]], cell: int, label_height: int = 18) -> Image.Image:
+    """Rows of (picture, label) for people to compare: each picture fitted into a cell x cell square, its label
+    below in Pillow's TrueType default face (its 10 px bitmap font loses the dots of 'loss.style_weight')."""
+    columns = max(len(row) for row in rows)
+    canvas = Image.new("RGB", (columns * cell, len(rows) * (cell + label_height)), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=label_height - 5)
+    for r, row in enumerate(rows):
+        for c, (picture, label) in enumerate(row):
+            thumbnail = resize_to_long_side(picture, cell - 4)
+            x, y = c * cell, r * (cell + label_height)
+            canvas.paste(thumbnail, (x + (cell - thumbnail.width) // 2, y + (cell - thumbnail.height) // 2))
+            draw.text((x + 4, y + cell + 2), label, fill="black", font=font)
+    return canvas
 
 
 def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> None:

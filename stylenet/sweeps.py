@@ -14,9 +14,8 @@ from typing import Any
 import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
-from PIL import Image, ImageDraw, ImageFont
 
-from stylenet.images import read_image, resize_to_long_side, save_image
+from stylenet.images import labelled_sheet, read_image, save_image
 
 log = logging.getLogger("stylenet.sweeps")
 
@@ -49,20 +48,7 @@ class ContactSheet(Callback):
         shared = set.intersection(*(set(overrides) for _, overrides in jobs))
         cells = [(read_image(path), "  ".join(short(o) for o in overrides if o not in shared) or path.parent.name)
                  for path, overrides in jobs]
-        sheet = self.compose(cells)
+        columns = math.ceil(math.sqrt(len(cells)))
+        sheet = labelled_sheet([cells[i:i + columns] for i in range(0, len(cells), columns)], self.cell)
         save_image(sheet, sweep_dir / "contact_sheet.png")
         log.info("contact sheet of %d results: %s", len(cells), sweep_dir / "contact_sheet.png")
-
-    def compose(self, cells: list[tuple[Image.Image, str]]) -> Image.Image:
-        label_height = 18
-        columns = math.ceil(math.sqrt(len(cells)))
-        rows = math.ceil(len(cells) / columns)
-        sheet = Image.new("RGB", (columns * self.cell, rows * (self.cell + label_height)), "white")
-        draw = ImageDraw.Draw(sheet)
-        font = ImageFont.load_default(size=13)  # Pillow's own TrueType face (the 10 px bitmap font lost the dots)
-        for index, (picture, label) in enumerate(cells):
-            x, y = (index % columns) * self.cell, (index // columns) * (self.cell + label_height)
-            thumbnail = resize_to_long_side(picture, self.cell)
-            sheet.paste(thumbnail, (x + (self.cell - thumbnail.width) // 2, y + (self.cell - thumbnail.height) // 2))
-            draw.text((x + 4, y + self.cell + 2), label, fill="black", font=font)
-        return sheet

@@ -161,5 +161,5 @@ def test_make_gallery_writes_a_sheet_per_style(trained_run, tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr[-2000:]
     from PIL import Image
 
-    assert Image.open(tmp_path / "gallery" / "tiny_style.jpg").size == (3 * 40, 40 + 16)  # photo | tiny | Gatys
+    assert Image.open(tmp_path / "gallery" / "tiny_style.jpg").size == (3 * 40, 40 + 18)  # photo | tiny | Gatys
     assert "| tiny_style | photo.png | " in result.stdout
