@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 import stylenet
-from stylenet.benchmarking import describe_machine
+from stylenet.benchmarking import describe_machine, median_seconds
 from stylenet.checkpoint import load_checkpoint
 from stylenet.images import labelled_sheet, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
 from stylenet.losses import PerceptualLoss, trained_loss
@@ -31,11 +31,10 @@ from stylenet.gatys import optimize_image
 from stylenet.stylizer import stylize_picture
 
 def timed_network(path: str, photo: Image.Image) -> tuple[Image.Image, float]:
+    """The network's picture and its median seconds over 5 runs after a warm-up (one run varied 2x here)."""
     stylizer = stylenet.load(path, device="cpu")
-    stylize_picture(stylizer, photo)  # warm-up
-    started = time.perf_counter()
     result = stylize_picture(stylizer, photo)
-    return result, time.perf_counter() - started
+    return result, median_seconds(lambda: stylize_picture(stylizer, photo), torch.device("cpu"), warmup=0, repeats=5)
 
 
 def timed_gatys(loss_fn: PerceptualLoss, photo: Image.Image, iterations: int) -> tuple[Image.Image, float]:
