@@ -82,7 +82,10 @@ class EntryServer:
                        "stderr": str(stderr), "timeout": timeout}
             process.stdin.write(json.dumps(request) + "\n")
             process.stdin.flush()
-            answer = json.loads(process.stdout.readline())
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"tests/entry_server.py stopped (exit status {process.wait()}); see its stderr")
+            answer = json.loads(line)
             if answer.get("timeout"):
                 raise subprocess.TimeoutExpired(command, timeout)
             return subprocess.CompletedProcess(command, answer["returncode"], stdout.read_text(), stderr.read_text())
