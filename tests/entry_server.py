@@ -46,8 +46,8 @@ def run_child(request: dict) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        for fd, path, mode in ((0, os.devnull, os.O_RDONLY), (1, request["stdout"], os.O_WRONLY | os.O_CREAT),
-                               (2, request["stderr"], os.O_WRONLY | os.O_CREAT)):
+        for fd, path, mode in ((0, os.devnull, os.O_RDONLY), (1, request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                               (2, request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
             opened = os.open(path, mode)
             os.dup2(opened, fd)
             os.close(opened)
@@ -65,7 +65,7 @@ def run_child(request: dict) -> None:
         code = exit_code(error)
     except KeyboardInterrupt:
         traceback.print_exc()
-        code = 128 + signal.SIGINT
+        code = -signal.SIGINT  # the interpreter then ends itself with SIGINT
     except BaseException:  # what the interpreter prints for an uncaught exception
         traceback.print_exc()
         code = 1
@@ -77,6 +77,9 @@ def run_child(request: dict) -> None:
                 stream.flush()
             except Exception:
                 pass
+        if code == -signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
         os._exit(code)
 
 
