@@ -46,8 +46,9 @@ def run_child(request: dict) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        for fd, path, mode in ((0, os.devnull, os.O_RDONLY), (1, request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
-                               (2, request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+        written = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        for fd, path, mode in ((0, os.devnull, os.O_RDONLY), (1, request["stdout"], written),
+                               (2, request["stderr"], written)):
             opened = os.open(path, mode)
             os.dup2(opened, fd)
             os.close(opened)
