@@ -30,6 +30,7 @@ from stylenet.losses import PerceptualLoss, trained_loss
 from stylenet.gatys import optimize_image
 from stylenet.stylizer import stylize_picture
 
+
 def timed_network(path: str, photo: Image.Image) -> tuple[Image.Image, float]:
     """The network's picture and its median seconds over 5 runs after a warm-up (one run varied 2x here)."""
     stylizer = stylenet.load(path, device="cpu")

@@ -52,7 +52,12 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = (40, 48)) -> 
 
 def entry_env(cwd: Path, **extra: str) -> dict[str, str]:
     """The environment of an entry point started by a test: network off, caches inside `cwd`."""
-    env = dict(os.environ, STYLENET_CACHE=str(cwd / "cache"), TORCH_HOME=str(cwd / "torch_home"), **extra)
+    return with_child_hooks(dict(os.environ, STYLENET_CACHE=str(cwd / "cache"), TORCH_HOME=str(cwd / "torch_home"),
+                                 **extra))
+
+
+def with_child_hooks(env: dict[str, str]) -> dict[str, str]:
+    """`env` with tests/child_hooks first on PYTHONPATH: Python then imports its sitecustomize at start-up."""
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHILD_HOOKS), env.get("PYTHONPATH")]))
     return env
 
@@ -65,13 +70,17 @@ class EntryServer:
 
     def start(self) -> subprocess.Popen[str]:
         if self.process is None:
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHILD_HOOKS), env.get("PYTHONPATH")]))
             self.process = subprocess.Popen([sys.executable, str(ENTRY_SERVER)], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, text=True, env=env)
-            assert json.loads(self.process.stdout.readline()) == {"ready": True}, "the entry server did not start"
+                                            stdout=subprocess.PIPE, text=True, env=with_child_hooks(dict(os.environ)))
             atexit.register(self.process.stdin.close)
+            assert self.answer() == {"ready": True}
         return self.process
+
+    def answer(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"tests/entry_server.py stopped (exit status {self.process.wait()}); see its stderr")
+        return json.loads(line)
 
     def run(self, command: list[str], module: str, cwd: Path, env: dict[str, str],
             timeout: float) -> subprocess.CompletedProcess[str]:
@@ -82,10 +91,7 @@ class EntryServer:
                        "stderr": str(stderr), "timeout": timeout}
             process.stdin.write(json.dumps(request) + "\n")
             process.stdin.flush()
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError(f"tests/entry_server.py stopped (exit status {process.wait()}); see its stderr")
-            answer = json.loads(line)
+            answer = self.answer()
             if answer.get("timeout"):
                 raise subprocess.TimeoutExpired(command, timeout)
             return subprocess.CompletedProcess(command, answer["returncode"], stdout.read_text(), stderr.read_text())
