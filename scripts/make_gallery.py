@@ -51,7 +51,7 @@ def main() -> None:
                         help="columns; {style} in PATH is replaced by each style's name")
     parser.add_argument("--photos", nargs="+", type=Path, required=True)
     parser.add_argument("--size", type=int, default=320, help="longer side of each photo, in pixels")
-    parser.add_argument("--iterations", type=int, default=100, help="L-BFGS iterations of the Gatys column")
+    parser.add_argument("--iterations", type=int, default=100, help="L-BFGS iterations of the Gatys column (0: no Gatys column)")
     parser.add_argument("--cell", type=int, default=240, help="pixels per cell in the written sheet")
     parser.add_argument("--out", type=Path, default=Path("docs/gallery"))
     parser.add_argument("--beside", nargs="*", default=[], metavar="LABEL=PATH",
@@ -68,7 +68,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for style in args.styles:
         paths = [(label, template.format(style=style)) for label, template in networks]
-        loss_fn = trained_loss(load_checkpoint(paths[0][1]), paths[0][1], torch.device("cpu"))
+        loss_fn = trained_loss(load_checkpoint(paths[0][1]), paths[0][1], torch.device("cpu")) if args.iterations else None
         rows = []
         for name, photo in photos.items():
             cells = [(photo, name)]
@@ -77,8 +77,10 @@ def main() -> None:
                 result, spent = timed_network(path, photo)
                 cells.append((result, f"{label} {spent:.3f} s"))
                 seconds.append(spent)
-            result, spent = timed_gatys(loss_fn, photo, args.iterations)
-            cells.append((result, f"Gatys {args.iterations} it. {spent:.0f} s"))
+            spent = 0.0
+            if loss_fn is not None:
+                result, spent = timed_gatys(loss_fn, photo, args.iterations)
+                cells.append((result, f"Gatys {args.iterations} it. {spent:.0f} s"))
             for label, template in beside:
                 found = Path(template.format(style=style, photo=Path(name).stem))
                 blank = Image.new("RGB", photo.size, "white")

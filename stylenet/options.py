@@ -106,6 +106,8 @@ def schema(entry: str) -> Schema:
     if entry == "precompute":
         return {"data.image_size": POSITIVE, "data.workers": WORKERS, "batch_size": POSITIVE,
                 "commit_interval": POSITIVE, "features": Flag()}
+    if entry == "score":
+        return {"size": POSITIVE}
     raise ValueError(f"no option schema for entry point '{entry}'")
 
 
