@@ -115,6 +115,13 @@ class PerceptualLoss(nn.Module):
                 for name in self.style_layer_weights}
 
     @torch.no_grad()
+    def style_term(self, images: torch.Tensor, style_index: torch.Tensor | None = None) -> float:
+        """The weighted style term of `images` as they are: of the photos themselves, what an output that
+        changes nothing would score."""
+        raw = self.style_layer_losses(images, style_index)
+        return self.style_weight * sum(self.style_layer_weights[name] * value for name, value in raw.items())
+
+    @torch.no_grad()
     def content_term(self, output: torch.Tensor, content: torch.Tensor) -> float:
         """The weighted content term alone (no style targets needed): e.g. of a reference output."""
         features = self.encoder(torch.cat([output, content]), [self.content_layer])[self.content_layer]

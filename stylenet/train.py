@@ -94,9 +94,11 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     # What "keeps nothing of the photo" costs (health: content_lost): the content term of each preview photo
     # against another one, an output with a photo's statistics but none of this photo's content.
     unrelated = loss_fn.content_term(preview_photos.roll(1, 0), preview_photos) if len(preview_photos) > 1 else None
+    # ... and what "changes nothing" costs (health: unstylised): the photos' own style term, over every style.
+    unchanged = sum(loss_fn.style_term(preview_photos, torch.full((len(preview_photos),), index, device=device))
+                    for index in range(loss_fn.num_styles)) / loss_fn.num_styles
     health = HealthMonitor(cfg.health, run_log, steps, preview_photos, style_images, resumed_total,
-                           balanced_layers=cfg.loss.style_layer_norm == "auto",
-                           content_reference=unrelated) if ranks.is_main else None
+                           content_reference=unrelated, style_reference=unchanged) if ranks.is_main else None
     settings = StepSettings(device, training_autocast(cfg.precision, device),
                             torch.channels_last if cfg.channels_last else torch.contiguous_format, ranks, style_schedule)
     model.to(memory_format=settings.memory_format)
