@@ -155,9 +155,9 @@ def test_choosing_a_style_refuses_what_does_not_fit() -> None:
 def test_style_sets_name_their_images() -> None:
     classics = style_entries(compose_config("train", ["style=classics"]).style)
     assert [name for name, _, _ in classics] == ["starry_night", "mosaic", "rain_princess", "wave", "la_muse"]
-    assert all(image.startswith("https://") and size == 512 for _, image, size in classics)
+    assert all(image.startswith("https://") and size == 384 for _, image, size in classics)
     listed = compose_config("train", ["style=multi", "style.images=[a/calm.jpg,b/storm.png]"]).style
-    assert style_entries(listed) == [("calm", "a/calm.jpg", 512), ("storm", "b/storm.png", 512)]
+    assert style_entries(listed) == [("calm", "a/calm.jpg", 384), ("storm", "b/storm.png", 384)]
     with pytest.raises(StylenetError, match="names calm more than once"):
         style_entries(compose_config("train", ["style=multi", "style.images=[a/calm.jpg,b/calm.jpg]"]).style)
 
