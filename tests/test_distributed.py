@@ -15,7 +15,7 @@ STEPS = 6
 
 def overrides(root: Path, run_dir: Path, *extra: str) -> list[str]:
     return ["model=tiny", "loss.pretrained=false", "data=folder", f"data.root={root / 'photos'}",
-            f"style.image={root / 'style.png'}", "style.name=ddp", "data.image_size=32", "data.batch_size=4",
+            f"style.image={root / 'style.png'}", "style.size=64", "style.name=ddp", "data.image_size=32", "data.batch_size=4",
             "data.workers=0", f"steps={STEPS}", "log_interval=1", "preview.interval=3", "checkpoint_interval=3",
             "loss.style_layer_norm=auto", f"hydra.run.dir={run_dir}", f"checkpoint_dir={run_dir.parent / 'published'}",
             *extra]
@@ -101,7 +101,7 @@ def test_every_rank_reads_the_precomputed_cache(root: Path, two_ranks: Path) -> 
 def test_two_ranks_train_a_network_of_two_styles_like_one_process(root: Path) -> None:
     random_image(56, 56, seed=7).save(root / "style_b.png")
     styles = ["style=multi", f"style.images={{first: {root / 'style.png'}, second: {root / 'style_b.png'}}}",
-              "style.name=ddp"]
+              "style.name=ddp", "style.size=64"]
     runs = {}
     for name in ("two_styles_two_ranks", "two_styles_one_process"):
         run_dir = root / name / "run"
