@@ -63,8 +63,9 @@ def main() -> None:
     photos = {path.name: resize_to_long_side(read_image(path), args.size) for path in args.photos}
     print(f"{describe_machine(torch.device('cpu'))}; photos at {args.size} px; Gatys: L-BFGS {args.iterations} "
           f"iterations from the photo\n")
-    print("| style | photo | " + " | ".join(f"{label} s" for label, _ in networks) + " | Gatys s |")
-    print("|" + " --- |" * (len(networks) + 3))
+    gatys = " Gatys s |" if args.iterations else ""
+    print("| style | photo | " + " | ".join(f"{label} s" for label, _ in networks) + f" |{gatys}")
+    print("|" + " --- |" * (len(networks) + 2 + bool(args.iterations)))
     args.out.mkdir(parents=True, exist_ok=True)
     for style in args.styles:
         paths = [(label, template.format(style=style)) for label, template in networks]
@@ -86,7 +87,8 @@ def main() -> None:
                 blank = Image.new("RGB", photo.size, "white")
                 cells.append((read_image(found), label) if found.is_file() else (blank, ""))
             rows.append(cells)
-            print(f"| {style} | {name} | " + " | ".join(f"{value:.3f}" for value in seconds) + f" | {spent:.1f} |")
+            print(f"| {style} | {name} | " + " | ".join(f"{value:.3f}" for value in seconds) + " |"
+                  + (f" {spent:.1f} |" if args.iterations else ""))
         labelled_sheet(rows, args.cell).save(args.out / f"{style}.jpg", quality=80, optimize=True)
     print(f"\nwrote {', '.join(str(args.out / f'{style}.jpg') for style in args.styles)}")
 

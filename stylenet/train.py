@@ -96,7 +96,7 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     unrelated = loss_fn.content_term(preview_photos.roll(1, 0), preview_photos) if len(preview_photos) > 1 else None
     # ... and what "changes nothing" costs (health: unstylised): the photos' own style term, over every style.
     unchanged = sum(loss_fn.style_term(preview_photos, torch.full((len(preview_photos),), index, device=device))
-                    for index in range(loss_fn.num_styles)) / loss_fn.num_styles
+                    for index in range(loss_fn.num_styles)) / loss_fn.num_styles if ranks.is_main else None
     health = HealthMonitor(cfg.health, run_log, steps, preview_photos, style_images, resumed_total,
                            content_reference=unrelated, style_reference=unchanged) if ranks.is_main else None
     settings = StepSettings(device, training_autocast(cfg.precision, device),
