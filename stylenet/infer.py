@@ -61,8 +61,10 @@ def infer_video(cfg: DictConfig, source: str, target: Path, into_folder: bool) -
         result = stylize_video(stylizer, source if live else Path(source).expanduser(), target, picture_options(cfg),
                                int(cfg.batch_size), float(cfg.temporal_smoothing), pipelined=cfg.video_pipeline,
                                live=live, should_stop=stop.event.is_set)
-    log.info("wrote %s: %d frames in %.1f s (%.1f frames/s)%s%s; flicker %.3f (output's frame-to-frame change over "
-             "the input's)", target, result["frames"], result["seconds"], result["fps"],
+    dropped = (f", {result['dropped']} late frames dropped (the network is slower than the source)"
+               if result["dropped"] else ", no frame dropped" if live else "")
+    log.info("wrote %s: %d frames in %.1f s (%.1f frames/s)%s%s%s; flicker %.3f (output's frame-to-frame change over "
+             "the input's)", target, result["frames"], result["seconds"], result["fps"], dropped,
              ", audio copied" if result["audio"] else "", ", stopped by request" if result["stopped"] else "",
              result["flicker"])
 

@@ -8,6 +8,8 @@ GIL (FFmpeg, torch), so the stages really run at the same time.
             encode(item)
 
 depth=0 runs every stage in the calling thread, one after another: the same items, no threads.
+A stage may drop stale items for a live source (`stale`): an item it calls stale is skipped when a
+newer one is already waiting, so a consumer slower than its source keeps up with it; `dropped` counts.
 An error in a stage is raised in the consumer; leaving the block (normally, on an error, on Ctrl-C)
 stops every stage's thread and waits for it, so no thread outlives what it reads from.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Iterator, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 T = TypeVar("T")
 _END = object()
@@ -24,8 +26,10 @@ _POLL_SECONDS = 0.1  # how often a blocked thread looks whether it was cancelled
 
 
 class _Stage:
-    def __init__(self, items: Iterator[T], depth: int, name: str) -> None:
+    def __init__(self, items: Iterator[T], depth: int, name: str, stale: Callable[[T], int] | None) -> None:
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stale = stale
+        self.dropped = 0
         self.cancelled = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, args=(items,), name=f"stylenet-{name}", daemon=True)
@@ -65,6 +69,11 @@ class _Stage:
                 if self.error is not None:
                     raise self.error
                 return
+            if self.stale is not None and not self.queue.empty():
+                count = self.stale(item)
+                if count:
+                    self.dropped += count
+                    continue
             yield item
 
     def stop(self) -> None:
@@ -79,13 +88,18 @@ class Stages:
         self.depth = depth
         self.stages: list[_Stage] = []
 
-    def add(self, items: Iterator[T], name: str) -> Iterator[T]:
-        """`items` produced in a thread of its own (depth > 0), or as they are (depth 0)."""
+    def add(self, items: Iterator[T], name: str, stale: Callable[[T], int] | None = None) -> Iterator[T]:
+        """`items` produced in a thread of its own (depth > 0), or as they are (depth 0). stale(item): how
+        many units (frames) the item holds if it may be dropped while a newer item waits, 0 to keep it."""
         if self.depth == 0:
             return items
-        stage = _Stage(items, self.depth, name)
+        stage = _Stage(items, self.depth, name, stale)
         self.stages.append(stage)
         return iter(stage)
+
+    @property
+    def dropped(self) -> int:
+        return sum(stage.dropped for stage in self.stages)
 
     def __enter__(self) -> "Stages":
         return self

@@ -8,6 +8,13 @@ RGB, a thread runs the network, the calling thread encodes; bounded queues betwe
 a few batches in memory however long the video. On a CUDA device NVDEC decodes and NVENC encodes
 where this FFmpeg has them, else software, said in one line.
 
+A live source (a stream, a capture device, a generated lavfi graph) arrives at its own pace: frames
+go through the network one at a time, and a frame that is already late (behind the time elapsed since
+the first frame by more than LATE_SECONDS) is dropped when a newer one waits, so a network slower than
+the source shows the newest frames instead of falling ever further behind. The output keeps the
+source's timestamps, so it plays at the source's speed; frames shown and dropped are reported. A file
+source never drops a frame.
+
 Flicker: a feed-forward network stylises each frame on its own, so small changes between frames
 (noise, compression) can become large changes of brush strokes. `temporal_smoothing` blends each
 output frame with the previous output where the input did not change (a per-pixel weight that
@@ -40,9 +47,11 @@ from stylenet.stylizer import Network, PictureOptions, stylize_pictures
 log = logging.getLogger("stylenet.video")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 # What FFmpeg opens as a live source: network streams and capture devices (Video4Linux).
-STREAM_PREFIXES = ("http://", "https://", "rtsp://", "rtmp://", "udp://", "tcp://", "srt://", "/dev/video")
+STREAM_PREFIXES = ("http://", "https://", "rtsp://", "rtmp://", "udp://", "tcp://", "srt://", "/dev/video", "lavfi:")
+LAVFI = "lavfi:"  # FFmpeg's generated sources, e.g. lavfi:testsrc2=size=1280x720:rate=30,realtime (a test pattern)
 QUEUE_BATCHES = 2  # batches waiting between two stages: memory stays flat on a video of any length
 MOTION_SCALE = 0.05  # an input change of this much (of the full range) cuts the smoothing to 1/e
+LATE_SECONDS = 0.1  # a live frame this far behind the source's clock is dropped when a newer one waits
 
 
 def is_video_file(path: Path) -> bool:
@@ -50,8 +59,35 @@ def is_video_file(path: Path) -> bool:
 
 
 def is_stream(source: str) -> bool:
-    """A live source (an address FFmpeg opens, a capture device), not a file to read to its end."""
+    """A live source (an address FFmpeg opens, a capture device, a generated graph), not a file to read to its end."""
     return source.lower().startswith(STREAM_PREFIXES)
+
+
+def open_source(av: Any, source: str | Path, hwaccel: Any) -> Any:
+    """The container of a file, stream, capture device (/dev/video*: v4l2) or generated graph (lavfi:...)."""
+    text, options = str(source), {"hwaccel": hwaccel} if hwaccel is not None else {}
+    if text.startswith("/dev/video"):
+        options["format"] = "v4l2"
+    elif text.lower().startswith(LAVFI):
+        text, options["format"] = text[len(LAVFI):], "lavfi"
+    return av.open(text, timeout=(10.0, 10.0), **options)
+
+
+class SourceClock:
+    """Whether a live frame is late: its time in the stream against the time elapsed since the first frame."""
+
+    def __init__(self) -> None:
+        self.start: tuple[float, float] | None = None
+
+    def see(self, stream_time: float) -> None:
+        """Called as frames arrive: the first one starts the clock."""
+        if self.start is None:
+            self.start = (time.perf_counter(), stream_time)
+
+    def late(self, stream_time: float) -> bool:
+        self.see(stream_time)
+        assert self.start is not None
+        return (time.perf_counter() - self.start[0]) - (stream_time - self.start[1]) > LATE_SECONDS
 
 
 @dataclass
@@ -148,23 +184,27 @@ def stylize_video(stylizer: Network, source: str | Path, target: Path, options: 
 
     `should_stop` (e.g. Ctrl-C) ends the reading: a live source's output is finished and published with
     every frame so far; a file's is discarded (StylenetError). `pipelined=False` runs the three stages
-    one after another in this thread (the same frames; for comparison). Returns frames, seconds,
-    frames/s, flicker, whether audio was copied and whether it was stopped."""
+    one after another in this thread (the same frames, none dropped; for comparison). Returns frames, seconds,
+    frames/s, frames dropped (live), flicker, whether audio was copied and whether it was stopped.
+    A live source goes through the network a frame at a time, late frames dropped (see the module)."""
     av = needs("av", "video")
     codecs = choose_codecs(av, stylizer.device)
     log.info("%s", codecs.note)
-    smoother, flicker = Smoother(temporal_smoothing), Flicker()
+    smoother, flicker, clock = Smoother(temporal_smoothing), Flicker(), SourceClock()
+    batch_size = 1 if live else batch_size
     try:
-        reader = av.open(str(source), timeout=(10.0, 10.0), **({"format": "v4l2"} if str(source).startswith("/dev/video") else {}),
-                         **({"hwaccel": codecs.hwaccel} if codecs.hwaccel is not None else {}))
+        reader = open_source(av, source, codecs.hwaccel)
     except av.error.FFmpegError as error:
         raise StylenetError(f"cannot read video {source}: {error}") from None
     started, frames, stopped = time.perf_counter(), 0, False
 
     def decoded(video: Any, audio: Any) -> Iterator[tuple[str, Any]]:
-        """('frames', a batch of RGB arrays) and ('audio', a packet), in the order of the container."""
+        """('frames', (a batch of RGB arrays, their times in seconds)) and ('audio', a packet), in the
+        order of the container."""
         nonlocal stopped
         pending: list[np.ndarray] = []
+        times: list[float] = []
+        count = 0
         for packet in reader.demux(*[stream for stream in (video, audio) if stream is not None]):
             if should_stop():
                 stopped = True
@@ -175,16 +215,25 @@ def stylize_video(stylizer: Network, source: str | Path, target: Path, options: 
                 continue
             for frame in packet.decode():
                 pending.append(frame.to_ndarray(format="rgb24"))
+                times.append(frame.time if frame.time is not None else count / float(rate))
+                clock.see(times[-1])
+                count += 1
                 if len(pending) >= batch_size:
-                    yield "frames", pending
-                    pending = []
+                    yield "frames", (pending, times)
+                    pending, times = [], []
         if pending:
-            yield "frames", pending
+            yield "frames", (pending, times)
+
+    def stale(entry: tuple[str, Any]) -> int:
+        """For a live source: the frames of a batch that is behind the source's clock."""
+        kind, item = entry
+        return len(item[0]) if live and kind == "frames" and clock.late(item[1][-1]) else 0
 
     def stylised(items: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
-        """('pixels', uint8 (N, H, W, 3)) per batch of frames; audio packets pass through."""
+        """('pixels', (uint8 (N, H, W, 3), times)) per batch of frames; audio packets pass through."""
         for kind, item in items:
             if kind == "frames":
+                item, times = item
                 inputs, styled = stylize_frames(stylizer, item, options)
                 results = []
                 for frame, result in zip(inputs, styled):
@@ -192,7 +241,7 @@ def stylize_video(stylizer: Network, source: str | Path, target: Path, options: 
                     flicker.add(frame, results[-1])
                 # One conversion and one copy from the device per batch, not per frame.
                 batch = torch.stack(results).mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
-                item = batch.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+                item = batch.permute(0, 2, 3, 1).contiguous().cpu().numpy(), times
             yield ("pixels" if kind == "frames" else kind), item
 
     try:
@@ -211,19 +260,26 @@ def stylize_video(stylizer: Network, source: str | Path, target: Path, options: 
             audio = reader.streams.audio[0] if reader.streams.audio else None
             copied_audio = writer.add_stream_from_template(audio) if audio is not None else None
             stages = cleanup.enter_context(Stages(QUEUE_BATCHES if pipelined else 0))
-            items = stages.add(stylised(stages.add(decoded(video, audio), "decode")), "stylise")
+            items = stages.add(stylised(stages.add(decoded(video, audio), "decode", stale)), "stylise")
+            first: float | None = None
+            last_pts = -1
             with tqdm(total=None if live else (video.frames or None), desc="video", unit="frame") as progress:
                 for kind, item in items:
                     if kind == "audio":
                         item.stream = copied_audio
                         writer.mux(item)
                         continue
-                    for pixels in item:
+                    for pixels, stream_time in zip(*item):
                         out = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-                        out.pts, out.time_base = frames, 1 / Fraction(rate)
+                        out.time_base = 1 / Fraction(rate)
+                        out.pts = frames
+                        if live:  # at the source's time, so that the output plays at its speed with frames dropped
+                            first = stream_time if first is None else first
+                            out.pts = max(round((stream_time - first) * rate), last_pts + 1)
+                        last_pts = out.pts
                         writer.mux(encoded.encode(out))
                         frames += 1
-                    progress.update(len(item))
+                    progress.update(len(item[0]))
             writer.mux(encoded.encode(None))
             if frames == 0:
                 raise StylenetError(f"{source}: no frame could be decoded")
@@ -232,5 +288,5 @@ def stylize_video(stylizer: Network, source: str | Path, target: Path, options: 
     except av.error.FFmpegError as error:
         raise StylenetError(f"video {source}: {error}") from None
     seconds = time.perf_counter() - started
-    return {"frames": frames, "seconds": seconds, "fps": frames / seconds, "flicker": flicker.ratio,
-            "audio": audio is not None, "stopped": stopped}
+    return {"frames": frames, "seconds": seconds, "fps": frames / seconds, "dropped": stages.dropped,
+            "flicker": flicker.ratio, "audio": audio is not None, "stopped": stopped}
