@@ -38,7 +38,7 @@ from stylenet.errors import StylenetError, needs
 from stylenet.images import list_images
 from stylenet.models import TransformerNet
 from stylenet.runtime import pick_device
-from stylenet.stylizer import PictureOptions, Stylizer, load
+from stylenet.stylizer import PictureOptions, Stylizer, TorchStylizer, load
 from stylenet.video import stylize_video
 
 
@@ -122,7 +122,7 @@ def main() -> int:
         return 2
     try:
         if args.smoke:
-            stylizer = Stylizer(TransformerNet(**model_config("tiny")), pick_device(args.device), "untrained", {})
+            stylizer = TorchStylizer(TransformerNet(**model_config("tiny")), pick_device(args.device), "untrained", {})
         else:
             stylizer = load(args.checkpoint, device=args.device)
         with tempfile.TemporaryDirectory(prefix="bench_video_") as folder:

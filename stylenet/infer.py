@@ -14,7 +14,6 @@ from omegaconf import DictConfig, OmegaConf
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.files import file_target, other_files, plan, stylize_files
 from stylenet.images import IMAGE_EXTENSIONS
-from stylenet.onnx_backend import OnnxStylizer
 from stylenet.options import check_options
 from stylenet.stylizer import PictureOptions, Stylizer, load
 from stylenet.runtime import StopRequest
@@ -31,12 +30,9 @@ def style_choice(cfg: DictConfig) -> dict[str, Any]:
             "style_mix": OmegaConf.to_container(mix) if isinstance(mix, DictConfig) else mix}
 
 
-def open_network(cfg: DictConfig) -> Stylizer | OnnxStylizer:
-    """backend=torch: an inference file of stylenet.train; backend=onnxruntime: a file of stylenet.export."""
-    if cfg.backend == "onnxruntime":
-        return OnnxStylizer(cfg.checkpoint, device=cfg.device, **style_choice(cfg))
+def open_network(cfg: DictConfig) -> Stylizer:
     return load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
-                **style_choice(cfg))
+                backend=cfg.backend, **style_choice(cfg))
 
 
 def infer_video(cfg: DictConfig, source: str, target: Path, into_folder: bool) -> None:

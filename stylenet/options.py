@@ -15,9 +15,9 @@ from typing import Any, Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from stylenet.errors import StylenetError
+from stylenet.onnx_backend import BACKENDS
 from stylenet.precision import PRECISIONS
 
-BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)

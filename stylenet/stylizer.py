@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence, overload
+from typing import Any, Mapping, Sequence, overload
 
 import torch
 from PIL import Image
 
-from stylenet.checkpoint import build_model, load_checkpoint, style_names
+from stylenet.checkpoint import build_model, load_checkpoint, resolve_checkpoint, style_names
 from stylenet.errors import StylenetError
 from stylenet.images import keep_colours, pil_to_tensor, tensor_to_pil
 from stylenet.models import TransformerNet
@@ -70,16 +70,12 @@ def describe_styles(name: str, names: Sequence[str], weights: torch.Tensor | Non
 
 
 class Stylizer:
-    """A trained network ready for inference: no autograd, eval mode, on its device, in its precision
-    and memory format (the input is converted; the output is always float32). A network of several
-    styles runs with `weights` (see style_weights); select() changes them."""
+    """A loaded network, whatever runs it (TorchStylizer here, onnx_backend.OnnxStylizer): PIL images or
+    float batches in, the same out. A network of several styles runs with `weights` (see style_weights);
+    select() changes them. Subclasses say how a batch runs (run, tiled) and describe themselves."""
 
-    def __init__(self, model: TransformerNet, device: torch.device, style: str, summary: dict[str, Any],
-                 dtype: torch.dtype = torch.float32, channels_last: bool = False,
+    def __init__(self, device: torch.device, style: str, summary: dict[str, Any],
                  styles: Sequence[str] | None = None, weights: torch.Tensor | None = None) -> None:
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.dtype = dtype
-        self.model = model.to(device, dtype=dtype, memory_format=self.memory_format).eval().requires_grad_(False)
         self.device = device
         self.style = style
         self.styles = list(styles or [style])
@@ -110,6 +106,30 @@ class Stylizer:
         return self.run(image).to(image.device)
 
     def describe(self) -> str:
+        raise NotImplementedError
+
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        """A float32 batch (N, 3, H, W) in [0, 1] through the network, whole."""
+        raise NotImplementedError
+
+    def tiled(self, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+        """One (1, 3, H, W) image in overlapping tiles of at most `tile` pixels a side (stylenet.tiling)."""
+        raise NotImplementedError
+
+
+class TorchStylizer(Stylizer):
+    """The network in PyTorch: no autograd, eval mode, on its device, in its precision and memory format
+    (the input is converted; the output is always float32)."""
+
+    def __init__(self, model: TransformerNet, device: torch.device, style: str, summary: dict[str, Any],
+                 dtype: torch.dtype = torch.float32, channels_last: bool = False,
+                 styles: Sequence[str] | None = None, weights: torch.Tensor | None = None) -> None:
+        super().__init__(device, style, summary, styles, weights)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.dtype = dtype
+        self.model = model.to(device, dtype=dtype, memory_format=self.memory_format).eval().requires_grad_(False)
+
+    def describe(self) -> str:
         layout = ", channels_last" if self.memory_format == torch.channels_last else ""
         return f"PyTorch on {self.device}, {str(self.dtype).split('.')[-1]}{layout}"
 
@@ -122,7 +142,6 @@ class Stylizer:
 
     @torch.inference_mode()
     def tiled(self, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
-        """One (1, 3, H, W) image in overlapping tiles of at most `tile` pixels a side (stylenet.tiling)."""
         return stylize_in_tiles(self.run, self.model, image, tile, overlap)
 
 
@@ -157,14 +176,7 @@ class PictureOptions:
         return self.stroke_scale != 1 or self.preserve_color or self.strength < 1
 
 
-class Network(Protocol):
-    """What stylize_pictures needs of a backend: Stylizer (PyTorch) or onnx_backend.OnnxStylizer."""
-
-    def run(self, batch: torch.Tensor) -> torch.Tensor: ...
-    def tiled(self, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor: ...
-
-
-def stylize_pictures(stylizer: Network, pictures: list[Image.Image], options: PictureOptions = PictureOptions()
+def stylize_pictures(stylizer: Stylizer, pictures: list[Image.Image], options: PictureOptions = PictureOptions()
                      ) -> list[Image.Image]:
     """Stylise several pictures: those of the same working size go through the network as one batch,
     those larger than options.tile_size in tiles."""
@@ -195,24 +207,37 @@ def stylize_pictures(stylizer: Network, pictures: list[Image.Image], options: Pi
     return results
 
 
-def stylize_picture(stylizer: Network, picture: Image.Image, **options: Any) -> Image.Image:
+def stylize_picture(stylizer: Stylizer, picture: Image.Image, **options: Any) -> Image.Image:
     """One picture; options as in PictureOptions."""
     return stylize_pictures(stylizer, [picture], PictureOptions(**options))[0]
 
 
 def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto", channels_last: bool = False,
          style_name: str | None = None, style_index: int | None = None,
-         style_mix: Mapping[str | int, float] | None = None) -> Stylizer:
-    """Load an inference file (checkpoints/<style>.pt) safely and return a Stylizer for it.
+         style_mix: Mapping[str | int, float] | None = None, backend: str = "auto") -> Stylizer:
+    """Load a network safely and return a Stylizer for it: an inference file (checkpoints/<style>.pt, or a
+    name such as "candy"), or a .onnx file of stylenet.export.
 
+    backend: auto | torch | onnxruntime. auto runs float32 networks on the CPU with onnxruntime where it
+    is installed (the faster path here: BENCHMARKS.md), exported once and cached (stylenet.onnx_backend),
+    and everything else with PyTorch; $STYLENET_BACKEND=torch|onnxruntime sets what auto means.
     precision: auto | fp32 | bf16 | fp16 (auto: half precision on CUDA, fp32 elsewhere);
     channels_last: NHWC memory format, off by default: without torch.compile it measured slower for
     every variant on an H100 and on CPU (BENCHMARKS.md). A network of several styles needs one of
     style_name, style_index or style_mix ({name: weight} adding up to 1); see Stylizer.select."""
+    from stylenet import onnx_backend  # the optional runtime; it builds on this module
+
+    if str(path).endswith(".onnx"):
+        if backend == "torch":
+            raise StylenetError(f"{path} is an ONNX file: it runs with backend=auto or onnxruntime")
+        return onnx_backend.OnnxStylizer.open(path, device, style_name, style_index, style_mix)
     payload = load_checkpoint(path, kind="inference")
     names = style_names(payload)
     weights = style_weights(names, style_name, style_index, style_mix)
     target = pick_device(device)
     dtype = inference_dtype(target, precision)
-    return Stylizer(build_model(payload, path), target, payload["style"], payload.get("summary", {}), dtype,
-                    channels_last, names, weights)
+    network = TorchStylizer(build_model(payload, path), target, payload["style"], payload.get("summary", {}), dtype,
+                            channels_last, names, weights)
+    if onnx_backend.chosen_backend(backend, target, dtype, channels_last) == "torch":
+        return network
+    return onnx_backend.onnx_stylizer(resolve_checkpoint(path), network, payload)

@@ -42,7 +42,7 @@ from stylenet.atomic import atomic_path
 from stylenet.errors import StylenetError, needs
 from stylenet.images import pil_to_tensor
 from stylenet.pipeline import Stages
-from stylenet.stylizer import Network, PictureOptions, stylize_pictures
+from stylenet.stylizer import PictureOptions, Stylizer, stylize_pictures
 
 log = logging.getLogger("stylenet.video")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
@@ -129,7 +129,7 @@ class Smoother:
         return styled
 
 
-def stylize_frames(stylizer: Network, frames: list[np.ndarray], options: PictureOptions) -> tuple[torch.Tensor, torch.Tensor]:
+def stylize_frames(stylizer: Stylizer, frames: list[np.ndarray], options: PictureOptions) -> tuple[torch.Tensor, torch.Tensor]:
     """(input, styled) float (N, 3, H, W) batches in [0, 1], on the network's device. Without picture
     options the frames go straight to the network as one tensor batch (no PIL round trip per frame)."""
     pixels = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
@@ -176,7 +176,7 @@ def _opens(av: Any, codec: str) -> bool:
         return False
 
 
-def stylize_video(stylizer: Network, source: str | Path, target: Path, options: PictureOptions, batch_size: int,
+def stylize_video(stylizer: Stylizer, source: str | Path, target: Path, options: PictureOptions, batch_size: int,
                   temporal_smoothing: float, *, pipelined: bool = True, live: bool = False,
                   should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Stylise every frame of `source` (a file, or with `live` a stream or capture device) into `target`,

@@ -29,6 +29,13 @@ def no_network() -> None:
     install()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def torch_backend() -> None:
+    """Networks run in PyTorch unless a test asks otherwise: the default path on a CPU exports each network to
+    ONNX once (about 10 s), which every test's fresh network would pay. tests/test_export.py clears it."""
+    os.environ["STYLENET_BACKEND"] = "torch"
+
+
 def random_image(height: int, width: int, seed: int = 0) -> Image.Image:
     """Smooth random colours plus noise: something a network can learn from in a few steps."""
     rng = np.random.default_rng(seed)

@@ -76,19 +76,57 @@ def test_infer_with_onnxruntime_gives_the_pytorch_result(trained_run: TrainedRun
                                                          tmp_path: Path) -> None:
     random_image(45, 61, seed=2).save(tmp_path / "photo.png")
     outputs, logs = {}, {}
-    for backend, checkpoint in [("onnxruntime", onnx_model), ("torch", trained_run.checkpoint)]:
+    # an exported file; the inference file on PyTorch; the inference file on the default path (the suite
+    # pins STYLENET_BACKEND=torch, conftest.py: here it is cleared, as on a user's machine)
+    for name, backend, checkpoint in [("onnx_file", "onnxruntime", onnx_model), ("torch", "torch", trained_run.checkpoint),
+                                      ("default", "auto", trained_run.checkpoint)]:
         result = run_entry("infer", f"backend={backend}", f"checkpoint={checkpoint}", f"input={tmp_path / 'photo.png'}",
-                           f"output={tmp_path / backend}.png", cwd=tmp_path)
+                           f"output={tmp_path / name}.png", cwd=tmp_path, STYLENET_BACKEND="")
         assert result.returncode == 0, result.stderr
-        outputs[backend], logs[backend] = np.asarray(Image.open(tmp_path / f"{backend}.png"), dtype=int), result.stdout
-    assert "style 'tiny_style' (onnxruntime, CPUExecutionProvider)" in logs["onnxruntime"]
-    assert outputs["onnxruntime"].shape == (45, 61, 3)
-    assert np.abs(outputs["onnxruntime"] - outputs["torch"]).max() <= 1
+        outputs[name], logs[name] = np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=int), result.stdout
+    assert "style 'tiny_style' (onnxruntime, CPUExecutionProvider)" in logs["onnx_file"]
+    assert "style 'tiny_style' (PyTorch on cpu, float32)" in logs["torch"]
+    assert "exporting tiny_style.pt to ONNX once" in logs["default"]
+    assert "style 'tiny_style' (onnxruntime, CPUExecutionProvider)" in logs["default"]
+    assert outputs["onnx_file"].shape == (45, 61, 3)
+    assert np.abs(outputs["onnx_file"] - outputs["torch"]).max() <= 1
+    assert np.abs(outputs["default"] - outputs["torch"]).max() <= 1
 
 
 def test_onnxruntime_says_that_tiles_need_the_torch_backend(onnx_model: Path, tmp_path: Path) -> None:
     random_image(80, 100).save(tmp_path / "big.png")
     result = run_entry("infer", "backend=onnxruntime", f"checkpoint={onnx_model}", f"input={tmp_path / 'big.png'}",
                        f"output={tmp_path / 'out.png'}", "tile_size=64", cwd=tmp_path)
-    assert result.returncode == 2 and "tiles need the torch backend" in result.stderr
+    assert result.returncode == 2 and "tiles need the network in PyTorch" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out.png").exists()
+
+
+def test_load_runs_onnxruntime_by_default_on_the_cpu(trained_run: TrainedRun, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylenet.errors import StylenetError
+    from stylenet.stylizer import TorchStylizer, stylize_picture
+
+    monkeypatch.delenv("STYLENET_BACKEND", raising=False)  # as on a user's machine (conftest.py pins torch)
+    monkeypatch.setenv("STYLENET_CACHE", str(tmp_path / "cache"))
+    fast = stylenet.load(trained_run.checkpoint, device="cpu")
+    reference = stylenet.load(trained_run.checkpoint, device="cpu", backend="torch")
+    assert fast.describe() == "onnxruntime, CPUExecutionProvider" and reference.describe() == "PyTorch on cpu, float32"
+    batch = torch.rand(2, 3, 40, 52)
+    assert (fast(batch) - reference(batch)).abs().max() < 1e-4  # tensors in, tensors out, the same numbers
+    picture = random_image(70, 90, seed=3)
+    for options in ({}, {"tile_size": 48, "tile_overlap": 16}):  # whole, and in tiles (PyTorch's network)
+        ours, theirs = stylize_picture(fast, picture, **options), stylize_picture(reference, picture, **options)
+        assert np.abs(np.asarray(ours, dtype=int) - np.asarray(theirs, dtype=int)).max() <= 1
+    [graph] = (tmp_path / "cache" / "onnx").glob("*.onnx")  # exported once, then read back from the cache
+    written = graph.stat().st_mtime_ns
+    assert stylenet.load(trained_run.checkpoint, device="cpu").describe().startswith("onnxruntime")
+    assert graph.stat().st_mtime_ns == written and len(list(graph.parent.iterdir())) == 1
+    # what auto leaves to PyTorch, what onnxruntime cannot do, and the environment's say
+    assert isinstance(stylenet.load(trained_run.checkpoint, device="cpu", precision="bf16"), TorchStylizer)
+    with pytest.raises(StylenetError, match="backend=onnxruntime runs the network in float32"):
+        stylenet.load(trained_run.checkpoint, device="cpu", backend="onnxruntime", precision="bf16")
+    monkeypatch.setenv("STYLENET_BACKEND", "torch")
+    assert isinstance(stylenet.load(trained_run.checkpoint, device="cpu"), TorchStylizer)
+    monkeypatch.setenv("STYLENET_BACKEND", "tensorrt")
+    with pytest.raises(StylenetError, match="STYLENET_BACKEND=tensorrt: choose one of auto, torch, onnxruntime"):
+        stylenet.load(trained_run.checkpoint, device="cpu")

@@ -10,7 +10,7 @@ from PIL import Image
 import stylenet
 from conftest import TrainedRun, random_image, run_entry
 from stylenet.models import InstanceNorm, TransformerNet
-from stylenet.stylizer import PictureOptions, Stylizer, stylize_pictures
+from stylenet.stylizer import PictureOptions, TorchStylizer, stylize_pictures
 from stylenet.tiling import stylize_in_tiles, tile_spans
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,7 @@ def test_tiles_with_the_whole_images_statistics_equal_the_whole_image(variant: d
         for parameter in model.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))  # norms that do something
     blend = torch.tensor([0.3, 0.7]) if model.num_styles > 1 else None
-    stylizer = Stylizer(model, torch.device("cpu"), "test", {}, styles=["a", "b"][:model.num_styles], weights=blend)
+    stylizer = TorchStylizer(model, torch.device("cpu"), "test", {}, styles=["a", "b"][:model.num_styles], weights=blend)
     image = smooth_image(250, 330)
     whole = stylizer.run(image)
     with torch.inference_mode():
@@ -83,7 +83,7 @@ def test_bad_settings_are_clear_errors(trained_run: TrainedRun, tmp_path: Path) 
     random_image(90, 90).save(tmp_path / "in.png")
     for override, message in [("tile_overlap=40", "tile_overlap must be between 0 and half of tile_size (64), got 40"),
                               ("tile_size=8", "tile_size must be at least 32 pixels (or null), got 8"),
-                              ("backend=tensorrt", "backend must be one of torch, onnxruntime, got 'tensorrt'"),
+                              ("backend=tensorrt", "backend must be one of auto, torch, onnxruntime, got 'tensorrt'"),
                               ("tile_size=big", "tile_size must be a positive whole number, got big"),
                               ("strength=lots", "strength must be a number, got lots"),
                               ("preserve_color=maybe", "preserve_color must be true or false, got maybe"),
