@@ -1,0 +1,118 @@
+"""int8 static quantisation of a zoo network in onnxruntime: its speed and what it does to the pictures.
+
+    python scripts/bench_int8.py --network starry_night --calibration ../shared/data/train \
+        --photos ../shared/data/photos [--sizes 1000x1000 1280x720] [--out outputs/int8]
+
+The network's ONNX graph (as the default path exports it, from the cache) is quantised with
+onnxruntime's own tools (`quant_pre_process`, then `quantize_static`: QDQ, int8 weights per channel,
+uint8 activations, MinMax calibration on --count photos of the calibration folder at 256 px), then the
+float32 and int8 graphs are timed in one run (median of 3 calls after a warm-up) and compared on the
+held-out photos at 512 px (style image at 512 px): mean and largest difference in levels, and the picture scores of
+`python -m stylenet.score` for both (style, layout, edges, sharpness, repetition). Side-by-side pictures
+(float32 | int8) go to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import stylenet
+from stylenet.benchmarking import describe_machine
+from stylenet.images import list_images, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
+from stylenet.checkpoint import load_checkpoint, resolve_checkpoint
+from stylenet.onnx_backend import cached_export, open_session
+from stylenet.stylizer import TorchStylizer
+from stylenet.configs import compose_config
+from stylenet.data import read_scaled
+from stylenet.losses import encoder_from_config
+from stylenet.quality import MEASURE_LAYERS, PictureScorer
+
+
+def as_input(image: Image.Image) -> np.ndarray:
+    return pil_to_tensor(image).unsqueeze(0).numpy()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--network", default="starry_night")
+    parser.add_argument("--calibration", type=Path, required=True, help="a folder of photos (not the held-out ones)")
+    parser.add_argument("--count", type=int, default=16)
+    parser.add_argument("--photos", type=Path, required=True, help="held-out photos to compare on")
+    parser.add_argument("--style-image", type=Path, required=True, help="the network's style image, for the scores")
+    parser.add_argument("--sizes", nargs="+", default=["1000x1000", "1280x720"])
+    parser.add_argument("--out", type=Path, default=Path("outputs/int8"))
+    args = parser.parse_args()
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
+                                          quantize_static)
+
+    network = stylenet.load(args.network, device="cpu", backend="torch")
+    assert isinstance(network, TorchStylizer)
+    source = cached_export(resolve_checkpoint(args.network), network, load_checkpoint(args.network))  # the default path's graph
+    args.out.mkdir(parents=True, exist_ok=True)
+    calibration = [resize_to_long_side(read_image(path), 256) for path in list_images(args.calibration)[:args.count]]
+
+    class Photos(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter({"image": as_input(image)} for image in calibration)
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    prepared, quantised = args.out / "prepared.onnx", args.out / f"{args.network}.int8.onnx"
+    started = time.perf_counter()
+    quant_pre_process(str(source), str(prepared))
+    quantize_static(str(prepared), str(quantised), Photos(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    print(f"{describe_machine(torch.device('cpu'))}; {args.network}: quantised in {time.perf_counter() - started:.0f} s "
+          f"({source.stat().st_size / 1e6:.1f} MB -> {quantised.stat().st_size / 1e6:.1f} MB), calibrated on "
+          f"{len(calibration)} photos of {args.calibration} at 256 px\n")
+    sessions = {name: open_session(path, torch.device("cpu")) for name, path in (("float32", source), ("int8", quantised))}
+    print("| graph | " + " | ".join(args.sizes) + " |")
+    print("| --- |" + " --- |" * len(args.sizes))
+    for name, session in sessions.items():
+        cells = []
+        for size in args.sizes:
+            width, height = (int(part) for part in size.split("x"))
+            image = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
+            session.run(None, {"image": image})
+            times = []
+            for _ in range(3):
+                begun = time.perf_counter()
+                session.run(None, {"image": image})
+                times.append(time.perf_counter() - begun)
+            cells.append(f"{statistics.median(times) * 1000:.0f} ms")
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+    scorer = PictureScorer(encoder_from_config(compose_config("score").vgg, MEASURE_LAYERS),
+                           read_scaled(args.style_image, 512, "style image"))
+    differences: list[torch.Tensor] = []
+    scores: dict[str, list[dict[str, float]]] = {name: [] for name in sessions}
+    for path in list_images(args.photos):
+        photo = resize_to_long_side(read_image(path), 512)
+        outputs = {name: torch.from_numpy(session.run(None, {"image": as_input(photo)})[0]).clamp(0, 1)
+                   for name, session in sessions.items()}
+        differences.append((outputs["float32"] - outputs["int8"]).abs() * 255)
+        for name, output in outputs.items():
+            scores[name].append(scorer.score(output, pil_to_tensor(photo).unsqueeze(0)))
+        pair = Image.new("RGB", (photo.width * 2, photo.height))
+        pair.paste(tensor_to_pil(outputs["float32"]), (0, 0))
+        pair.paste(tensor_to_pil(outputs["int8"]), (photo.width, 0))
+        pair.save(args.out / f"{path.stem}.png")
+    print(f"\nint8 against float32 on {len(differences)} held-out photos at 512 px: mean "
+          f"{statistics.mean(float(d.mean()) for d in differences):.1f} levels, largest {max(float(d.max()) for d in differences):.0f}")
+    for name, rows in scores.items():
+        print(f"{name} scores: " + ", ".join(f"{key} {statistics.mean(row[key] for row in rows):.3f}" for key in rows[0]))
+    print(f"side by side (float32 | int8): {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
