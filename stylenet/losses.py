@@ -17,8 +17,9 @@ from stylenet.data import load_style_image, style_entries
 from stylenet.errors import StylenetError
 from stylenet.vgg import VGGEncoder
 
-# none: the configured layer weights as they are; auto: PerceptualLoss.balance_style_layers at step 0.
-STYLE_LAYER_NORMS = ("none", "auto")
+# none: the configured layer weights as they are; auto: PerceptualLoss.balance_style_layers at step 0 (the
+# untrained network's output); photos: PerceptualLoss.relative_to_photos at step 0 (the training photos themselves).
+STYLE_LAYER_NORMS = ("none", "auto", "photos")
 PER_IMAGE_STYLE = "style_per_image"
 
 
@@ -146,6 +147,18 @@ class PerceptualLoss(nn.Module):
         weighted_total = sum(weight * raw[name] for name, weight in self.style_layer_weights.items())
         scale = weighted_total / sum(self.style_layer_weights.values())
         self.style_layer_weights = {name: weight * scale / raw[name] for name, weight in self.style_layer_weights.items()}
+        return dict(self.style_layer_weights)
+
+    def relative_to_photos(self, raw: dict[str, float]) -> dict[str, float]:
+        """Divide each style layer's weight by the photos' own loss at that layer, `raw[layer]`
+        (style_layer_losses of the training photos as they are). An output that changes nothing then scores
+        style_weight x (sum of the configured layer weights) for every style image, and each layer counts
+        in proportion to its configured weight: the style weight means the same push towards any painting
+        (the photos' own distance differs 3x between the zoo's styles, and relu1_2 carries 99.5% of it with
+        equal weights: BENCHMARKS.md "What the style term is made of"). Returns the new weights."""
+        if min(raw.values()) <= 0:
+            raise ValueError(f"cannot weigh style layers by a zero loss: {raw}")
+        self.style_layer_weights = {name: weight / raw[name] for name, weight in self.style_layer_weights.items()}
         return dict(self.style_layer_weights)
 
     def forward(self, output: torch.Tensor, content: torch.Tensor | None = None,

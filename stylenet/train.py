@@ -80,8 +80,8 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
         position = restore(payload, model, optimizer, loss_fn)
         resumed_total = payload.get("last_losses", {}).get("total")
         log.info("resuming from step %d of %s", position.step, path)
-    elif cfg.loss.style_layer_norm == "auto":
-        balance_style_layers(loss_fn, model, loader, device, ranks, style_schedule)
+    elif cfg.loss.style_layer_norm != "none":
+        balance_style_layers(loss_fn, model, loader, device, ranks, style_schedule, cfg.loss.style_layer_norm)
 
     snapshots = Snapshots(run_dir / "checkpoints", cfg.keep_checkpoints)
 

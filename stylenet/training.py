@@ -337,22 +337,24 @@ def total_steps(cfg: DictConfig, batches_per_epoch: int) -> int:
 
 
 def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: DataLoader, device: torch.device,
-                         ranks: Distributed, style_schedule: StyleSchedule | None) -> None:
-    """loss.style_layer_norm=auto: weigh the style layers by the untrained network's first (global) training
-    batch, each image against the style the schedule gives it at step 0."""
+                         ranks: Distributed, style_schedule: StyleSchedule | None, mode: str) -> None:
+    """loss.style_layer_norm=auto: weigh the style layers by the untrained network's output on the first
+    (global) training batch; =photos: by the batch's photos themselves (PerceptualLoss.relative_to_photos).
+    Each image is measured against the style the schedule gives it at step 0."""
     batch, _, _ = next(batch for batch in loader if batch[0].numel() > 0)
     content = batch.to(device).float().div_(255.0)
     with torch.no_grad():
         if style_schedule is None:
-            raw = loss_fn.style_layer_losses(model(content))
+            raw = loss_fn.style_layer_losses(content if mode == "photos" else model(content))
         else:
             style_index, style_weights = style_schedule.assign(0, len(content), ranks.rank * len(content),
                                                                len(content) * ranks.world, device)
-            raw = loss_fn.style_layer_losses(model(content, style_weights), style_index)
-    averaged = ranks.mean(torch.tensor(list(raw.values()), dtype=torch.float64, device=device)).tolist()
+            raw = loss_fn.style_layer_losses(content if mode == "photos" else model(content, style_weights),
+                                             style_index)
+    averaged = dict(zip(raw, ranks.mean(torch.tensor(list(raw.values()), dtype=torch.float64, device=device)).tolist()))
     before = dict(loss_fn.style_layer_weights)
-    after = loss_fn.balance_style_layers(dict(zip(raw, averaged)))
-    log.info("style_layer_norm=auto: style layer weights %s (were %s)",
+    after = loss_fn.relative_to_photos(averaged) if mode == "photos" else loss_fn.balance_style_layers(averaged)
+    log.info("style_layer_norm=%s: style layer weights %s (were %s)", mode,
              {name: f"{value:.4g}" for name, value in after.items()}, before)
 
 

@@ -184,3 +184,16 @@ def test_a_network_that_learns_to_change_nothing_is_caught(workspace: Path, tmp_
     assert "health: unstylised at step 200" in result.stdout + result.stderr
     payload = torch.load(tmp_path / "checkpoints" / "tiny_style.pt", weights_only=True)
     assert [alarm.split(" ")[0] for alarm in payload["summary"]["health_alarms"]] == ["unstylised"]
+
+
+@pytest.mark.slow
+def test_style_layer_norm_photos_weighs_the_layers_by_the_photos_own_distance(workspace: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    overrides = [override for override in tiny_train_overrides(workspace, run_dir, steps=2)
+                 if not override.startswith("loss.style_layer_norm=")]
+    result = run_entry("train", *overrides, "loss.style_layer_norm=photos", f"checkpoint_dir={tmp_path / 'published'}",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "style_layer_norm=photos: style layer weights" in result.stdout + result.stderr
+    payload = torch.load(tmp_path / "published" / "tiny_style.pt", weights_only=True)
+    assert len(set(payload["summary"]["style_layer_weights"].values())) == 4  # rescaled, no longer all 1.0

@@ -96,3 +96,21 @@ def test_stored_layer_weights_must_name_the_losss_layers() -> None:
     with pytest.raises(StylenetError, match=r"stored style layer weights are for layers \['relu3_3'\], this loss has"):
         loss.use_layer_weights({"relu3_3": 1.0})
     assert loss.style_layer_weights == {"relu1_2": 3.0, "relu2_2": 0.5}  # unchanged by the refused ones
+
+
+def test_weights_relative_to_the_photos_make_every_painting_as_far_from_an_unchanged_photo(
+        perceptual: PerceptualLoss) -> None:
+    photos = torch.rand(4, 3, 32, 32)
+    configured = {"relu1_2": 1.0, "relu2_2": 3.0}
+    owns = []
+    for seed in (0, 1):  # two paintings far apart: a faint one and a loud one
+        painting = torch.rand(3, 40, 30, generator=torch.Generator().manual_seed(seed)) ** (1 + 3 * seed)
+        loss = PerceptualLoss(perceptual.encoder, painting, "relu2_2", dict(configured), 1.0, 7.0, 0.0)
+        before = loss.style_term(photos)
+        raw = {name: float(value) for name, value in loss.style_layer_losses(photos).items()}
+        loss.relative_to_photos(raw)
+        shares = {name: float(value) * loss.style_layer_weights[name] for name, value in loss.style_layer_losses(photos).items()}
+        assert shares == pytest.approx(configured, rel=1e-4)  # each layer counts as configured
+        owns.append((before, loss.style_term(photos)))
+    assert owns[0][0] != pytest.approx(owns[1][0], rel=0.1)  # the paintings differ before ...
+    assert owns[0][1] == pytest.approx(owns[1][1], rel=1e-4) == pytest.approx(7.0 * 4.0)  # ... and not after

@@ -64,7 +64,7 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
     ("compile=fastest", "compile must be true, false or one of default, reduce-overhead, max-autotune, "
                         "max-autotune-no-cudagraphs, got 'fastest'"),
     ("health=loud", "health must be one of warn, stop, off, got 'loud'"),
-    ("loss.style_layer_norm=maybe", "loss.style_layer_norm must be one of none, auto, got 'maybe'"),
+    ("loss.style_layer_norm=maybe", "loss.style_layer_norm must be one of none, auto, photos, got 'maybe'"),
     ("data.cache={tmp}", "no precomputed cache in {tmp} (no manifest.json)"),
 ])
 def test_bad_input_is_a_clear_error(workspace: Path, tmp_path: Path, override: str, message: str) -> None:
