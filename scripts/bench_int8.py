@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 import stylenet
-from stylenet.benchmarking import describe_machine
+from stylenet.benchmarking import describe_machine, median_seconds
 from stylenet.images import list_images, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
 from stylenet.checkpoint import load_checkpoint, resolve_checkpoint
 from stylenet.onnx_backend import cached_export, open_session
@@ -82,13 +82,8 @@ def main() -> int:
         for size in args.sizes:
             width, height = (int(part) for part in size.split("x"))
             image = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
-            session.run(None, {"image": image})
-            times = []
-            for _ in range(3):
-                begun = time.perf_counter()
-                session.run(None, {"image": image})
-                times.append(time.perf_counter() - begun)
-            cells.append(f"{statistics.median(times) * 1000:.0f} ms")
+            seconds = median_seconds(lambda: session.run(None, {"image": image}), torch.device("cpu"), 1, 3)
+            cells.append(f"{seconds * 1000:.0f} ms")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
     scorer = PictureScorer(encoder_from_config(compose_config("score").vgg, MEASURE_LAYERS),

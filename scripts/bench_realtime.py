@@ -16,9 +16,7 @@ network at that size (above 1: faster).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -29,21 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stylenet  # noqa: E402
 from peer_pictures import unpacked_peer  # noqa: E402
-from stylenet.benchmarking import describe_machine  # noqa: E402
+from stylenet.benchmarking import describe_machine, median_seconds  # noqa: E402
 from stylenet.data import cache_dir  # noqa: E402
 from stylenet.stylizer import stylize_picture  # noqa: E402
 
 import torch  # noqa: E402
-
-
-def median_call(call: Callable[[], object], repeats: int) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def picture(size: str) -> Image.Image:
@@ -92,7 +80,7 @@ def main() -> int:
         cells = []
         for size in args.sizes:
             image = picture(size)
-            seconds = median_call(lambda: call(image), args.repeats)
+            seconds = median_seconds(lambda: call(image), torch.device("cpu"), 1, args.repeats)
             reference.setdefault(size, seconds)
             cells.append(f"{seconds * 1000:.0f} ms, {1 / seconds:.1f} fps ({reference[size] / seconds:.2f}x)")
         print(f"| {label} | {runtime} | " + " | ".join(cells) + " |", flush=True)
