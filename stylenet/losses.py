@@ -161,6 +161,15 @@ class PerceptualLoss(nn.Module):
         self.style_layer_weights = {name: weight / raw[name] for name, weight in self.style_layer_weights.items()}
         return dict(self.style_layer_weights)
 
+    def normalise_style_layers(self, mode: str, raw: dict[str, float]) -> dict[str, float]:
+        """loss.style_layer_norm: `raw` holds the photos' own layer losses for "photos" and the untrained
+        output's for "auto" (balance_style_layers); "none" keeps the configured weights."""
+        if mode == "photos":
+            return self.relative_to_photos(raw)
+        if mode == "auto":
+            return self.balance_style_layers(raw)
+        return dict(self.style_layer_weights)
+
     def forward(self, output: torch.Tensor, content: torch.Tensor | None = None,
                 content_features: torch.Tensor | None = None,
                 style_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

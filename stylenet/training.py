@@ -353,7 +353,7 @@ def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: Data
                                              style_index)
     averaged = dict(zip(raw, ranks.mean(torch.tensor(list(raw.values()), dtype=torch.float64, device=device)).tolist()))
     before = dict(loss_fn.style_layer_weights)
-    after = loss_fn.relative_to_photos(averaged) if mode == "photos" else loss_fn.balance_style_layers(averaged)
+    after = loss_fn.normalise_style_layers(mode, averaged)
     log.info("style_layer_norm=%s: style layer weights %s (were %s)", mode,
              {name: f"{value:.4g}" for name, value in after.items()}, before)
 

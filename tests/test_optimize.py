@@ -49,6 +49,18 @@ def test_optimize_writes_the_result_its_iterations_and_tensorboard(workspace: Pa
     assert [event.step for event in events.Images("result")] == [3, 6]
 
 
+
+def test_optimize_measures_the_style_layers_against_its_photo(workspace: Path, tmp_path: Path) -> None:
+    """style_layer_norm=photos as training applies it: the photo it starts from scores the style weight
+    times the sum of the layer weights (4 layers of 1.0 in loss=vgg16), whatever the painting."""
+    random_image(40, 48, seed=3).save(tmp_path / "photo.png")
+    result = run_entry("optimize", f"content={tmp_path / 'photo.png'}", "style=custom",
+                       f"style.image={workspace / 'style.png'}", "style.size=64", "loss.pretrained=false",
+                       "loss.style_layer_norm=photos", "loss.style_weight=7", "method=adam", "lr=1e-6", "iterations=1",
+                       "image_size=48", f"output={tmp_path / 'out.jpg'}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert read_scalars(tmp_path / "run").Scalars("loss/style")[0].value == pytest.approx(28.0, rel=1e-3)
+
 @pytest.mark.slow
 def test_a_sweep_ends_with_a_contact_sheet(workspace: Path, tmp_path: Path) -> None:
     random_image(40, 48, seed=3).save(tmp_path / "photo.png")
