@@ -88,8 +88,9 @@ def export_torchscript(model: TransformerNet, path: Path, metadata: str) -> None
 def exported_runner(path: Path, fmt: str) -> Callable[..., np.ndarray]:
     """The exported file as a function of its float32 inputs (image, and style weights), run by its own runtime."""
     if fmt == "onnx":
-        onnxruntime = needs("onnxruntime", "onnx")
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        from stylenet.onnx_backend import open_session  # onnx_backend runs what this module exports
+
+        session = open_session(path, torch.device("cpu"))
         names = [node.name for node in session.get_inputs()]
         return lambda *inputs: session.run(None, dict(zip(names, inputs)))[0]
     with quiet():

@@ -101,6 +101,14 @@ def test_onnxruntime_says_that_tiles_need_the_torch_backend(onnx_model: Path, tm
     assert "Traceback" not in result.stderr and not (tmp_path / "out.png").exists()
 
 
+def test_an_onnx_file_refuses_the_torch_backend(onnx_model: Path, tmp_path: Path) -> None:
+    random_image(40, 48).save(tmp_path / "photo.png")
+    result = run_entry("infer", "backend=torch", f"checkpoint={onnx_model}", f"input={tmp_path / 'photo.png'}",
+                       f"output={tmp_path / 'out.png'}", cwd=tmp_path)
+    assert result.returncode == 2 and "is an ONNX file: it runs with backend=auto or onnxruntime" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out.png").exists()
+
+
 def test_load_runs_onnxruntime_by_default_on_the_cpu(trained_run: TrainedRun, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from stylenet.errors import StylenetError
