@@ -20,7 +20,7 @@ from stylenet.checkpoint import inference_payload
 from stylenet.options import check_options
 from stylenet.data import EpochSampler, load_style_images
 from stylenet.errors import StylenetError, exits_cleanly
-from stylenet.health import HealthMonitor
+from stylenet.health import HealthMonitor, unstylised_threshold
 from stylenet.losses import perceptual_loss_from_config
 from stylenet.monitor import RunLog
 from stylenet.precision import training_autocast
@@ -98,7 +98,8 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     unchanged = sum(loss_fn.style_term(preview_photos, torch.full((len(preview_photos),), index, device=device))
                     for index in range(loss_fn.num_styles)) / loss_fn.num_styles if ranks.is_main else None
     health = HealthMonitor(cfg.health, run_log, steps, preview_photos, style_images, resumed_total,
-                           content_reference=unrelated, style_reference=unchanged) if ranks.is_main else None
+                           content_reference=unrelated, style_reference=unchanged,
+                           unstylised=unstylised_threshold(cfg.loss.style_layer_norm)) if ranks.is_main else None
     settings = StepSettings(device, training_autocast(cfg.precision, device),
                             torch.channels_last if cfg.channels_last else torch.contiguous_format, ranks, style_schedule)
     model.to(memory_format=settings.memory_format)

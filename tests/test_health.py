@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import TrainedRun, read_scalars, run_entry, tiny_train_overrides
-from stylenet.health import FAILURES, HealthMonitor
+from stylenet.health import FAILURES, HealthMonitor, unstylised_threshold
 from stylenet.monitor import RunLog
 
 
@@ -84,6 +84,17 @@ def test_an_output_whose_style_loss_stays_near_the_photos_own_is_unstylised(moni
     assert names(alarms) == {"unstylised"} and alarms[0].is_failure
     assert "0.45 of the photos' own (1000" in alarms[0].message
     assert monitor(style_reference=1000.0, steps=1000).check(500, colourful(3), {**HEALTHY, "style": 20.0}) == []
+
+
+def test_with_layers_measured_against_the_photos_a_stylised_network_stays_farther_from_the_painting(monitor) -> None:
+    """style_layer_norm=photos gives the deep layers an equal share: candy's clearly stylised network sat at
+    0.29 of the photos' own in training, networks that left the photo almost unchanged at 0.58-0.92."""
+    threshold = unstylised_threshold("photos")
+    assert unstylised_threshold("none") == unstylised_threshold("auto") < threshold
+    stylised, unchanged = {**HEALTHY, "style": 290.0}, {**HEALTHY, "style": 580.0}
+    assert monitor(style_reference=1000.0, steps=1000, unstylised=threshold).check(500, colourful(3), stylised) == []
+    alarms = monitor(style_reference=1000.0, steps=1000, unstylised=threshold).check(500, colourful(3), unchanged)
+    assert names(alarms) == {"unstylised"} and "stylised outputs reach under 0.45" in alarms[0].message
 
 
 def test_published_recipes_raise_nothing_whatever_their_layers_spread(monitor) -> None:
