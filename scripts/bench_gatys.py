@@ -56,9 +56,10 @@ def main() -> None:
             per_iteration = []
             for photo in args.photos:
                 content = read_scaled(photo, size, "photo").unsqueeze(0)
-                loss_fn.style_layer_weights = dict(cfg.loss.style_layers)  # as stylenet.optimize: each photo its own
-                with torch.no_grad():
-                    loss_fn.normalise_style_layers(cfg.loss.style_layer_norm, loss_fn.style_layer_losses(content))
+                if cfg.loss.style_layer_norm != "none":  # as stylenet.optimize: measured on each photo
+                    loss_fn.style_layer_weights = dict(cfg.loss.style_layers)
+                    with torch.no_grad():
+                        loss_fn.normalise_style_layers(cfg.loss.style_layer_norm, loss_fn.style_layer_losses(content))
                 started = time.perf_counter()
                 _, history = optimize_image(loss_fn, content, iterations=iterations, method=method, progress=False)
                 per_iteration.append((time.perf_counter() - started) / iterations)

@@ -48,8 +48,9 @@ def main(cfg: DictConfig) -> None:
                             f"pick one with style=<name> or style=custom style.image=...")
     style_image = load_style_image(*entries[0]).to(device)
     loss_fn = perceptual_loss_from_config(cfg.loss, style_image)
-    with torch.no_grad():  # as training does at step 0, measured on the photo (the optimisation starts from it)
-        loss_fn.normalise_style_layers(cfg.loss.style_layer_norm, loss_fn.style_layer_losses(content))
+    if cfg.loss.style_layer_norm != "none":  # as training does at step 0, on the photo it starts from
+        with torch.no_grad():
+            loss_fn.normalise_style_layers(cfg.loss.style_layer_norm, loss_fn.style_layer_losses(content))
     log.info("optimising %s (%dx%d) towards %s: %s, %d iterations, from the %s",
              cfg.content, content.shape[-1], content.shape[-2], cfg.style.name, cfg.method, cfg.iterations, cfg.init)
 
