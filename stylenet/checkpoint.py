@@ -110,10 +110,18 @@ def load_checkpoint(path: str | os.PathLike, kind: str = "inference") -> dict[st
     return payload
 
 
+def model_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored model config in today's keys: files written before 2026-12-03 say half_resolution (now downsample)."""
+    config = dict(stored)
+    if "half_resolution" in config:
+        config["downsample"] = 2 if config.pop("half_resolution") else 1
+    return config
+
+
 def build_model(payload: dict[str, Any], path: str | os.PathLike) -> TransformerNet:
     """Rebuild the network from its stored config with our own constructor, then load its weights."""
     try:
-        model = TransformerNet(**payload["model_cfg"])
+        model = TransformerNet(**model_config(payload["model_cfg"]))
         model.load_state_dict(payload["model"])
     except (TypeError, ValueError, RuntimeError) as error:
         raise StylenetError(f"{path}: weights do not match the stored model config {payload['model_cfg']}: {error}") from None

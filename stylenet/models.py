@@ -2,10 +2,10 @@
 
 Variants differ only in constructor arguments, which come from conf/model/<variant>.yaml:
 - separable: depthwise-separable convolutions (Howard et al. 2017, MobileNets) instead of full ones;
-- half_resolution: the "downsample/upsample trick" of singlasahil14/style-transfer ("Practical
-  techniques for getting style transfer to work"): the input is halved with bilinear
-  interpolation, the network runs at half resolution, and a last nearest-upsample + 3x3
-  convolution returns to full resolution (style transfer and super-resolution in one network);
+- downsample: the "downsample/upsample trick" of singlasahil14/style-transfer ("Practical
+  techniques for getting style transfer to work"): the input is scaled down 2x or 4x with bilinear
+  interpolation, the network runs at that resolution, and nearest-upsample + 3x3 convolution stages
+  return to full resolution (style transfer and super-resolution in one network);
 - width_multiplier and num_residual_blocks: thinner or shallower networks.
 """
 
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("instance", "batch", "none")
+DOWNSAMPLES = (1, 2, 4)  # the input scaled down by this before the network, scaled back up by its last stages
 MIN_SIZE = 8  # the 3x3 reflection padding at the lowest resolution needs pixels to reflect
 
 
@@ -138,19 +139,23 @@ class ResidualBlock(nn.Module):
         return x + self.body(x, style)
 
 
+def exporting() -> bool:
+    """True while torch.onnx.export traces the network: onnxruntime runs some PyTorch-fast forms slowly."""
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
 def replicate_pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
     """F.pad(x, (left, right, top, bottom), mode="replicate").
 
-    Under torch.compile it is written as an index gather: the compiled backward of replication_pad2d
-    fails on torch 2.15 (a stride mismatch in its meta kernel); eager mode keeps the native kernel.
+    Under torch.compile and export it is written without replication_pad2d: its compiled backward fails on
+    torch 2.15 (a stride mismatch in its meta kernel), and exported it becomes an index Gather that cost
+    onnxruntime a fifth of the fast network's time (BENCHMARKS.md); the edges are concatenated instead.
     """
-    if not torch.compiler.is_compiling():
+    if not (torch.compiler.is_compiling() or exporting()):
         return F.pad(x, pad, mode="replicate")
     left, right, top, bottom = pad
-    height, width = x.shape[-2:]
-    rows = torch.arange(-top, height + bottom, device=x.device).clamp(0, height - 1)
-    columns = torch.arange(-left, width + right, device=x.device).clamp(0, width - 1)
-    return x.index_select(-2, rows).index_select(-1, columns)
+    x = torch.cat([x[..., :1, :].expand(-1, -1, top, -1), x, x[..., -1:, :].expand(-1, -1, bottom, -1)], -2)
+    return torch.cat([x[..., :1].expand(-1, -1, -1, left), x, x[..., -1:].expand(-1, -1, -1, right)], -1)
 
 
 class FusedUpsampleConv(nn.Module):
@@ -161,7 +166,8 @@ class FusedUpsampleConv(nn.Module):
     input whose taps are sums of the original kernel's, then a pixel shuffle interleaves the phases.
     (Reflecting the upsampled image at its border equals replicating the low-resolution one.)
     It never builds the upsampled tensor, whose padding and convolution at full resolution were the
-    largest costs of the fast variant on a CPU (BENCHMARKS.md).
+    largest costs of the fast variant on a CPU (BENCHMARKS.md). Exported to ONNX it takes the plain form,
+    which onnxruntime runs faster than the pixel shuffle.
     """
 
     # PHASE_TAPS[phase, low-resolution tap (-1, 0, +1), original tap (0, 1, 2)]
@@ -173,6 +179,10 @@ class FusedUpsampleConv(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, 3, groups=groups, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if exporting():
+            # onnxruntime runs the pixel shuffle (DepthToSpace) slowly: the plain form is 2-3x faster there.
+            upsampled = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            return self.conv(F.pad(upsampled, (1, 1, 1, 1), mode="reflect"))
         taps = self.PHASE_TAPS.to(self.conv.weight)
         weight = torch.einsum("pak,qbl,oikl->opqiab", taps, taps, self.conv.weight)
         weight = weight.reshape(-1, *self.conv.weight.shape[1:])  # channel o*4 + row phase*2 + column phase
@@ -204,7 +214,7 @@ class TransformerNet(nn.Module):
     """
 
     def __init__(self, channels: Sequence[int] = (32, 64, 128), num_residual_blocks: int = 5,
-                 norm: str = "instance", separable: bool = False, half_resolution: bool = False,
+                 norm: str = "instance", separable: bool = False, downsample: int = 1,
                  width_multiplier: float = 1.0, num_styles: int | None = 1, detail_skip: bool = False) -> None:
         super().__init__()
         num_styles = 1 if num_styles is None else num_styles
@@ -212,6 +222,8 @@ class TransformerNet(nn.Module):
             raise ValueError(f"channels needs 3 widths (full, 1/2 and 1/4 resolution), got {list(channels)}")
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got '{norm}'")
+        if downsample not in DOWNSAMPLES:
+            raise ValueError(f"downsample must be one of {', '.join(map(str, DOWNSAMPLES))}, got {downsample}")
         if width_multiplier <= 0:
             raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
         if not isinstance(num_styles, int) or num_styles < 1:
@@ -219,7 +231,7 @@ class TransformerNet(nn.Module):
         if num_styles > 1 and norm != "instance":
             raise ValueError(f"num_styles={num_styles} needs norm=instance (styles live in its scale and shift), got '{norm}'")
         full, half, quarter = (max(1, round(int(c) * width_multiplier)) for c in channels)
-        self.half_resolution = half_resolution
+        self.downsample = downsample
         self.num_styles = num_styles
         styles = {"norm": norm, "separable": separable, "num_styles": num_styles}
         self.encoder = Styled(
@@ -229,17 +241,20 @@ class TransformerNet(nn.Module):
         )
         self.residuals = Styled(*(ResidualBlock(quarter, **styles) for _ in range(num_residual_blocks)))
         decoder: list[nn.Module] = [UpsampleConv(quarter, half, **styles), UpsampleConv(half, full, **styles)]
-        if half_resolution:
+        if downsample == 4:
+            decoder.append(UpsampleConv(full, max(1, full // 2), **styles))
+            full = max(1, full // 2)
+        if downsample > 1:
             # The super-resolution ending: back to full resolution, one small 3x3 convolution there.
             decoder.append(FusedUpsampleConv(full, 3))
         else:
             decoder.append(conv(full, 3, 9, separable=separable))
         self.decoder = Styled(*decoder)
         # A 3x3 convolution of the photo itself at full resolution, added before the final sigmoid: the path by
-        # which a network that runs at half resolution can keep the photo's fine detail (84 parameters).
+        # which a network that runs at a lower resolution can keep the photo's fine detail (84 parameters).
         self.detail = conv(3, 3, 3) if detail_skip else None
-        # Stride-2 stages (and the halved input) need sizes divisible by this.
-        self.size_multiple = 8 if half_resolution else 4
+        # Stride-2 stages (and the scaled-down input) need sizes divisible by this.
+        self.size_multiple = 4 * downsample
 
     def norms(self) -> list[InstanceNorm]:
         return [module for module in self.modules() if isinstance(module, InstanceNorm)]
@@ -271,8 +286,8 @@ class TransformerNet(nn.Module):
                              f"({self.num_styles},) or (N, {self.num_styles})")
         padded = replicate_pad(image, (0, self.padding(width), 0, self.padding(height)))
         x = padded
-        if self.half_resolution:
-            x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
+        if self.downsample > 1:
+            x = F.interpolate(x, scale_factor=1 / self.downsample, mode="bilinear", align_corners=False, antialias=True)
         x = self.decoder(self.residuals(self.encoder(x, style), style), style)
         if self.detail is not None:
             x = x + self.detail(padded)  # the padded photo: at least 8 px, as reflection padding needs

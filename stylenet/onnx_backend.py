@@ -2,7 +2,7 @@
 
 Two ways in: a .onnx file written by `python -m stylenet.export` (OnnxStylizer.open), or an inference
 file (`stylenet.load`, backend auto or onnxruntime), exported to ONNX once and kept in the cache
-(cache_dir()/onnx, keyed on the file's bytes, torch's version and the opset), since exporting takes
+(cache_dir()/onnx, keyed on the file's bytes, torch's version, the opset and the graph version), since exporting takes
 seconds (about 10 s here) and running it saves a third of every call after that.
 """
 
@@ -29,6 +29,9 @@ log = logging.getLogger("stylenet.onnx")
 BACKENDS = ("auto", "torch", "onnxruntime")
 BACKEND_VARIABLE = "STYLENET_BACKEND"  # what backend=auto means when set: torch or onnxruntime
 OPSET = 18
+# Raised whenever the exported graph of the same network changes (2: plain upsampling, no index gather), so
+# that cached exports are redone rather than kept.
+GRAPH_VERSION = 2
 
 
 def installed() -> bool:
@@ -113,7 +116,7 @@ class OnnxStylizer(Stylizer):
 
 def cached_export(network_file: Path, network: TorchStylizer, payload: dict[str, Any]) -> Path:
     """The network as ONNX in the cache, exported the first time it is asked for."""
-    key = hashlib.sha256(network_file.read_bytes() + f"{torch.__version__} opset {OPSET}".encode()).hexdigest()[:20]
+    key = hashlib.sha256(network_file.read_bytes() + f"{torch.__version__} opset {OPSET} graph {GRAPH_VERSION}".encode()).hexdigest()[:20]
     path = cache_dir() / "onnx" / f"{key}.onnx"
     if not path.is_file():
         log.info("onnxruntime: exporting %s to ONNX once (about 10 s here), kept as %s", network_file.name, path)

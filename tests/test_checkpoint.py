@@ -21,6 +21,15 @@ def test_inference_file_round_trip(tmp_path) -> None:
     assert torch.equal(rebuilt(image), model(image))
 
 
+def test_a_file_written_before_downsample_existed_loads(tmp_path) -> None:
+    """Files written before 2026-12-03 (the zoo's among them) store half_resolution, now downsample."""
+    model = TransformerNet(**TINY, downsample=2)
+    atomic_save(inference_payload(model, {**TINY, "half_resolution": True}, "wave", {"steps": 3}), tmp_path / "old.pt")
+    rebuilt = build_model(load_checkpoint(tmp_path / "old.pt"), tmp_path / "old.pt")
+    image = torch.rand(1, 3, 17, 19)
+    assert rebuilt.downsample == 2 and torch.equal(rebuilt(image), model(image))
+
+
 class _RunsCode:
     def __reduce__(self):
         return (os.system, ("touch PAYLOAD_RAN",))

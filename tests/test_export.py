@@ -10,10 +10,15 @@ import torch
 from PIL import Image
 
 import stylenet
+from stylenet.configs import model_config
+from stylenet.exporting import export_onnx, largest_difference
+from stylenet.models import TransformerNet
+from stylenet.onnx_backend import OPSET
 from conftest import TrainedRun, random_image, run_entry
 
 pytestmark = pytest.mark.slow
 onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
+onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
 
 
 def export(trained_run: TrainedRun, output: Path, fmt: str, *extra: str):
@@ -39,6 +44,20 @@ def test_onnx_export_matches_pytorch_on_an_odd_size(trained_run: TrainedRun, onn
     assert produced.shape == expected.shape and np.abs(produced - expected).max() < 1e-3
     metadata = json.loads(session.get_modelmeta().custom_metadata_map["stylenet"])
     assert metadata["style"] == "tiny_style" and metadata["model_cfg"]["num_residual_blocks"] == 1
+
+
+@pytest.mark.parametrize("variant", ["fast", "realtime"])
+def test_the_exported_graph_of_a_low_resolution_network_is_the_same_function_without_slow_operators(
+        variant: str, tmp_path: Path) -> None:
+    """Exported, the upsampling stages take their plain form and the padding no index gather: onnxruntime ran
+    the pixel shuffle and the gather slowly (BENCHMARKS.md). The function must not change."""
+    torch.manual_seed(0)
+    model = TransformerNet(**model_config(variant, ["model.width_multiplier=0.25", "model.num_residual_blocks=1"])).eval()
+    path = tmp_path / f"{variant}.onnx"
+    export_onnx(model, path, "{}", OPSET)
+    operators = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert not operators & {"Gather", "GatherElements", "DepthToSpace"}, operators
+    assert largest_difference(model, path, "onnx", (37, 53)) < 1e-4
 
 
 def test_torchscript_export_matches_pytorch_on_an_odd_size(trained_run: TrainedRun, tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def test_tile_spans_cover_the_length_on_the_networks_grid() -> None:
 @pytest.mark.parametrize("variant,tile,overlap", [
     (dict(channels=(8, 16, 16), num_residual_blocks=1), 128, 64),
     # at half resolution the receptive field is twice as wide, and so must be the overlap
-    (dict(channels=(8, 16, 16), num_residual_blocks=1, half_resolution=True, separable=True, detail_skip=True), 200, 100),
+    (dict(channels=(8, 16, 16), num_residual_blocks=1, downsample=2, separable=True, detail_skip=True), 200, 100),
     (dict(channels=(8, 16, 16), num_residual_blocks=1, num_styles=2), 128, 64),
 ], ids=["johnson-like", "fast-like", "two-styles-blended"])
 def test_tiles_with_the_whole_images_statistics_equal_the_whole_image(variant: dict, tile: int, overlap: int) -> None:

@@ -32,7 +32,7 @@ def test_bad_config_is_refused_with_a_message(kwargs: dict, message: str) -> Non
         TransformerNet(**kwargs)
 
 
-VARIANTS = ("johnson", "separable", "resize", "fast")
+VARIANTS = ("johnson", "separable", "resize", "fast", "realtime")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -46,7 +46,9 @@ def test_every_variant_returns_exactly_the_input_size(variant: str, height: int,
 def test_variants_are_what_their_names_say() -> None:
     counts = {v: sum(p.numel() for p in TransformerNet(**model_config(v)).parameters()) for v in VARIANTS}
     assert counts["separable"] < counts["johnson"] / 5 and counts["fast"] < counts["johnson"] / 5
-    assert TransformerNet(**model_config("resize")).half_resolution
+    assert TransformerNet(**model_config("resize")).downsample == 2
+    realtime = TransformerNet(**model_config("realtime"))
+    assert realtime.downsample == 4 and realtime.detail is not None and counts["realtime"] < counts["johnson"] / 3
     grouped = [m for m in TransformerNet(**model_config("separable")).modules()
                if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
     assert grouped and all(m.groups == m.in_channels for m in grouped)
@@ -54,8 +56,8 @@ def test_variants_are_what_their_names_say() -> None:
 
 def test_the_detail_skip_passes_the_photo_through_at_full_resolution() -> None:
     torch.manual_seed(0)
-    plain = TransformerNet(channels=(8, 16, 16), num_residual_blocks=1, half_resolution=True)
-    skipped = TransformerNet(channels=(8, 16, 16), num_residual_blocks=1, half_resolution=True, detail_skip=True)
+    plain = TransformerNet(channels=(8, 16, 16), num_residual_blocks=1, downsample=2)
+    skipped = TransformerNet(channels=(8, 16, 16), num_residual_blocks=1, downsample=2, detail_skip=True)
     assert sum(p.numel() for p in skipped.parameters()) - sum(p.numel() for p in plain.parameters()) == 3 * 3 * 9 + 3
     skipped.load_state_dict(plain.state_dict(), strict=False)
     photo = torch.rand(1, 3, 37, 45)

@@ -22,7 +22,7 @@ from stylenet.stylizer import style_weights
 from stylenet.training import Interval, StyleSchedule
 from stylenet.vgg import VGGEncoder
 
-VARIANTS = ("johnson", "separable", "resize", "fast")
+VARIANTS = ("johnson", "separable", "resize", "fast", "realtime")
 
 
 def two_style_network(variant: str = "tiny") -> TransformerNet:
