@@ -68,7 +68,9 @@ def main() -> int:
 
     prepared, quantised = args.out / "prepared.onnx", args.out / f"{args.network}.int8.onnx"
     started = time.perf_counter()
-    quant_pre_process(str(source), str(prepared))
+    # Symbolic shape inference cannot follow the edge padding's computed sizes (the exported graph since 2026-12-03):
+    # the optimiser's own shape inference suffices.
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
     quantize_static(str(prepared), str(quantised), Photos(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
     print(f"{describe_machine(torch.device('cpu'))}; {args.network}: quantised in {time.perf_counter() - started:.0f} s "

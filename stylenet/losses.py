@@ -202,6 +202,31 @@ class PerceptualLoss(nn.Module):
         return losses
 
 
+class Distilled(nn.Module):
+    """The perceptual loss plus the pictures of a larger network (a `teacher`) as targets: distillation.
+
+    A small network fits another network's pastiche, a dense target, far better than the Gram statistics
+    alone: the low-resolution `realtime` network trained on the perceptual loss alone gave up the photo for
+    texture (BENCHMARKS.md). Adds "distill", the mean squared pixel difference times `weight`, to the terms.
+    """
+
+    def __init__(self, loss: nn.Module, teacher: nn.Module, weight: float) -> None:
+        super().__init__()
+        self.loss = loss
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.weight = weight
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor | None = None, **terms: Any) -> dict[str, torch.Tensor]:
+        losses = self.loss(output, content, **terms)
+        if content is None:
+            raise ValueError("distillation needs the content images")
+        with torch.no_grad():
+            target = self.teacher(content)
+        losses["distill"] = self.weight * F.mse_loss(output.float(), target.float())
+        losses["total"] = losses["total"] + losses["distill"]
+        return losses
+
+
 def encoder_from_config(loss_cfg: Mapping[str, Any], layers: Sequence[str]) -> VGGEncoder:
     """The frozen VGG of conf/loss/<network>.yaml up to `layers`: the one place a loss config becomes an
     encoder (training, the optimisation, evaluation, precompute and the scripts), so that the network,

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("instance", "batch", "none")
+UPSAMPLINGS = ("learned", "bilinear")  # how a network run at a lower resolution returns to full resolution
 DOWNSAMPLES = (1, 2, 4)  # the input scaled down by this before the network, scaled back up by its last stages
 MIN_SIZE = 8  # the 3x3 reflection padding at the lowest resolution needs pixels to reflect
 
@@ -215,7 +216,8 @@ class TransformerNet(nn.Module):
 
     def __init__(self, channels: Sequence[int] = (32, 64, 128), num_residual_blocks: int = 5,
                  norm: str = "instance", separable: bool = False, downsample: int = 1,
-                 width_multiplier: float = 1.0, num_styles: int | None = 1, detail_skip: bool = False) -> None:
+                 width_multiplier: float = 1.0, num_styles: int | None = 1, detail_skip: bool = False,
+                 upsampling: str = "learned") -> None:
         super().__init__()
         num_styles = 1 if num_styles is None else num_styles
         if len(channels) != 3:
@@ -224,6 +226,8 @@ class TransformerNet(nn.Module):
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got '{norm}'")
         if downsample not in DOWNSAMPLES:
             raise ValueError(f"downsample must be one of {', '.join(map(str, DOWNSAMPLES))}, got {downsample}")
+        if upsampling not in UPSAMPLINGS:
+            raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLINGS)}, got '{upsampling}'")
         if width_multiplier <= 0:
             raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
         if not isinstance(num_styles, int) or num_styles < 1:
@@ -232,6 +236,7 @@ class TransformerNet(nn.Module):
             raise ValueError(f"num_styles={num_styles} needs norm=instance (styles live in its scale and shift), got '{norm}'")
         full, half, quarter = (max(1, round(int(c) * width_multiplier)) for c in channels)
         self.downsample = downsample
+        self.bilinear = downsample > 1 and upsampling == "bilinear"
         self.num_styles = num_styles
         styles = {"norm": norm, "separable": separable, "num_styles": num_styles}
         self.encoder = Styled(
@@ -241,13 +246,16 @@ class TransformerNet(nn.Module):
         )
         self.residuals = Styled(*(ResidualBlock(quarter, **styles) for _ in range(num_residual_blocks)))
         decoder: list[nn.Module] = [UpsampleConv(quarter, half, **styles), UpsampleConv(half, full, **styles)]
-        if downsample == 4:
-            decoder.append(UpsampleConv(full, max(1, full // 2), **styles))
-            full = max(1, full // 2)
-        if downsample > 1:
+        if downsample > 1 and not self.bilinear:
+            if downsample == 4:
+                decoder.append(UpsampleConv(full, max(1, full // 2), **styles))
+                full = max(1, full // 2)
             # The super-resolution ending: back to full resolution, one small 3x3 convolution there.
             decoder.append(FusedUpsampleConv(full, 3))
         else:
+            # bilinear: the picture is drawn at the low resolution and interpolated up, so nothing learned at full
+            # resolution can stamp a repeated pattern there (the learned stages did: BENCHMARKS.md "The real-time
+            # network").
             decoder.append(conv(full, 3, 9, separable=separable))
         self.decoder = Styled(*decoder)
         # A 3x3 convolution of the photo itself at full resolution, added before the final sigmoid: the path by
@@ -289,6 +297,8 @@ class TransformerNet(nn.Module):
         if self.downsample > 1:
             x = F.interpolate(x, scale_factor=1 / self.downsample, mode="bilinear", align_corners=False, antialias=True)
         x = self.decoder(self.residuals(self.encoder(x, style), style), style)
+        if self.bilinear:
+            x = F.interpolate(x, scale_factor=float(self.downsample), mode="bilinear", align_corners=False)
         if self.detail is not None:
             x = x + self.detail(padded)  # the padded photo: at least 8 px, as reflection padding needs
         # A sigmoid keeps the output a valid image while passing gradients everywhere (a clamp would not).

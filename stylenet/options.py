@@ -83,7 +83,7 @@ def schema(entry: str) -> Schema:
             "preview.interval": POSITIVE, "preview.count": POSITIVE, "checkpoint_interval": POSITIVE,
             "keep_checkpoints": POSITIVE, "precision": Choice(PRECISIONS), "compile": Choice(COMPILE_MODES, flags=True),
             "channels_last": Flag(), "health": Choice(MODES), "loss.style_layer_norm": Choice(STYLE_LAYER_NORMS),
-            "lr": Number(),
+            "lr": Number(), "distill.weight": Number(),
         }
     if entry == "infer":
         return {

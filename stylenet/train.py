@@ -16,12 +16,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
-from stylenet.checkpoint import inference_payload
+from stylenet.checkpoint import build_model, inference_payload, load_checkpoint
 from stylenet.options import check_options
 from stylenet.data import EpochSampler, load_style_images
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.health import HealthMonitor, unstylised_threshold
-from stylenet.losses import perceptual_loss_from_config
+from stylenet.losses import Distilled, perceptual_loss_from_config
 from stylenet.monitor import RunLog
 from stylenet.precision import training_autocast
 from stylenet.resume import Position, Snapshots, find_resume, fingerprint, restore, training_payload
@@ -41,6 +41,17 @@ def main(cfg: DictConfig) -> None:
         train(cfg, ranks, device)
     finally:
         ranks.close()
+
+
+def load_teacher(name: str, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The network whose pictures distillation learns (stylenet.losses.Distilled): one style, like the student."""
+    payload = load_checkpoint(name)
+    teacher = build_model(payload, name)
+    if teacher.num_styles > 1 or model.num_styles > 1:
+        raise StylenetError(f"distill.teacher={name}: distillation trains one style from a network of one style "
+                            f"(the teacher has {teacher.num_styles}, the trained network {model.num_styles})")
+    log.info("distillation: learning the pictures of %s (style %s) as well as the loss", name, payload["style"])
+    return teacher.to(device)
 
 
 def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
@@ -107,6 +118,8 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     trained = model if ranks.world == 1 else DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
     step_loss: Callable[..., dict[str, torch.Tensor]] = loss_fn
+    if cfg.distill.teacher is not None:
+        step_loss = Distilled(loss_fn, load_teacher(str(cfg.distill.teacher), model, device), cfg.distill.weight)
     mode = compile_mode(cfg.compile)
     if mode is not None:
         trained, step_loss = torch.compile(trained, mode=mode), torch.compile(loss_fn, mode=mode)

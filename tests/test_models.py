@@ -26,7 +26,9 @@ def test_gradients_reach_every_parameter() -> None:
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
-@pytest.mark.parametrize("kwargs,message", [({"channels": (8, 16)}, "3 widths"), ({"norm": "layer"}, "norm must be")])
+@pytest.mark.parametrize("kwargs,message", [({"channels": (8, 16)}, "3 widths"), ({"norm": "layer"}, "norm must be"),
+                                            ({"downsample": 3}, "downsample must be one of 1, 2, 4"),
+                                            ({"upsampling": "cubic"}, "upsampling must be one of learned, bilinear")])
 def test_bad_config_is_refused_with_a_message(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TransformerNet(**kwargs)
@@ -72,6 +74,17 @@ def test_the_detail_skip_passes_the_photo_through_at_full_resolution() -> None:
         through_skip = (skipped(changed) - skipped(photo)).abs().sum(1)[0, 20, 20]
         through_network = (plain(changed) - plain(photo)).abs().sum(1)[0, 20, 20]
         assert through_skip > 3 * through_network
+
+
+def test_bilinear_upsampling_draws_the_picture_at_the_low_resolution() -> None:
+    """upsampling=bilinear: nothing learned runs at full resolution, so a change in one low-resolution pixel's
+    picture spreads smoothly; the network's last convolution works on the 1/4-resolution features."""
+    torch.manual_seed(0)
+    model = TransformerNet(channels=(8, 16, 16), num_residual_blocks=1, downsample=4, upsampling="bilinear").eval()
+    seen: list[torch.Size] = []
+    model.decoder[-1].register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+    assert model(torch.rand(1, 3, 64, 96)).shape == (1, 3, 64, 96)
+    assert seen == [torch.Size([1, 3, 16, 24])]
 
 
 def test_width_multiplier_and_depth_are_config() -> None:

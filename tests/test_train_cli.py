@@ -66,6 +66,8 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
     ("health=loud", "health must be one of warn, stop, off, got 'loud'"),
     ("loss.style_layer_norm=maybe", "loss.style_layer_norm must be one of none, auto, photos, got 'maybe'"),
     ("data.cache={tmp}", "no precomputed cache in {tmp} (no manifest.json)"),
+    ("distill.teacher={tmp}/none.pt", "checkpoint not found: {tmp}/none.pt"),
+    ("distill.weight=much", "distill.weight must be a number, got much"),
 ])
 def test_bad_input_is_a_clear_error(workspace: Path, tmp_path: Path, override: str, message: str) -> None:
     overrides = tiny_train_overrides(workspace, tmp_path / "run") + [override.format(tmp=tmp_path)]
@@ -90,7 +92,7 @@ def test_unknown_variant_lists_the_valid_ones(workspace: Path, tmp_path: Path) -
     assert "Could not find 'model/huge'" in result.stderr and "johnson" in result.stderr
 
 
-@pytest.mark.parametrize("variant", ["johnson", "separable", "resize", "fast"])
+@pytest.mark.parametrize("variant", ["johnson", "separable", "resize", "fast", "realtime"])
 def test_every_variant_trains(workspace: Path, tmp_path: Path, variant: str) -> None:
     overrides = tiny_train_overrides(workspace, tmp_path / "run", steps=20) + [
         f"model={variant}", "model.width_multiplier=0.25", "model.num_residual_blocks=1", f"checkpoint_dir={tmp_path}"]
@@ -100,3 +102,16 @@ def test_every_variant_trains(workspace: Path, tmp_path: Path, variant: str) -> 
     assert sum(totals[-5:]) < 0.8 * sum(totals[:5])
     payload = torch.load(tmp_path / "tiny_style.pt", weights_only=True)
     assert payload["model_cfg"]["width_multiplier"] == 0.25
+
+
+def test_distillation_makes_the_network_draw_the_teachers_pictures(trained_run: TrainedRun, tmp_path: Path) -> None:
+    """With the loss's own terms off, a fresh network of another variant learns the teacher's pictures alone."""
+    overrides = tiny_train_overrides(trained_run.root, tmp_path / "run", steps=40) + [
+        f"distill.teacher={trained_run.checkpoint}", "distill.weight=1e3", "loss.content_weight=0",
+        "loss.style_weight=0", "loss.tv_weight=0", "loss.style_layer_norm=none", "model=realtime",
+        "model.width_multiplier=0.25", f"checkpoint_dir={tmp_path}", "lr=1e-2"]
+    result = run_entry("train", *overrides, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "distillation: learning the pictures of" in result.stderr + result.stdout
+    distill = [event.value for event in read_scalars(tmp_path / "run").Scalars("loss/distill")]
+    assert len(distill) == 40 and sum(distill[-5:]) < 0.3 * sum(distill[:5])
