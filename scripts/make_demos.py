@@ -4,6 +4,10 @@ plain-words account of how it was made.
 
     python scripts/make_demos.py --train-root ../shared/data/train --styles-dir ../shared/data/styles \
         --styles starry_night mosaic candy [--steps 2000] [--image-size 128] [--reuse] [--style-weight candy=300]
+    python scripts/make_demos.py ... --styles starry_night --realtime   # starry_night_realtime.pt
+
+--realtime trains the real-time preset of each style instead (`model=realtime`, name <style>_realtime): it
+learns the zoo's <style> network's pictures (distill.teacher) with that network's own loss recipe.
 
 Each style is trained with `python -m stylenet.train` into --workdir/<style> (--reuse: keep a run that
 already finished there; an interrupted one continues with resume=auto), then copied to --out/<style>.pt,
@@ -27,6 +31,9 @@ from stylenet.images import list_images
 def about(payload: dict, images: int, args: argparse.Namespace) -> str:
     summary = payload["summary"]
     cfg = summary["config"]
+    teacher = cfg.get("distill", {}).get("teacher")
+    learned = (f", learning the pictures of the zoo network {Path(str(teacher)).stem} (distillation, weight "
+               f"{cfg['distill']['weight']:g})") if teacher else ""
     return (f"stylenet zoo network '{payload['style']}': model {args.model} ({sum(t.numel() for t in payload['model'].values()):,} "
             f"numbers), trained {summary['steps']} steps of {cfg['data']['batch_size']} crops at "
             f"{cfg['data']['image_size']} px from {images} natural photos (BSD100, Urban100, Set14; a small "
@@ -35,8 +42,17 @@ def about(payload: dict, images: int, args: argparse.Namespace) -> str:
             f"{cfg['loss']['content_layer']}, style weight {cfg['loss']['style_weight']:g} with layer weights "
             f"{', '.join(f'{name} {weight:g}' for name, weight in cfg['loss']['style_layers'].items())} (style_layer_norm="
             f"{cfg['loss']['style_layer_norm']}), precision "
-            f"{cfg['precision']}, on {summary['device']} in {summary['seconds'] / 60:.0f} min, "
+            f"{cfg['precision']}{learned}, on {summary['device']} in {summary['seconds'] / 60:.0f} min, "
             f"{summary['finished'][:10]}. Train on COCO (data=coco) for networks of full quality.")
+
+
+def realtime_overrides(teacher: Path) -> list[str]:
+    """The teacher's own loss recipe, and its pictures as targets (weight: the distillation term about ten times
+    the perceptual loss at the start, as measured for starry_night in BENCHMARKS.md)."""
+    loss = load_checkpoint(teacher)["summary"]["config"]["loss"]
+    return [f"distill.teacher={teacher}", "distill.weight=1e6", f"loss.style_weight={loss['style_weight']}",
+            f"loss.style_layer_norm={loss['style_layer_norm']}", f"loss.content_weight={loss['content_weight']}",
+            f"loss.content_layer={loss['content_layer']}"]
 
 
 def main() -> int:
@@ -51,6 +67,7 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path("outputs/demo"))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "stylenet" / "demo")
     parser.add_argument("--reuse", action="store_true", help="keep runs that already finished in --workdir")
+    parser.add_argument("--realtime", action="store_true", help="train <style>_realtime from the zoo's <style>")
     parser.add_argument("--style-weight", nargs="*", default=[], metavar="STYLE=WEIGHT",
                         help="a style weight other than loss=vgg16_hed's for these styles (the default recipe measures "
                              "it against each painting, so every zoo style uses the same)")
@@ -58,13 +75,17 @@ def main() -> int:
     weights = dict(entry.split("=", 1) for entry in args.style_weight)
     try:
         images = len(list_images(args.train_root))
-        for style in args.styles:
+        if args.realtime:
+            args.model = "realtime"
+        for painting in args.styles:
+            style = f"{painting}_realtime" if args.realtime else painting
             run = args.workdir / style
             if not (args.reuse and (run / f"{style}.pt").is_file()):
                 print(f"training {style} ...", flush=True)
                 train_network(style, [
-                    f"model={args.model}", "data=folder", f"data.root={args.train_root}", f"style={style}",
-                    f"style.image={args.styles_dir / f'{style}.jpg'}", f"style.size={args.style_size}", "loss=vgg16_hed",
+                    *(realtime_overrides(args.out / f"{painting}.pt") if args.realtime else []),
+                    f"model={args.model}", "data=folder", f"data.root={args.train_root}", f"style={painting}", f"style.name={style}",
+                    f"style.image={args.styles_dir / f'{painting}.jpg'}", f"style.size={args.style_size}", "loss=vgg16_hed",
                     f"data.image_size={args.image_size}", "data.batch_size=4", f"steps={args.steps}", "precision=bf16",
                     "log_interval=50", "preview.interval=250", "checkpoint_interval=250", f"hydra.run.dir={run}",
                     f"checkpoint_dir={args.workdir / 'published'}", "resume=auto",
