@@ -9,12 +9,13 @@ which.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from stylenet.errors import StylenetError
+from stylenet.errors import EXIT_USER_ERROR, StylenetError
 from stylenet.onnx_backend import BACKENDS
 from stylenet.precision import PRECISIONS
 
@@ -62,6 +63,19 @@ class Choice:
             return None
         listed = ", ".join(self.values)
         return f"must be {'true, false or ' if self.flags else ''}one of {listed}, got '{value}'"
+
+
+# Keys renamed since they shipped, and what to write instead: Hydra would only say the old key is unknown.
+RENAMED = {"model.half_resolution": "model.downsample=2 (for true) or model.downsample=1 (for false)"}
+
+
+def refuse_renamed(arguments: Sequence[str]) -> None:
+    """Exit 2 with the new key's name when a command line still gives a renamed one."""
+    for argument in arguments:
+        key = argument.lstrip("+~").split("=", 1)[0]
+        if key in RENAMED:
+            print(f"error: {key} was renamed: use {RENAMED[key]}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_USER_ERROR)
 
 
 POSITIVE, NON_NEGATIVE, WORKERS = Whole(1), Whole(0), Whole(0, auto=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -17,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
 from stylenet.checkpoint import build_model, inference_payload, load_checkpoint
-from stylenet.options import check_options
+from stylenet.options import check_options, refuse_renamed
 from stylenet.data import EpochSampler, load_style_images
 from stylenet.errors import StylenetError, exits_cleanly
 from stylenet.health import HealthMonitor, unstylised_threshold
@@ -152,4 +153,5 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
 
 
 if __name__ == "__main__":
+    refuse_renamed(sys.argv[1:])
     main()

@@ -68,6 +68,7 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
     ("data.cache={tmp}", "no precomputed cache in {tmp} (no manifest.json)"),
     ("distill.teacher={tmp}/none.pt", "checkpoint not found: {tmp}/none.pt"),
     ("distill.weight=much", "distill.weight must be a number, got much"),
+    ("model.half_resolution=true", "model.half_resolution was renamed: use model.downsample=2"),
 ])
 def test_bad_input_is_a_clear_error(workspace: Path, tmp_path: Path, override: str, message: str) -> None:
     overrides = tiny_train_overrides(workspace, tmp_path / "run") + [override.format(tmp=tmp_path)]
