@@ -254,8 +254,8 @@ class TransformerNet(nn.Module):
             decoder.append(FusedUpsampleConv(full, 3))
         else:
             # bilinear: the picture is drawn at the low resolution and interpolated up, so nothing learned at full
-            # resolution can stamp a repeated pattern there (the learned stages did: BENCHMARKS.md "The real-time
-            # network").
+            # resolution can stamp a repeated pattern there (the learned stages did: BENCHMARKS.md "The `realtime`
+            # preset").
             decoder.append(conv(full, 3, 9, separable=separable))
         self.decoder = Styled(*decoder)
         # A 3x3 convolution of the photo itself at full resolution, added before the final sigmoid: the path by
