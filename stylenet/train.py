@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
-from stylenet.checkpoint import build_model, inference_payload, load_checkpoint
+from stylenet.checkpoint import inference_payload
 from stylenet.options import check_options, refuse_renamed
 from stylenet.data import EpochSampler, load_style_images
 from stylenet.errors import StylenetError, exits_cleanly
@@ -28,8 +28,8 @@ from stylenet.precision import training_autocast
 from stylenet.resume import Position, Snapshots, find_resume, fingerprint, restore, training_payload
 from stylenet.runtime import Distributed, StopRequest, data_workers, quiet_logging, seed_everything, start_distributed
 from stylenet.training import (Reporting, Plan, StepSettings, TrainingDiverged, balance_style_layers,
-                               build_network, compile_mode, fit, hyperparameters, make_loader, open_training_data,
-                               preview_batch, publish, total_steps)
+                               build_network, compile_mode, fit, hyperparameters, load_teacher, make_loader,
+                               open_training_data, preview_batch, publish, total_steps)
 
 log = logging.getLogger("stylenet.train")
 
@@ -42,17 +42,6 @@ def main(cfg: DictConfig) -> None:
         train(cfg, ranks, device)
     finally:
         ranks.close()
-
-
-def load_teacher(name: str, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """The network whose pictures distillation learns (stylenet.losses.Distilled): one style, like the student."""
-    payload = load_checkpoint(name)
-    teacher = build_model(payload, name)
-    if teacher.num_styles > 1 or model.num_styles > 1:
-        raise StylenetError(f"distill.teacher={name}: distillation trains one style from a network of one style "
-                            f"(the teacher has {teacher.num_styles}, the trained network {model.num_styles})")
-    log.info("distillation: learning the pictures of %s (style %s) as well as the loss", name, payload["style"])
-    return teacher.to(device)
 
 
 def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:

@@ -412,6 +412,17 @@ def build_network(cfg: DictConfig, names: list[str]) -> TrainingNetwork:
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
+def load_teacher(name: str, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The network whose pictures distillation learns (stylenet.losses.Distilled): one style, like the student."""
+    payload = load_checkpoint(name)
+    teacher = build_model(payload, name)
+    if teacher.num_styles > 1 or model.num_styles > 1:
+        raise StylenetError(f"distill.teacher={name}: distillation trains one style from a network of one style "
+                            f"(the teacher has {teacher.num_styles}, the trained network {model.num_styles})")
+    log.info("distillation: learning the pictures of %s (style %s) as well as the loss", name, payload["style"])
+    return teacher.to(device)
+
+
 def compile_mode(setting: bool | str) -> str | None:
     """conf/train.yaml's `compile`: false, true (torch.compile's default mode) or a mode's name."""
     if setting is False:
