@@ -27,14 +27,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from stylenet.benchmarking import describe_machine, train_network
-from stylenet.checkpoint import build_model, load_checkpoint
-from stylenet.configs import compose_config
-from stylenet.data import ImageFolder, load_style_image, readable_batch
-from stylenet.errors import StylenetError
-from stylenet.quality import heldout_losses
-from stylenet.losses import encoder_from_config, perceptual_loss_from_config
-from stylenet.vgg import layer_names
+from stylenet.tools.benchmarking import describe_machine, train_network
+from stylenet.nets.network_file import build_model, load_checkpoint
+from stylenet.config.compose import compose_config
+from stylenet.data.photos import ImageFolder, load_style_image, readable_batch
+from stylenet.common.errors import StylenetError
+from stylenet.loss.scores import heldout_losses
+from stylenet.loss.perceptual import encoder_from_config, perceptual_loss_from_config
+from stylenet.vgg.encoder import layer_names
 
 
 def train(name: str, overrides: list[str], args: argparse.Namespace, steps: int, lr: float | None = None) -> Path:

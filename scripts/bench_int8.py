@@ -25,15 +25,15 @@ import torch
 from PIL import Image
 
 import stylenet
-from stylenet.benchmarking import describe_machine, median_seconds
-from stylenet.images import list_images, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
-from stylenet.checkpoint import load_checkpoint, resolve_checkpoint
-from stylenet.onnx_backend import cached_export, open_session
-from stylenet.stylizer import TorchStylizer
-from stylenet.configs import compose_config
-from stylenet.data import read_scaled
-from stylenet.losses import encoder_from_config
-from stylenet.quality import MEASURE_LAYERS, PictureScorer
+from stylenet.tools.benchmarking import describe_machine, median_seconds
+from stylenet.common.images import list_images, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
+from stylenet.nets.network_file import load_checkpoint, resolve_checkpoint
+from stylenet.inference.onnx_backend import cached_export, open_session
+from stylenet.inference.stylizer import TorchStylizer
+from stylenet.config.compose import compose_config
+from stylenet.data.photos import read_scaled
+from stylenet.loss.perceptual import encoder_from_config
+from stylenet.loss.scores import MEASURE_LAYERS, PictureScorer
 
 
 def as_input(image: Image.Image) -> np.ndarray:

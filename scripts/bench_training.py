@@ -8,7 +8,7 @@ model, loss and batch; writes Markdown tables.
     python scripts/bench_training.py --image-size 256 --switches      # each speed switch on and off
 
 For each data source (the folder; the cache with content features; the images-only cache) and each
-DataLoader worker count it runs stylenet.training.fit for --warmup steps, then times --steps more, and
+DataLoader worker count it runs stylenet.training.loop.fit for --warmup steps, then times --steps more, and
 reports seconds per step, steps per second, the share of the step spent waiting for data, and the
 speed-up over the folder with the same workers. It also times the pieces a cache removes: decoding
 and cropping one batch, and the content images' VGG pass; and the precompute itself. The VGG has
@@ -36,19 +36,19 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from stylenet.benchmarking import describe_machine, device_busy_share, median_seconds, timed
-from stylenet.cache import (CacheWriter, CachedImages, array_bytes, fill, human_bytes, identity, new_manifest,
+from stylenet.tools.benchmarking import describe_machine, device_busy_share, median_seconds, timed
+from stylenet.data.precomputed import (CacheWriter, CachedImages, array_bytes, fill, human_bytes, identity, new_manifest,
                             pass_batch_through)
-from stylenet.configs import compose_config, model_config
-from stylenet.data import EpochSampler, ImageFolder, collate_skipping_unreadable
-from stylenet.errors import StylenetError
-from stylenet.images import list_images
-from stylenet.losses import PerceptualLoss, perceptual_loss_from_config
-from stylenet.models import TransformerNet
-from stylenet.monitor import RunLog
-from stylenet.runtime import seed_everything
-from stylenet.resume import Position
-from stylenet.training import Reporting, Plan, StepSettings, fit
+from stylenet.config.compose import compose_config, model_config
+from stylenet.data.photos import EpochSampler, ImageFolder, collate_skipping_unreadable
+from stylenet.common.errors import StylenetError
+from stylenet.common.images import list_images
+from stylenet.loss.perceptual import PerceptualLoss, perceptual_loss_from_config
+from stylenet.nets.transformer import TransformerNet
+from stylenet.training.monitor import RunLog
+from stylenet.common.runtime import seed_everything
+from stylenet.training.snapshots import Position
+from stylenet.training.loop import Reporting, Plan, StepSettings, fit
 
 SOURCES = ("folder", "cache", "cache, images only")
 
@@ -174,7 +174,7 @@ def bench_device(device: torch.device, dataset: ImageFolder, cfg: DictConfig, ar
     workdir = Path(tempfile.mkdtemp(prefix=f"{device.type}_", dir=workdir))  # fresh caches, whatever --workdir holds
     print(f"\n### {device.type.upper()}: {describe_machine(device)}\n", flush=True)
     seed_everything(0)
-    logging.getLogger("stylenet.vgg").setLevel(logging.ERROR)  # the random-weights warning: expected here
+    logging.getLogger("stylenet.vgg.encoder").setLevel(logging.ERROR)  # the random-weights warning: expected here
     loss_fn = perceptual_loss_from_config(cfg.loss, torch.rand(3, args.image_size, args.image_size, device=device))
     size = args.image_size
     print(f"{len(dataset)} images from {dataset.root}, {size}x{size} crops, batch {args.batch_size}, model "

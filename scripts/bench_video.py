@@ -6,7 +6,7 @@
     python scripts/bench_video.py --checkpoint fast.pt --video clip.mp4 --pipeline   # threaded against sequential
     python scripts/bench_video.py --memory 1000 10000 [--memory-size 320x240]     # peak memory, long videos
 
-Each row runs the real video path of `python -m stylenet.infer` (stylenet.video.stylize_video:
+Each row runs the real video path of `python -m stylenet.infer` (stylenet.inference.video.stylize_video:
 decode, stylise in batches, encode, audio copied) and reports frames per second for the whole
 path and the flicker: the mean absolute frame-to-frame change of the output over that of the
 input (1: the output changes as much as the input; lower is steadier). --pipeline measures the
@@ -31,15 +31,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylenet.benchmarking import describe_machine
-from stylenet.checkpoint import atomic_save, inference_payload
-from stylenet.configs import model_config
-from stylenet.errors import StylenetError, needs
-from stylenet.images import list_images
-from stylenet.models import TransformerNet
-from stylenet.runtime import pick_device
-from stylenet.stylizer import PictureOptions, Stylizer, TorchStylizer, load
-from stylenet.video import stylize_video
+from stylenet.tools.benchmarking import describe_machine
+from stylenet.nets.network_file import atomic_save, inference_payload
+from stylenet.config.compose import model_config
+from stylenet.common.errors import StylenetError, needs
+from stylenet.common.images import list_images
+from stylenet.nets.transformer import TransformerNet
+from stylenet.common.runtime import pick_device
+from stylenet.inference.stylizer import PictureOptions, Stylizer, TorchStylizer, load
+from stylenet.inference.video import stylize_video
 
 
 def frames_to_video(frames: list[Image.Image], path: Path, rate: Fraction) -> None:

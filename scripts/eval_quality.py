@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 
 import stylenet
-from stylenet.benchmarking import describe_machine, median_seconds, train_network
-from stylenet.configs import compose_config
-from stylenet.data import ImageFolder, load_style_image, readable_batch
-from stylenet.errors import StylenetError
-from stylenet.quality import heldout_losses
-from stylenet.losses import perceptual_loss_from_config
-from stylenet.runtime import seed_everything
+from stylenet.tools.benchmarking import describe_machine, median_seconds, train_network
+from stylenet.config.compose import compose_config
+from stylenet.data.photos import ImageFolder, load_style_image, readable_batch
+from stylenet.common.errors import StylenetError
+from stylenet.loss.scores import heldout_losses
+from stylenet.loss.perceptual import perceptual_loss_from_config
+from stylenet.common.runtime import seed_everything
 
 VARIANTS = ["johnson", "separable", "resize", "fast"]
 

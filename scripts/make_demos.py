@@ -22,10 +22,10 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from stylenet.benchmarking import train_network
-from stylenet.checkpoint import atomic_save, load_checkpoint
-from stylenet.errors import StylenetError
-from stylenet.images import list_images
+from stylenet.tools.benchmarking import train_network
+from stylenet.nets.network_file import atomic_save, load_checkpoint
+from stylenet.common.errors import StylenetError
+from stylenet.common.images import list_images
 
 
 def about(payload: dict, images: int, args: argparse.Namespace) -> str:

@@ -7,7 +7,7 @@ cell labelled with its seconds per image.
         [--beside "PyTorch example=../shared/data/reference/pytorch_example_{photo}_{style}.jpg"]
 
 Writes <out>/<style>.jpg (small JPEGs for the README). The Gatys column optimises from the photo with
-L-BFGS (stylenet.gatys) against the loss the first network was trained with, read from its
+L-BFGS (stylenet.loss.gatys) against the loss the first network was trained with, read from its
 inference file (layers, weights, style image), at the size of the photo cell. --beside adds a column of
 pictures made elsewhere (e.g. another project's published outputs), where the file exists for that
 photo ({photo}: its name without extension) and style; the cell stays empty elsewhere.
@@ -23,12 +23,12 @@ import torch
 from PIL import Image
 
 import stylenet
-from stylenet.benchmarking import describe_machine, median_seconds
-from stylenet.checkpoint import load_checkpoint
-from stylenet.images import labelled_sheet, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
-from stylenet.losses import PerceptualLoss, trained_loss
-from stylenet.gatys import optimize_image
-from stylenet.stylizer import stylize_picture
+from stylenet.tools.benchmarking import describe_machine, median_seconds
+from stylenet.nets.network_file import load_checkpoint
+from stylenet.common.images import labelled_sheet, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
+from stylenet.loss.perceptual import PerceptualLoss, trained_loss
+from stylenet.loss.gatys import optimize_image
+from stylenet.inference.stylizer import stylize_picture
 
 
 def timed_network(path: str, photo: Image.Image) -> tuple[Image.Image, float]:

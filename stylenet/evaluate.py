@@ -19,18 +19,18 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from stylenet.atomic import atomic_write
-from stylenet.benchmarking import timed
-from stylenet.checkpoint import build_model, load_checkpoint, style_names
-from stylenet.data import ImageFolder
-from stylenet.errors import StylenetError, exits_cleanly
-from stylenet.images import image_grid, save_image
-from stylenet.options import check_options
-from stylenet.losses import trained_loss
-from stylenet.gatys import optimize_image
-from stylenet.quality import TERMS, equivalent_iterations, report
-from stylenet.runtime import pick_device, seed_everything
-from stylenet.stylizer import style_weights
+from stylenet.common.atomic import atomic_write
+from stylenet.tools.benchmarking import timed
+from stylenet.nets.network_file import build_model, load_checkpoint, style_names
+from stylenet.data.photos import ImageFolder
+from stylenet.common.errors import StylenetError, exits_cleanly
+from stylenet.common.images import image_grid, save_image
+from stylenet.config.options import check_options
+from stylenet.loss.perceptual import trained_loss
+from stylenet.loss.gatys import optimize_image
+from stylenet.loss.scores import TERMS, equivalent_iterations, report
+from stylenet.common.runtime import pick_device, seed_everything
+from stylenet.inference.stylizer import style_weights
 
 log = logging.getLogger("stylenet.evaluate")
 

@@ -1,4 +1,4 @@
-"""python -m stylenet.export: a trained network as ONNX or TorchScript, for other runtimes (stylenet.exporting).
+"""python -m stylenet.export: a trained network as ONNX or TorchScript, for other runtimes (stylenet.inference.exported).
 
 Before the file is published it is run on an odd-sized image and compared with PyTorch; a
 difference above `tolerance` leaves nothing behind and exits with an error.
@@ -12,11 +12,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from stylenet.atomic import atomic_path
-from stylenet.checkpoint import build_model, load_checkpoint
-from stylenet.errors import StylenetError, exits_cleanly
-from stylenet.exporting import MIN_EXPORTED_SIZE, export_onnx, export_torchscript, largest_difference, metadata
-from stylenet.options import check_options
+from stylenet.common.atomic import atomic_path
+from stylenet.nets.network_file import build_model, load_checkpoint
+from stylenet.common.errors import StylenetError, exits_cleanly
+from stylenet.inference.exported import MIN_EXPORTED_SIZE, export_onnx, export_torchscript, largest_difference, metadata
+from stylenet.config.options import check_options
 
 log = logging.getLogger("stylenet.export")
 

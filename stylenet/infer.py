@@ -11,13 +11,13 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from stylenet.errors import StylenetError, exits_cleanly
-from stylenet.files import file_target, other_files, plan, stylize_files
-from stylenet.images import IMAGE_EXTENSIONS
-from stylenet.options import check_options
-from stylenet.stylizer import PictureOptions, Stylizer, load
-from stylenet.runtime import StopRequest
-from stylenet.video import VIDEO_EXTENSIONS, is_stream, is_video_file, stylize_video
+from stylenet.common.errors import StylenetError, exits_cleanly
+from stylenet.inference.files import file_target, other_files, plan, stylize_files
+from stylenet.common.images import IMAGE_EXTENSIONS
+from stylenet.config.options import check_options
+from stylenet.inference.stylizer import PictureOptions, Stylizer, load
+from stylenet.common.runtime import StopRequest
+from stylenet.inference.video import VIDEO_EXTENSIONS, is_stream, is_video_file, stylize_video
 
 log = logging.getLogger("stylenet.infer")
 EXIT_SOME_FAILED = 1

@@ -1,4 +1,4 @@
-"""python -m stylenet.optimize: the optimisation of Gatys et al. (stylenet.gatys) — the pixels of one
+"""python -m stylenet.optimize: the optimisation of Gatys et al. (stylenet.loss.gatys) — the pixels of one
 image optimised against the same PerceptualLoss and conf/loss configs that training uses.
 
 Slow, but the reference for quality, and much cheaper than training a network per setting: try
@@ -17,14 +17,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from stylenet.data import load_style_image, read_scaled, style_entries
-from stylenet.errors import StylenetError, exits_cleanly
-from stylenet.images import save_image
-from stylenet.gatys import optimize_image
-from stylenet.losses import perceptual_loss_from_config
-from stylenet.monitor import RunLog
-from stylenet.options import check_options
-from stylenet.runtime import pick_device, seed_everything
+from stylenet.data.photos import load_style_image, read_scaled, style_entries
+from stylenet.common.errors import StylenetError, exits_cleanly
+from stylenet.common.images import save_image
+from stylenet.loss.gatys import optimize_image
+from stylenet.loss.perceptual import perceptual_loss_from_config
+from stylenet.training.monitor import RunLog
+from stylenet.config.options import check_options
+from stylenet.common.runtime import pick_device, seed_everything
 
 log = logging.getLogger("stylenet.optimize")
 

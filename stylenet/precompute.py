@@ -9,12 +9,12 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from stylenet.cache import CacheWriter, check_disk_space, fill, identity, mismatches, new_manifest, read_manifest
-from stylenet.data import ImageFolder
-from stylenet.errors import StylenetError, exits_cleanly
-from stylenet.options import check_options
-from stylenet.runtime import StopRequest, data_workers, pick_device, seed_everything
-from stylenet.losses import encoder_from_config
+from stylenet.data.precomputed import CacheWriter, check_disk_space, fill, identity, mismatches, new_manifest, read_manifest
+from stylenet.data.photos import ImageFolder
+from stylenet.common.errors import StylenetError, exits_cleanly
+from stylenet.config.options import check_options
+from stylenet.common.runtime import StopRequest, data_workers, pick_device, seed_everything
+from stylenet.loss.perceptual import encoder_from_config
 
 log = logging.getLogger("stylenet.precompute")
 

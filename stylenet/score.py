@@ -1,5 +1,5 @@
 """python -m stylenet.score: how stylised each method's pictures of the same photos are, and how much of
-the photos they keep, on one scale that no training loss's weights enter (stylenet.quality.PictureScorer).
+the photos they keep, on one scale that no training loss's weights enter (stylenet.loss.scores.PictureScorer).
 
 Methods: trained networks (`checkpoint=[...]`, run here on each photo) and folders of finished pictures
 (`pictures=[...]`: the optimisation's, another tool's), one per photo with the photo's file stem. The photo
@@ -17,15 +17,15 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from stylenet.atomic import atomic_write
-from stylenet.data import read_scaled
-from stylenet.errors import StylenetError, exits_cleanly
-from stylenet.images import list_images
-from stylenet.losses import encoder_from_config
-from stylenet.options import check_options
-from stylenet.quality import MEASURE_LAYERS, SCORES, PictureScorer
-from stylenet.runtime import pick_device
-from stylenet.stylizer import load
+from stylenet.common.atomic import atomic_write
+from stylenet.data.photos import read_scaled
+from stylenet.common.errors import StylenetError, exits_cleanly
+from stylenet.common.images import list_images
+from stylenet.loss.perceptual import encoder_from_config
+from stylenet.config.options import check_options
+from stylenet.loss.scores import MEASURE_LAYERS, SCORES, PictureScorer
+from stylenet.common.runtime import pick_device
+from stylenet.inference.stylizer import load
 
 log = logging.getLogger("stylenet.score")
 

@@ -1,5 +1,5 @@
 """python -m stylenet.train: train a transform network for one style (or several) against the frozen
-VGG loss. The loop and what it is built from live in stylenet.training; resume in stylenet.resume."""
+VGG loss. The loop and what it is built from live in stylenet.training.loop; resume in stylenet.training.snapshots."""
 
 from __future__ import annotations
 
@@ -17,17 +17,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
-from stylenet.checkpoint import inference_payload
-from stylenet.options import check_options, refuse_renamed
-from stylenet.data import EpochSampler, load_style_images
-from stylenet.errors import StylenetError, exits_cleanly
-from stylenet.health import HealthMonitor, unstylised_threshold
-from stylenet.losses import Distilled, perceptual_loss_from_config
-from stylenet.monitor import RunLog
-from stylenet.precision import training_autocast
-from stylenet.resume import Position, Snapshots, find_resume, fingerprint, restore, training_payload
-from stylenet.runtime import Distributed, StopRequest, data_workers, quiet_logging, seed_everything, start_distributed
-from stylenet.training import (Reporting, Plan, StepSettings, TrainingDiverged, balance_style_layers,
+from stylenet.nets.network_file import inference_payload
+from stylenet.config.options import check_options, refuse_renamed
+from stylenet.data.photos import EpochSampler, load_style_images
+from stylenet.common.errors import StylenetError, exits_cleanly
+from stylenet.training.health import HealthMonitor, unstylised_threshold
+from stylenet.loss.perceptual import Distilled, perceptual_loss_from_config
+from stylenet.training.monitor import RunLog
+from stylenet.common.precision import training_autocast
+from stylenet.training.snapshots import Position, Snapshots, find_resume, fingerprint, restore, training_payload
+from stylenet.common.runtime import Distributed, StopRequest, data_workers, quiet_logging, seed_everything, start_distributed
+from stylenet.training.loop import (Reporting, Plan, StepSettings, TrainingDiverged, balance_style_layers,
                                build_network, compile_mode, fit, hyperparameters, load_teacher, make_loader,
                                open_training_data, preview_batch, publish, total_steps)
 

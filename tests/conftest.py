@@ -153,7 +153,7 @@ def real_vgg_weights() -> Path:
     skipped with the command that fetches it, except under CI (CI=true), where .ci/run fetches it
     first and a missing file must fail the run rather than quietly skip the only real-feature checks.
     """
-    from stylenet.vgg_sources import FETCH_COMMAND, converted_path
+    from stylenet.vgg.sources import FETCH_COMMAND, converted_path
 
     path = converted_path("hed_bsds500")
     if not path.is_file():

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import multi_style_overrides, read_scalars, run_entry, tiny_train_overrides
-from stylenet.data import ImageFolder
-from stylenet.vgg import VGGEncoder
+from stylenet.data.photos import ImageFolder
+from stylenet.vgg.encoder import VGGEncoder
 
 pytestmark = pytest.mark.slow
 SKIPPED_ROW = 0  # "corrupt.jpg" sorts first in the workspace's photo folder
@@ -64,7 +64,7 @@ def test_cache_holds_the_crops_and_the_content_features(workspace: Path, cache: 
 
 def test_interrupted_precompute_continues_to_the_same_cache(workspace: Path, cache: Path, tmp_path: Path) -> None:
     folder = tmp_path / "cache"
-    killed = precompute(workspace, folder, STYLENET_TEST_AFTER_CALLS="stylenet.cache:CacheWriter.commit:2:SIGKILL")
+    killed = precompute(workspace, folder, STYLENET_TEST_AFTER_CALLS="stylenet.data.precomputed:CacheWriter.commit:2:SIGKILL")
     assert killed.returncode == -9
     assert not json.loads((folder / "manifest.json").read_text())["complete"]
 
@@ -86,7 +86,7 @@ def test_interrupted_precompute_continues_to_the_same_cache(workspace: Path, cac
 
 def test_ctrl_c_stops_precompute_with_progress_kept(workspace: Path, tmp_path: Path) -> None:
     folder = tmp_path / "cache"
-    stopped = precompute(workspace, folder, STYLENET_TEST_AFTER_CALLS="stylenet.cache:CacheWriter.commit:1:SIGINT")
+    stopped = precompute(workspace, folder, STYLENET_TEST_AFTER_CALLS="stylenet.data.precomputed:CacheWriter.commit:1:SIGINT")
     assert stopped.returncode == 2 and "Traceback" not in stopped.stderr
     assert "stopped with 4 of 7 images done" in stopped.stderr and "run the same command again" in stopped.stderr
     assert np.count_nonzero(np.load(folder / "status.npy")) == 4

@@ -3,10 +3,10 @@ import os
 import pytest
 import torch
 
-from stylenet.checkpoint import FORMAT_VERSION, atomic_save, build_model, inference_payload, load_checkpoint
-from stylenet.resume import latest_training_checkpoint, training_payload
-from stylenet.errors import StylenetError
-from stylenet.models import TransformerNet
+from stylenet.nets.network_file import FORMAT_VERSION, atomic_save, build_model, inference_payload, load_checkpoint
+from stylenet.training.snapshots import latest_training_checkpoint, training_payload
+from stylenet.common.errors import StylenetError
+from stylenet.nets.transformer import TransformerNet
 
 TINY = {"channels": [8, 16, 16], "num_residual_blocks": 1, "norm": "instance"}
 

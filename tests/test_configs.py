@@ -4,9 +4,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from stylenet.configs import CONF_DIR
-from stylenet.models import TransformerNet
-from stylenet.vgg import VGGEncoder
+from stylenet.config.compose import CONF_DIR
+from stylenet.nets.transformer import TransformerNet
+from stylenet.vgg.encoder import VGGEncoder
 
 GROUPS = {group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")) for group in ("style", "model", "loss", "data")}
 

@@ -3,8 +3,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import random_image, write_images
-from stylenet.data import ImageFolder, collate_skipping_unreadable, load_style_image
-from stylenet.errors import StylenetError
+from stylenet.data.photos import ImageFolder, collate_skipping_unreadable, load_style_image
+from stylenet.common.errors import StylenetError
 
 
 def test_folder_is_read_recursively_and_cropped(tmp_path) -> None:
@@ -77,8 +77,8 @@ def test_default_workers_fit_the_machine_without_the_dataloader_warning(tmp_path
     import os
     import warnings
 
-    from stylenet.configs import compose_config
-    from stylenet.runtime import data_workers
+    from stylenet.config.compose import compose_config
+    from stylenet.common.runtime import data_workers
 
     assert compose_config("train", ["data=folder", "data.root=x"]).data.workers == "auto"
     for cores, expected in ((1, 0), (2, 1), (3, 2), (64, 4)):

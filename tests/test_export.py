@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 import stylenet
-from stylenet.configs import model_config
-from stylenet.exporting import export_onnx, largest_difference
-from stylenet.models import TransformerNet
-from stylenet.onnx_backend import OPSET
+from stylenet.config.compose import model_config
+from stylenet.inference.exported import export_onnx, largest_difference
+from stylenet.nets.transformer import TransformerNet
+from stylenet.inference.onnx_backend import OPSET
 from conftest import TrainedRun, random_image, run_entry
 
 pytestmark = pytest.mark.slow
@@ -130,8 +130,8 @@ def test_an_onnx_file_refuses_the_torch_backend(onnx_model: Path, tmp_path: Path
 
 def test_load_runs_onnxruntime_by_default_on_the_cpu(trained_run: TrainedRun, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from stylenet.errors import StylenetError
-    from stylenet.stylizer import TorchStylizer, stylize_picture
+    from stylenet.common.errors import StylenetError
+    from stylenet.inference.stylizer import TorchStylizer, stylize_picture
 
     monkeypatch.delenv("STYLENET_BACKEND", raising=False)  # as on a user's machine (conftest.py pins torch)
     monkeypatch.setenv("STYLENET_CACHE", str(tmp_path / "cache"))

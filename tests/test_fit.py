@@ -4,14 +4,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from stylenet.data import EpochSampler, ImageFolder, collate_skipping_unreadable
-from stylenet.errors import StylenetError
-from stylenet.losses import PerceptualLoss
-from stylenet.models import TransformerNet
-from stylenet.monitor import RunLog
-from stylenet.resume import Position
-from stylenet.training import Reporting, Plan, StepSettings, fit
-from stylenet.vgg import VGGEncoder
+from stylenet.data.photos import EpochSampler, ImageFolder, collate_skipping_unreadable
+from stylenet.common.errors import StylenetError
+from stylenet.loss.perceptual import PerceptualLoss
+from stylenet.nets.transformer import TransformerNet
+from stylenet.training.monitor import RunLog
+from stylenet.training.snapshots import Position
+from stylenet.training.loop import Reporting, Plan, StepSettings, fit
+from stylenet.vgg.encoder import VGGEncoder
 
 
 def test_data_without_a_single_readable_image_stops_instead_of_spinning(tmp_path) -> None:

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import TrainedRun, read_scalars, run_entry, tiny_train_overrides
-from stylenet.health import FAILURES, HealthMonitor, unstylised_threshold
-from stylenet.monitor import RunLog
+from stylenet.training.health import FAILURES, HealthMonitor, unstylised_threshold
+from stylenet.training.monitor import RunLog
 
 
 def colourful(seed: int = 0, size: int = 32) -> torch.Tensor:

@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from stylenet.errors import StylenetError
-from stylenet.images import UnreadableImageError, pil_to_tensor, read_image, save_image, tensor_to_pil
+from stylenet.common.errors import StylenetError
+from stylenet.common.images import UnreadableImageError, pil_to_tensor, read_image, save_image, tensor_to_pil
 
 
 def test_exif_orientation_is_applied(tmp_path) -> None:
@@ -59,7 +59,7 @@ def test_image_grid_lays_images_out_as_torchvision_does() -> None:
     import torch
     from torchvision.utils import make_grid
 
-    from stylenet.images import image_grid
+    from stylenet.common.images import image_grid
 
     for count, columns in [(2, 2), (6, 3), (5, 2), (3, 5)]:
         images = torch.rand(count, 3, 7, 9)

@@ -10,7 +10,7 @@ from PIL import Image
 
 import stylenet
 from conftest import TrainedRun, random_image, run_entry
-from stylenet.stylizer import stylize_picture
+from stylenet.inference.stylizer import stylize_picture
 
 pytestmark = pytest.mark.slow
 
@@ -193,7 +193,7 @@ def test_a_network_can_be_named_and_an_unknown_name_lists_the_known_ones(trained
     shutil.copy(trained_run.checkpoint, tmp_path / "checkpoints" / "mine.pt")
     monkeypatch.chdir(tmp_path)
     assert stylenet.load("mine", device="cpu").chosen == "tiny_style"
-    with pytest.raises(stylenet.errors.StylenetError, match=r"checkpoint not found: nosuch \(networks that can be named: .*mine"):
+    with pytest.raises(stylenet.common.errors.StylenetError, match=r"checkpoint not found: nosuch \(networks that can be named: .*mine"):
         stylenet.load("nosuch")
     random_image(20, 24).save(tmp_path / "photo.png")
     result = run_entry("infer", "checkpoint=mine", f"input={tmp_path / 'photo.png'}", f"output={tmp_path / 'out.png'}",

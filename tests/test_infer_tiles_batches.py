@@ -9,9 +9,9 @@ from PIL import Image
 
 import stylenet
 from conftest import TrainedRun, random_image, run_entry
-from stylenet.models import InstanceNorm, TransformerNet
-from stylenet.stylizer import PictureOptions, TorchStylizer, stylize_pictures
-from stylenet.tiling import stylize_in_tiles, tile_spans
+from stylenet.nets.transformer import InstanceNorm, TransformerNet
+from stylenet.inference.stylizer import PictureOptions, TorchStylizer, stylize_pictures
+from stylenet.inference.tiling import stylize_in_tiles, tile_spans
 
 pytestmark = pytest.mark.slow
 

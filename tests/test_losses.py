@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from stylenet.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
-from stylenet.vgg import VGGEncoder
+from stylenet.loss.perceptual import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
+from stylenet.vgg.encoder import VGGEncoder
 
 
 def test_gram_matrix_by_hand() -> None:
@@ -85,9 +85,9 @@ def test_stored_layer_weights_must_name_the_losss_layers() -> None:
     import pytest
     import torch
 
-    from stylenet.errors import StylenetError
-    from stylenet.losses import PerceptualLoss
-    from stylenet.vgg import VGGEncoder
+    from stylenet.common.errors import StylenetError
+    from stylenet.loss.perceptual import PerceptualLoss
+    from stylenet.vgg.encoder import VGGEncoder
 
     encoder = VGGEncoder("vgg16", ["relu1_2", "relu2_2"], pretrained=False)
     loss = PerceptualLoss(encoder, torch.rand(3, 16, 16), "relu2_2", {"relu1_2": 1.0, "relu2_2": 1.0}, 1, 1, 1)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from stylenet.configs import model_config
-from stylenet.models import FusedUpsampleConv, TransformerNet
+from stylenet.config.compose import model_config
+from stylenet.nets.transformer import FusedUpsampleConv, TransformerNet
 
 
 @pytest.mark.parametrize("height,width", [(1, 1), (5, 7), (33, 17), (31, 64), (64, 64)])

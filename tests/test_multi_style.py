@@ -12,15 +12,15 @@ from PIL import Image
 
 import stylenet
 from conftest import multi_style_overrides, random_image, read_scalars, run_entry
-from stylenet.configs import compose_config, model_config
-from stylenet.data import style_entries
-from stylenet.errors import StylenetError
-from stylenet.losses import PER_IMAGE_STYLE, PerceptualLoss
-from stylenet.models import TransformerNet
-from stylenet.runtime import Distributed
-from stylenet.stylizer import style_weights
-from stylenet.training import Interval, StyleSchedule
-from stylenet.vgg import VGGEncoder
+from stylenet.config.compose import compose_config, model_config
+from stylenet.data.photos import style_entries
+from stylenet.common.errors import StylenetError
+from stylenet.loss.perceptual import PER_IMAGE_STYLE, PerceptualLoss
+from stylenet.nets.transformer import TransformerNet
+from stylenet.common.runtime import Distributed
+from stylenet.inference.stylizer import style_weights
+from stylenet.training.loop import Interval, StyleSchedule
+from stylenet.vgg.encoder import VGGEncoder
 
 VARIANTS = ("johnson", "separable", "resize", "fast", "realtime")
 

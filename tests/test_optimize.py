@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from conftest import TrainedRun, random_image, read_scalars, run_entry, write_images
-from stylenet.images import pil_to_tensor
-from stylenet.losses import PerceptualLoss
-from stylenet.gatys import optimize_image
-from stylenet.vgg import VGGEncoder
+from stylenet.common.images import pil_to_tensor
+from stylenet.loss.perceptual import PerceptualLoss
+from stylenet.loss.gatys import optimize_image
+from stylenet.vgg.encoder import VGGEncoder
 
 
 @pytest.fixture(scope="module")

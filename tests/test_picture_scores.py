@@ -1,4 +1,4 @@
-"""The picture scores (stylenet.quality.PictureScorer) and python -m stylenet.score: the photo itself, a blurred
+"""The picture scores (stylenet.loss.scores.PictureScorer) and python -m stylenet.score: the photo itself, a blurred
 photo, a photo under a repeated cross-hatch and the style image itself each score as a person would judge them."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from conftest import random_image, run_entry, write_images
-from stylenet.images import pil_to_tensor, save_image
-from stylenet.quality import MEASURE_LAYERS, PictureScorer
-from stylenet.vgg import VGGEncoder
+from stylenet.common.images import pil_to_tensor, save_image
+from stylenet.loss.scores import MEASURE_LAYERS, PictureScorer
+from stylenet.vgg.encoder import VGGEncoder
 
 SIZE = 96
 

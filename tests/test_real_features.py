@@ -14,13 +14,13 @@ import torch
 from PIL import Image
 
 from conftest import random_image, run_entry, write_images
-from stylenet.configs import compose_config
-from stylenet.images import pil_to_tensor
-from stylenet.checkpoint import build_model
-from stylenet.losses import PerceptualLoss, gram_matrix, perceptual_loss_from_config, style_loss
-from stylenet.models import TransformerNet
-from stylenet.gatys import optimize_image
-from stylenet.vgg import VGGEncoder
+from stylenet.config.compose import compose_config
+from stylenet.common.images import pil_to_tensor
+from stylenet.nets.network_file import build_model
+from stylenet.loss.perceptual import PerceptualLoss, gram_matrix, perceptual_loss_from_config, style_loss
+from stylenet.nets.transformer import TransformerNet
+from stylenet.loss.gatys import optimize_image
+from stylenet.vgg.encoder import VGGEncoder
 
 SIZE = 64
 OPTIMISATION_STYLE_WEIGHT = 3e4  # loss=vgg16_hed_balanced's, for stylenet.optimize

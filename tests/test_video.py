@@ -132,8 +132,8 @@ def test_the_pipelined_path_writes_what_the_sequential_one_does(trained_run: Tra
     # The frames themselves, compared without x264: here it encodes the same frames differently from one
     # run to the next (measured: up to 3 levels on average by the ninth frame, for either path), which
     # would hide a frame out of place (neighbours differ by 7-11). A lossless codec shows what was written.
-    from stylenet import video
-    from stylenet.stylizer import PictureOptions
+    from stylenet.inference import video
+    from stylenet.inference.stylizer import PictureOptions
 
     monkeypatch.setattr(video, "choose_codecs", lambda av, device: video.Codecs(None, "ffv1", "lossless (test)"))
     stylizer = stylenet.load(trained_run.checkpoint, device="cpu")
@@ -181,7 +181,7 @@ def test_ctrl_c_ends_a_live_source_with_what_was_read_kept_playable(trained_run:
     write_clip(tmp_path / "clip.mp4", 60, Fraction(25), (64, 48), audio=False)
     result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={served}/clip.mp4",
                        f"output={tmp_path / 'live.mp4'}", cwd=tmp_path,
-                       STYLENET_TEST_AFTER_CALLS="stylenet.video:stylize_frames:4:SIGINT")
+                       STYLENET_TEST_AFTER_CALLS="stylenet.inference.video:stylize_frames:4:SIGINT")
     assert result.returncode == 0, result.stderr
     assert "stopped by request" in result.stdout
     kept = len(decoded_frames(tmp_path / "live.mp4"))  # a complete, playable file: a live source goes a frame per call
@@ -192,7 +192,7 @@ def test_ctrl_c_on_a_video_file_publishes_no_partial_video(trained_run: TrainedR
     write_clip(tmp_path / "clip.mp4", 60, Fraction(25), (64, 48), audio=False)
     result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'clip.mp4'}",
                        f"output={tmp_path / 'out.mp4'}", "batch_size=2", cwd=tmp_path,
-                       STYLENET_TEST_AFTER_CALLS="stylenet.video:stylize_frames:2:SIGINT")
+                       STYLENET_TEST_AFTER_CALLS="stylenet.inference.video:stylize_frames:2:SIGINT")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "the partial video was not written" in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]
@@ -227,8 +227,8 @@ def live_test_pattern(rate: int, seconds: int) -> str:
 
 
 def test_a_live_source_faster_than_the_network_drops_late_frames(tmp_path: Path) -> None:
-    from stylenet.stylizer import PictureOptions
-    from stylenet.video import stylize_video
+    from stylenet.inference.stylizer import PictureOptions
+    from stylenet.inference.video import stylize_video
 
     pytest.importorskip("av", reason="the video extra is not installed: pip install -e '.[video]'")
     network = SlowIdentity(0.1)  # 10 frames/s against a source of 50
@@ -245,8 +245,8 @@ def test_a_live_source_faster_than_the_network_drops_late_frames(tmp_path: Path)
 
 
 def test_a_live_source_slower_than_the_network_loses_no_frame(tmp_path: Path) -> None:
-    from stylenet.stylizer import PictureOptions
-    from stylenet.video import stylize_video
+    from stylenet.inference.stylizer import PictureOptions
+    from stylenet.inference.video import stylize_video
 
     pytest.importorskip("av", reason="the video extra is not installed: pip install -e '.[video]'")
     result = stylize_video(SlowIdentity(0.0), live_test_pattern(10, 1), tmp_path / "live.mp4", PictureOptions(), 4,
@@ -255,8 +255,8 @@ def test_a_live_source_slower_than_the_network_loses_no_frame(tmp_path: Path) ->
 
 
 def test_a_file_slower_than_its_frame_rate_still_gives_every_frame(tmp_path: Path) -> None:
-    from stylenet.stylizer import PictureOptions
-    from stylenet.video import stylize_video
+    from stylenet.inference.stylizer import PictureOptions
+    from stylenet.inference.video import stylize_video
 
     write_clip(tmp_path / "clip.mp4", 8, Fraction(50), (64, 48), audio=False)
     result = stylize_video(SlowIdentity(0.1), tmp_path / "clip.mp4", tmp_path / "out.mp4", PictureOptions(), 1, 0.0)

@@ -1,7 +1,7 @@
 """Do something to this process right after the n-th call of a function: a Ctrl-C, a kill -9, NaN weights.
 
 Active in an entry point started by the tests when STYLENET_TEST_AFTER_CALLS is
-"module:Attribute.path:calls:ACTION", e.g. "stylenet.cache:CacheWriter.commit:2:SIGKILL". ACTION is a
+"module:Attribute.path:calls:ACTION", e.g. "stylenet.data.precomputed:CacheWriter.commit:2:SIGKILL". ACTION is a
 signal name, or NAN_WEIGHTS (the function is an optimizer's step: its first parameter becomes NaN).
 """
 

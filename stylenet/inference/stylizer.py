@@ -1,0 +1,243 @@
+"""The Python API: stylenet.load(path) -> a callable that stylises PIL images or tensor batches."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence, overload
+
+import torch
+from PIL import Image
+
+from stylenet.nets.network_file import build_model, load_checkpoint, resolve_checkpoint, style_names
+from stylenet.common.errors import StylenetError
+from stylenet.common.images import keep_colours, pil_to_tensor, tensor_to_pil
+from stylenet.nets.transformer import TransformerNet
+from stylenet.common.precision import inference_dtype
+from stylenet.common.runtime import pick_device
+from stylenet.inference.tiling import stylize_in_tiles
+
+def style_weights(names: Sequence[str], name: str | None = None, index: int | None = None,
+                  mix: Mapping[str | int, float] | None = None) -> torch.Tensor | None:
+    """The weights (len(names),) of the style a user chose from a network's styles: by name, by index,
+    or a mix {name (or index): weight} with weights from 0 that add up to 1 (Dumoulin et al.'s
+    blending of the conditional instance norm parameters). None: a network of one style, not chosen."""
+    given = [option for option, value in (("style_name", name), ("style_index", index), ("style_mix", mix))
+             if value is not None]
+    listing = ", ".join(f"{position} {name}" for position, name in enumerate(names))
+    if len(given) > 1:
+        raise StylenetError(f"choose the style in one way, not with {' and '.join(given)}")
+    if not given:
+        if len(names) == 1:
+            return None
+        raise StylenetError(f"this network has {len(names)} styles ({listing}): choose one with style_name=<name>, "
+                            f"style_index=<k> or style_mix={{name: weight, ...}}")
+
+    def position(key: object, option: str) -> int:
+        if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(names):
+            return key
+        if isinstance(key, str) and key in names:
+            return names.index(key)
+        raise StylenetError(f"{option}: no style {key!r} in this network; its styles are {listing}")
+
+    if mix is None:
+        chosen = {position(name, "style_name") if name is not None else position(index, "style_index"): 1.0}
+    else:
+        if not isinstance(mix, Mapping) or not mix:
+            raise StylenetError(f"style_mix must be a mapping {{name: weight, ...}}, got {mix!r}")
+        chosen = {}
+        for key, weight in mix.items():
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+                raise StylenetError(f"style_mix: the weight of {key!r} must be a number from 0, got {weight!r}")
+            chosen[position(key, "style_mix")] = chosen.get(position(key, "style_mix"), 0.0) + float(weight)
+        total = sum(chosen.values())
+        if abs(total - 1) > 1e-6:
+            raise StylenetError(f"style_mix weights must add up to 1, got {total:g}")
+    weights = torch.zeros(len(names))
+    for key, weight in chosen.items():
+        weights[key] = weight
+    return weights
+
+
+def describe_styles(name: str, names: Sequence[str], weights: torch.Tensor | None) -> str:
+    """'name', or for a network of several styles 'name: style' or 'name: 0.7 a + 0.3 b'."""
+    if weights is None:
+        return name
+    parts = [(weight, names[position]) for position, weight in enumerate(weights.tolist()) if weight]
+    if len(parts) == 1:
+        return f"{name}: {parts[0][1]}"
+    return f"{name}: " + " + ".join(f"{weight:g} {style}" for weight, style in parts)
+
+
+class Stylizer:
+    """A loaded network, whatever runs it (TorchStylizer here, onnx_backend.OnnxStylizer): PIL images or
+    float batches in, the same out. A network of several styles runs with `weights` (see style_weights);
+    select() changes them. Subclasses say how a batch runs (run, tiled) and describe themselves."""
+
+    def __init__(self, device: torch.device, style: str, summary: dict[str, Any],
+                 styles: Sequence[str] | None = None, weights: torch.Tensor | None = None) -> None:
+        self.device = device
+        self.style = style
+        self.styles = list(styles or [style])
+        self.summary = summary
+        self.weights = weights
+
+    def select(self, name: str | None = None, index: int | None = None,
+               mix: Mapping[str | int, float] | None = None) -> "Stylizer":
+        """Use another of the network's styles, or a mix of them (see style_weights); returns self."""
+        self.weights = style_weights(self.styles, name, index, mix)
+        return self
+
+    @property
+    def chosen(self) -> str:
+        return describe_styles(self.style, self.styles, self.weights)
+
+    @overload
+    def __call__(self, image: Image.Image) -> Image.Image: ...
+    @overload
+    def __call__(self, image: torch.Tensor) -> torch.Tensor: ...
+
+    def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
+        """A PIL image gives a PIL image; a float batch (N, 3, H, W) in [0, 1] gives a batch on the same device."""
+        if isinstance(image, Image.Image):
+            return tensor_to_pil(self.run(pil_to_tensor(image.convert("RGB")).unsqueeze(0)))
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise ValueError(f"expected a float batch of shape (N, 3, H, W), got {tuple(image.shape)}")
+        return self.run(image).to(image.device)
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        """A float32 batch (N, 3, H, W) in [0, 1] through the network, whole."""
+        raise NotImplementedError
+
+    def tiled(self, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+        """One (1, 3, H, W) image in overlapping tiles of at most `tile` pixels a side (stylenet.inference.tiling)."""
+        raise NotImplementedError
+
+
+class TorchStylizer(Stylizer):
+    """The network in PyTorch: no autograd, eval mode, on its device, in its precision and memory format
+    (the input is converted; the output is always float32)."""
+
+    def __init__(self, model: TransformerNet, device: torch.device, style: str, summary: dict[str, Any],
+                 dtype: torch.dtype = torch.float32, channels_last: bool = False,
+                 styles: Sequence[str] | None = None, weights: torch.Tensor | None = None) -> None:
+        super().__init__(device, style, summary, styles, weights)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.dtype = dtype
+        self.model = model.to(device, dtype=dtype, memory_format=self.memory_format).eval().requires_grad_(False)
+
+    def describe(self) -> str:
+        layout = ", channels_last" if self.memory_format == torch.channels_last else ""
+        return f"PyTorch on {self.device}, {str(self.dtype).split('.')[-1]}{layout}"
+
+    @torch.inference_mode()
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        if self.weights is None:
+            return self.model(batch).float()
+        return self.model(batch, self.weights.to(self.device, self.dtype)).float()
+
+    @torch.inference_mode()
+    def tiled(self, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+        return stylize_in_tiles(self.run, self.model, image, tile, overlap)
+
+
+@dataclass(frozen=True)
+class PictureOptions:
+    """What users tune after training, applied in this order:
+
+    stroke_scale: run the network on the picture scaled by this factor and bring the result back to
+    the picture's size (below 1: larger brush strokes, above 1: finer ones); tile_size/tile_overlap:
+    a picture with a side longer than tile_size goes through the network in overlapping tiles
+    (stylenet.inference.tiling), so memory stays bounded; preserve_color: keep the picture's colours, take only
+    the luminance of the styled result; strength: blend the result with the picture (0: the picture
+    itself, 1: fully styled)."""
+
+    strength: float = 1.0
+    preserve_color: bool = False
+    stroke_scale: float = 1.0
+    tile_size: int | None = None
+    tile_overlap: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.strength <= 1:
+            raise StylenetError(f"strength must be between 0 and 1, got {self.strength}")
+        if self.stroke_scale <= 0:
+            raise StylenetError(f"stroke_scale must be positive, got {self.stroke_scale}")
+        if self.tile_size is not None and self.tile_size < 32:
+            raise StylenetError(f"tile_size must be at least 32 pixels (or null), got {self.tile_size}")
+
+    @property
+    def edits_pictures(self) -> bool:
+        """Whether anything beyond the network's own output is asked for (stroke scale, colour, strength)."""
+        return self.stroke_scale != 1 or self.preserve_color or self.strength < 1
+
+
+def stylize_pictures(stylizer: Stylizer, pictures: list[Image.Image], options: PictureOptions = PictureOptions()
+                     ) -> list[Image.Image]:
+    """Stylise several pictures: those of the same working size go through the network as one batch,
+    those larger than options.tile_size in tiles."""
+    contents = [picture.convert("RGB") for picture in pictures]
+    works = [content if options.stroke_scale == 1 else content.resize(
+        (max(1, round(content.width * options.stroke_scale)), max(1, round(content.height * options.stroke_scale))),
+        Image.Resampling.LANCZOS) for content in contents]
+    styled: dict[int, Image.Image] = {}
+    same_size: dict[tuple[int, int], list[int]] = {}
+    for index, work in enumerate(works):
+        if options.tile_size is not None and max(work.size) > options.tile_size:
+            styled[index] = tensor_to_pil(stylizer.tiled(pil_to_tensor(work).unsqueeze(0), options.tile_size,
+                                                         options.tile_overlap))
+        else:
+            same_size.setdefault(work.size, []).append(index)
+    for indices in same_size.values():
+        batch = stylizer.run(torch.stack([pil_to_tensor(works[index]) for index in indices]))
+        for index, image in zip(indices, batch):
+            styled[index] = tensor_to_pil(image.unsqueeze(0))
+    results = []
+    for index, content in enumerate(contents):
+        result = styled[index]
+        if result.size != content.size:
+            result = result.resize(content.size, Image.Resampling.LANCZOS)
+        if options.preserve_color:
+            result = keep_colours(result, content)
+        results.append(Image.blend(content, result, options.strength) if options.strength < 1 else result)
+    return results
+
+
+def stylize_picture(stylizer: Stylizer, picture: Image.Image, **options: Any) -> Image.Image:
+    """One picture; options as in PictureOptions."""
+    return stylize_pictures(stylizer, [picture], PictureOptions(**options))[0]
+
+
+def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto", channels_last: bool = False,
+         style_name: str | None = None, style_index: int | None = None,
+         style_mix: Mapping[str | int, float] | None = None, backend: str = "auto") -> Stylizer:
+    """Load a network safely and return a Stylizer for it: an inference file (checkpoints/<style>.pt, or a
+    name such as "candy"), or a .onnx file of stylenet.export.
+
+    backend: auto | torch | onnxruntime. auto runs float32 networks on the CPU with onnxruntime where it
+    is installed (the faster path here: BENCHMARKS.md), exported once and cached (stylenet.inference.onnx_backend),
+    and everything else with PyTorch; $STYLENET_BACKEND=torch|onnxruntime sets what auto means.
+    precision: auto | fp32 | bf16 | fp16 (auto: half precision on CUDA, fp32 elsewhere);
+    channels_last: NHWC memory format, off by default: without torch.compile it measured slower for
+    every variant on an H100 and on CPU (BENCHMARKS.md). A network of several styles needs one of
+    style_name, style_index or style_mix ({name: weight} adding up to 1); see Stylizer.select."""
+    from stylenet.inference import onnx_backend  # the optional runtime; it builds on this module
+
+    if str(path).endswith(".onnx"):
+        if backend == "torch":
+            raise StylenetError(f"{path} is an ONNX file: it runs with backend=auto or onnxruntime")
+        return onnx_backend.OnnxStylizer.open(path, device, style_name, style_index, style_mix)
+    payload = load_checkpoint(path, kind="inference")
+    names = style_names(payload)
+    weights = style_weights(names, style_name, style_index, style_mix)
+    target = pick_device(device)
+    dtype = inference_dtype(target, precision)
+    network = TorchStylizer(build_model(payload, path), target, payload["style"], payload.get("summary", {}), dtype,
+                            channels_last, names, weights)
+    if onnx_backend.chosen_backend(backend, target, dtype, channels_last) == "torch":
+        return network
+    return onnx_backend.onnx_stylizer(resolve_checkpoint(path), network, payload)

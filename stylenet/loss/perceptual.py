@@ -1,0 +1,272 @@
+"""Perceptual loss terms and the one PerceptualLoss used by every method (training, optimisation, reports).
+
+Scaling follows the PyTorch example fast_neural_style (pytorch/examples): images in [0, 1] with
+ImageNet normalisation, mean-squared errors, Gram matrices divided by C*H*W. With its weights
+(content 1e5, style 1e10) our content and style terms equal that example's numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stylenet.data.photos import load_style_image, style_entries
+from stylenet.common.errors import StylenetError
+from stylenet.vgg.encoder import VGGEncoder
+
+# none: the configured layer weights as they are; auto: PerceptualLoss.balance_style_layers at step 0 (the
+# untrained network's output); photos: PerceptualLoss.relative_to_photos at step 0 (the training photos themselves).
+STYLE_LAYER_NORMS = ("none", "auto", "photos")
+PER_IMAGE_STYLE = "style_per_image"
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, C) channel correlations, divided by C*H*W so the size of the image does not matter."""
+    batch, channels, height, width = features.shape
+    flat = features.reshape(batch, channels, height * width).float()
+    return flat @ flat.transpose(1, 2) / (channels * height * width)
+
+
+def content_loss(output_features: torch.Tensor, content_features: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(output_features.float(), content_features.float())
+
+
+def style_loss(output_features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between the output's Gram matrices and the style's (broadcast over the batch)."""
+    gram = gram_matrix(output_features)
+    return F.mse_loss(gram, target_gram.expand_as(gram))
+
+
+def style_loss_per_image(output_features: torch.Tensor, target_grams: torch.Tensor) -> torch.Tensor:
+    """style_loss of each image against its own target Gram matrix: (N,); their mean is style_loss."""
+    return (gram_matrix(output_features) - target_grams).square().mean((1, 2))
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between neighbouring pixels, vertical plus horizontal."""
+    vertical = (images[..., 1:, :] - images[..., :-1, :]).float().pow(2).mean()
+    horizontal = (images[..., :, 1:] - images[..., :, :-1]).float().pow(2).mean()
+    return vertical + horizontal
+
+
+class PerceptualLoss(nn.Module):
+    """Weighted content + style + TV loss; returns every term by name so they can all be logged.
+
+    Keys: "content", "style", "style/<layer>" for each style layer, "tv", "total"; every value is
+    already multiplied by its weight, so "total" is the sum of "content", "style" and "tv".
+
+    Several style images (a multi-style network, Dumoulin et al. 2017): each output image is
+    compared with the style that `style_index` gives it, and the key PER_IMAGE_STYLE holds each
+    image's weighted style term (N,), from which training logs a loss per style.
+    """
+
+    def __init__(self, encoder: VGGEncoder, style_images: torch.Tensor | Sequence[torch.Tensor], content_layer: str,
+                 style_layers: Mapping[str, float], content_weight: float, style_weight: float,
+                 tv_weight: float) -> None:
+        super().__init__()
+        missing = [name for name in (content_layer, *style_layers) if name not in encoder.layers]
+        if missing:
+            raise ValueError(f"encoder does not compute layer(s) {missing}; it has {encoder.layers}")
+        self.encoder = encoder
+        self.content_layer = content_layer
+        self.style_layer_weights = {name: float(weight) for name, weight in style_layers.items()}
+        self.content_weight = float(content_weight)
+        self.style_weight = float(style_weight)
+        self.tv_weight = float(tv_weight)
+        if isinstance(style_images, torch.Tensor):
+            style_images = [style_images]
+        self.num_styles = len(style_images)
+        # The style targets never change: compute their Gram matrices once, (styles, C, C) per layer.
+        with torch.no_grad():
+            features = [encoder(image.unsqueeze(0) if image.dim() == 3 else image) for image in style_images]
+        for name in self.style_layer_weights:
+            self.register_buffer(f"target_gram_{name}", torch.cat([gram_matrix(each[name]) for each in features]))
+
+    def target_gram(self, layer: str, style_index: torch.Tensor | None = None) -> torch.Tensor:
+        """The layer's target Gram matrix for each image of a batch given its style index (all the
+        style's when the loss has one style and no index is given)."""
+        grams = getattr(self, f"target_gram_{layer}")
+        if style_index is not None:
+            return grams[style_index]
+        if self.num_styles > 1:
+            raise ValueError(f"this loss has {self.num_styles} style images: pass each image's style_index")
+        return grams
+
+    def same_objective(self, other: "PerceptualLoss") -> bool:
+        """Whether `other` scores every image as this loss does (same VGG weights, layers, weights and
+        style targets): networks trained with equal losses can share one optimisation run."""
+        def settings(loss: PerceptualLoss) -> tuple:
+            return (loss.encoder.weights_id, loss.encoder.input, loss.content_layer, loss.style_layer_weights,
+                    loss.content_weight, loss.style_weight, loss.tv_weight, loss.num_styles)
+
+        def grams(loss: PerceptualLoss) -> list[torch.Tensor]:
+            return [getattr(loss, f"target_gram_{name}").cpu() for name in loss.style_layer_weights]
+
+        return settings(self) == settings(other) and all(
+            torch.allclose(mine, theirs, rtol=1e-4, atol=0) for mine, theirs in zip(grams(self), grams(other)))
+
+    @torch.no_grad()
+    def style_layer_losses(self, output: torch.Tensor, style_index: torch.Tensor | None = None) -> dict[str, float]:
+        """Each style layer's unweighted loss on `output`: what balance_style_layers needs."""
+        features = self.encoder(output, list(self.style_layer_weights))
+        return {name: float(style_loss(features[name], self.target_gram(name, style_index)))
+                for name in self.style_layer_weights}
+
+    @torch.no_grad()
+    def style_term(self, images: torch.Tensor, style_index: torch.Tensor | None = None) -> float:
+        """The weighted style term of `images` as they are: of the photos themselves, what an output that
+        changes nothing would score."""
+        raw = self.style_layer_losses(images, style_index)
+        return self.style_weight * sum(self.style_layer_weights[name] * value for name, value in raw.items())
+
+    @torch.no_grad()
+    def content_term(self, output: torch.Tensor, content: torch.Tensor) -> float:
+        """The weighted content term alone (no style targets needed): e.g. of a reference output."""
+        features = self.encoder(torch.cat([output, content]), [self.content_layer])[self.content_layer]
+        return self.content_weight * float(content_loss(features[: len(output)], features[len(output):]))
+
+    def use_layer_weights(self, weights: Mapping[str, float] | None) -> None:
+        """Style layer weights stored with a run (style_layer_norm=auto balances them at step 0, and a resumed
+        run or an evaluation must use the same ones); None keeps the configured weights."""
+        if weights is None:
+            return
+        if set(weights) != set(self.style_layer_weights):
+            raise StylenetError(f"stored style layer weights are for layers {sorted(weights)}, "
+                                f"this loss has {sorted(self.style_layer_weights)}")
+        self.style_layer_weights = {name: float(weights[name]) for name in self.style_layer_weights}
+
+    def balance_style_layers(self, raw: dict[str, float]) -> dict[str, float]:
+        """Scale each style layer's weight by the inverse of its loss `raw[layer]` (style_layer_losses of
+        the untrained network's output), so that each layer's term becomes proportional to its
+        configured weight; the style term's total on that output stays the same. Returns the new weights."""
+        if min(raw.values()) <= 0:
+            raise ValueError(f"cannot balance style layers with a zero loss: {raw}")
+        weighted_total = sum(weight * raw[name] for name, weight in self.style_layer_weights.items())
+        scale = weighted_total / sum(self.style_layer_weights.values())
+        self.style_layer_weights = {name: weight * scale / raw[name] for name, weight in self.style_layer_weights.items()}
+        return dict(self.style_layer_weights)
+
+    def relative_to_photos(self, raw: dict[str, float]) -> dict[str, float]:
+        """Divide each style layer's weight by the photos' own loss at that layer, `raw[layer]`
+        (style_layer_losses of the training photos as they are). An output that changes nothing then scores
+        style_weight x (sum of the configured layer weights) for every style image, and each layer counts
+        in proportion to its configured weight: the style weight means the same push towards any painting
+        (the photos' own distance differs 3x between the zoo's styles, and relu1_2 carries 99.5% of it with
+        equal weights: BENCHMARKS.md "What the style term is made of"). Returns the new weights."""
+        if min(raw.values()) <= 0:
+            raise ValueError(f"cannot weigh style layers by a zero loss: {raw}")
+        self.style_layer_weights = {name: weight / raw[name] for name, weight in self.style_layer_weights.items()}
+        return dict(self.style_layer_weights)
+
+    def normalise_style_layers(self, mode: str, raw: dict[str, float]) -> dict[str, float]:
+        """loss.style_layer_norm: `raw` holds the photos' own layer losses for "photos" and the untrained
+        output's for "auto" (balance_style_layers); "none" keeps the configured weights."""
+        if mode == "photos":
+            return self.relative_to_photos(raw)
+        if mode == "auto":
+            return self.balance_style_layers(raw)
+        return dict(self.style_layer_weights)
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor | None = None,
+                content_features: torch.Tensor | None = None,
+                style_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Loss of `output` against `content` images, or against their precomputed content-layer
+        features; with several style images, `style_index` (N,) says which style each image is for."""
+        if content_features is None:
+            if content is None:
+                raise ValueError("pass content images or their precomputed content features")
+            # The content images need no gradient and no layer below the content layer: a separate
+            # no-grad pass that stops there costs a fraction of sending them through the whole
+            # autograd graph together with the output (measured in BENCHMARKS.md).
+            with torch.no_grad():
+                content_features = self.encoder(content.to(output.dtype), [self.content_layer])[self.content_layer]
+        output_features = self.encoder(output)
+
+        losses: dict[str, torch.Tensor] = {
+            "content": self.content_weight * content_loss(output_features[self.content_layer], content_features)
+        }
+        per_image = output.new_zeros(len(output), dtype=torch.float32)
+        for name, layer_weight in self.style_layer_weights.items():
+            term = self.style_weight * layer_weight * style_loss_per_image(output_features[name],
+                                                                           self.target_gram(name, style_index))
+            losses[f"style/{name}"] = term.mean()
+            per_image = per_image + term
+        losses["style"] = per_image.mean()
+        if style_index is not None:
+            losses[PER_IMAGE_STYLE] = per_image
+        losses["tv"] = self.tv_weight * total_variation(output)
+        losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+        return losses
+
+
+class Distilled(nn.Module):
+    """The perceptual loss plus the pictures of a larger network (a `teacher`) as targets: distillation.
+
+    A small network fits another network's pastiche, a dense target, far better than the Gram statistics
+    alone: the low-resolution `realtime` network trained on the perceptual loss alone gave up the photo for
+    texture (BENCHMARKS.md). Adds "distill", the mean squared pixel difference times `weight`, to the terms.
+    """
+
+    def __init__(self, loss: nn.Module, teacher: nn.Module, weight: float) -> None:
+        super().__init__()
+        self.loss = loss
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.weight = weight
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor | None = None, **terms: Any) -> dict[str, torch.Tensor]:
+        losses = self.loss(output, content, **terms)
+        if content is None:
+            raise ValueError("distillation needs the content images")
+        with torch.no_grad():
+            target = self.teacher(content)
+        losses["distill"] = self.weight * F.mse_loss(output.float(), target.float())
+        losses["total"] = losses["total"] + losses["distill"]
+        return losses
+
+
+def encoder_from_config(loss_cfg: Mapping[str, Any], layers: Sequence[str]) -> VGGEncoder:
+    """The frozen VGG of conf/loss/<network>.yaml up to `layers`: the one place a loss config becomes an
+    encoder (training, the optimisation, evaluation, precompute and the scripts), so that the network,
+    pooling and weights can never be read differently by two of them."""
+    return VGGEncoder(loss_cfg["network"], list(layers), loss_cfg["pooling"], loss_cfg["pretrained"], loss_cfg["weights"])
+
+
+def perceptual_loss_from_config(loss_cfg: Mapping[str, Any],
+                                style_images: torch.Tensor | Sequence[torch.Tensor]) -> PerceptualLoss:
+    """The loss described by conf/loss/<network>.yaml, on the style images' device."""
+    if isinstance(style_images, torch.Tensor):
+        style_images = [style_images]
+    content_layer, style_layers = loss_cfg["content_layer"], dict(loss_cfg["style_layers"])
+    encoder = encoder_from_config(loss_cfg, [content_layer, *style_layers]).to(style_images[0].device)
+    return PerceptualLoss(encoder, style_images, content_layer, style_layers, loss_cfg["content_weight"],
+                          loss_cfg["style_weight"], loss_cfg["tv_weight"])
+
+
+def trained_loss(payload: Mapping[str, Any], checkpoint: str, device: torch.device, style_name: str | None = None,
+                 style_image: str | None = None, loss_overrides: Mapping[str, Any] | None = None) -> PerceptualLoss:
+    """The loss an inference file's network was trained with (layers, weights, style image, the effective
+    layer weights of style_layer_norm=auto), on this machine's VGG weights; for a network of several
+    styles, the loss of the style named `style_name`. `style_image` replaces the recorded image;
+    `loss_overrides` (non-null entries) replace loss options, e.g. where this machine keeps its weights."""
+    summary = payload.get("summary", {})
+    trained = summary.get("config")
+    if not trained:
+        raise StylenetError(f"{checkpoint} does not record its training config; it cannot be evaluated")
+    loss_cfg = dict(trained["loss"])
+    loss_cfg.update({key: value for key, value in (loss_overrides or {}).items() if value is not None})
+    entries = {name: (image, size) for name, image, size in style_entries(trained["style"])}
+    name = style_name or next(iter(entries))
+    if name not in entries and not style_image:
+        raise StylenetError(f"the image of style '{name}' is not recorded in {checkpoint} (it was trained in an "
+                            f"earlier run): pass style_image=/path/to/it")
+    image, size = entries.get(name, (None, int(trained["style"]["size"])))
+    try:
+        style = load_style_image(name, style_image or image, size)
+    except StylenetError as error:
+        raise StylenetError(f"{error} (the style image recorded in the checkpoint; pass style_image=/path/to/it)") from None
+    loss_fn = perceptual_loss_from_config(loss_cfg, style.to(device))
+    loss_fn.use_layer_weights(summary.get("style_layer_weights"))
+    return loss_fn

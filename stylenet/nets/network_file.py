@@ -1,0 +1,128 @@
+"""Checkpoint files: atomic writes, plain-data contents, safe loading with clear errors.
+
+Two kinds, both dicts of plain data loaded with torch.load(weights_only=True):
+- "inference": what checkpoints/<style>.pt holds; enough to rebuild and run the network.
+- "training": periodic snapshots in the run directory (adds optimizer state and step; stylenet.training.snapshots).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylenet.common.atomic import atomic_write
+from stylenet.common.errors import StylenetError
+from stylenet.nets.transformer import TransformerNet
+
+# 2: instance norms hold per-style parameter lists (scales.N, shifts.N) and files list their `styles`.
+# Version 1 files (nn.InstanceNorm2d's weight and bias) still load: models.InstanceNorm renames them.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+log = logging.getLogger(__name__)
+
+
+def atomic_save(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """torch.save, durably and atomically: a crash leaves the old checkpoint or the new one."""
+    atomic_write(path, lambda stream: torch.save(payload, stream), durable=True)
+
+
+def inference_payload(model: TransformerNet, model_cfg: dict[str, Any], style: str,
+                      summary: dict[str, Any], styles: list[str] | None = None) -> dict[str, Any]:
+    """`style` names the file; `styles` names the network's styles in order (default: just `style`)."""
+    return {
+        "kind": "inference",
+        "format_version": FORMAT_VERSION,
+        "model": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "model_cfg": dict(model_cfg),
+        "style": style,
+        "styles": list(styles or [style]),
+        "summary": summary,
+    }
+
+
+def style_names(payload: dict[str, Any]) -> list[str]:
+    """The names of an inference file's styles, in the network's order (files of one style written
+    before multi-style networks have only `style`)."""
+    return list(payload.get("styles") or [payload["style"]])
+
+
+# Small networks trained by the project and shipped inside the package (checkpoints/demo links here), so that
+# a new user can stylise at once, whichever way stylenet was installed.
+DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
+PUBLISHED_DIR = Path("checkpoints")  # where training publishes <style>.pt by default (relative to the working folder)
+
+
+def named_networks() -> dict[str, Path]:
+    """Inference files that can be named instead of given by path: the demo networks, and the ones training
+    published in ./checkpoints (these win where a name is in both)."""
+    found = {path.stem: path for path in sorted(DEMO_DIR.glob("*.pt"))}
+    found.update({path.stem: path for path in sorted(PUBLISHED_DIR.glob("*.pt"))})
+    return found
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A path as given; a bare name (no folder, no extension) such as 'starry_night' is looked up in
+    ./checkpoints, then among the demo networks. A file that is not there names what is."""
+    given = Path(path).expanduser()
+    if given.is_file():
+        return given
+    named = named_networks()
+    if given.name == str(path) and not given.suffix and str(path) in named:
+        return named[str(path)]
+    available = ", ".join(named) or "none"
+    raise StylenetError(f"checkpoint not found: {given} (networks that can be named: {available}; or give the path "
+                        f"of an inference file written by python -m stylenet.train)")
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str = "inference") -> dict[str, Any]:
+    """Load a checkpoint safely; refuse anything that is not a plain-data stylenet file of this `kind`.
+    An inference file may be named (resolve_checkpoint)."""
+    path = resolve_checkpoint(path) if kind == "inference" else Path(path).expanduser()
+    if not path.is_file():
+        raise StylenetError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reasons = [line.strip() for line in str(error).splitlines() if "WeightsUnpickler error" in line]
+        reason = reasons[0] if reasons else str(error).splitlines()[0]
+        raise StylenetError(
+            f"refused to load {path}: it is not a plain-data checkpoint and loading it could run code ({reason})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise StylenetError(f"cannot read checkpoint {path}: the file is corrupt or truncated ({error})") from None
+    if not isinstance(payload, dict) or "format_version" not in payload or "model_cfg" not in payload:
+        raise StylenetError(f"{path} is not a stylenet checkpoint (no format_version/model_cfg entries)")
+    version = payload["format_version"]
+    if version not in READABLE_VERSIONS:
+        raise StylenetError(
+            f"{path} has checkpoint format version {version}; this stylenet reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}. "
+            f"Use the stylenet release that wrote it."
+        )
+    if payload.get("kind") != kind:
+        raise StylenetError(f"{path} is a {payload.get('kind')} checkpoint; expected a {kind} checkpoint")
+    return payload
+
+
+def model_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored model config in today's keys: files written before 2026-12-03 say half_resolution (now downsample)."""
+    config = dict(stored)
+    if "half_resolution" in config:
+        config["downsample"] = 2 if config.pop("half_resolution") else 1
+    return config
+
+
+def build_model(payload: dict[str, Any], path: str | os.PathLike) -> TransformerNet:
+    """Rebuild the network from its stored config with our own constructor, then load its weights."""
+    try:
+        model = TransformerNet(**model_config(payload["model_cfg"]))
+        model.load_state_dict(payload["model"])
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise StylenetError(f"{path}: weights do not match the stored model config {payload['model_cfg']}: {error}") from None
+    return model

@@ -1,0 +1,460 @@
+"""The training library behind python -m stylenet.train: the loop (fit), what it starts from (the
+network, the data, the style schedule) and what it needs at step 0 (balanced style layers).
+
+The method itself, per step: output = network(photos); loss = content + style + TV of the output
+against the photos and the style's Gram matrices (PerceptualLoss); one optimiser step on the
+network's weights (train_step). Everything else in fit is bookkeeping: logging, previews, health,
+snapshots, stopping, and the data position that makes resumes exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from stylenet.data.precomputed import CachedImages, DeviceBatches, pass_batch_through
+from stylenet.nets.network_file import atomic_save, build_model, load_checkpoint, style_names
+from stylenet.data.photos import (EpochSampler, ImageFolder, center_crop_resized, collate_skipping_unreadable,
+                           readable_batch)
+from stylenet.common.errors import StylenetError
+from stylenet.training.health import Alarm, HealthMonitor
+from stylenet.common.images import pil_to_tensor, read_image
+from stylenet.loss.perceptual import PER_IMAGE_STYLE, PerceptualLoss
+from stylenet.nets.transformer import TransformerNet
+from stylenet.training.monitor import RunLog
+from stylenet.training.snapshots import Position
+from stylenet.common.runtime import Distributed
+
+log = logging.getLogger("stylenet.train")
+
+
+class TrainingDiverged(StylenetError):
+    """The loss or the weights became NaN or Inf: continuing would only write poisoned checkpoints."""
+
+
+@dataclass(frozen=True)
+class StyleSchedule:
+    """Which style each training image is for, in a network of several styles (Dumoulin et al. 2017).
+
+    The styles take turns over the positions of the global batch: image g of the global batch at
+    step s gets the loss's style (s * global batch + g) mod len(names). Every style gets an equal
+    share of every step (to within one image), the choice depends on the position alone (so resumes
+    are exact and all ranks agree), and the random data order decides which photo meets which style.
+    The loss's style k is the network's style `network_styles[k]`: when styles are added to a trained
+    network, only the new ones are trained.
+    """
+
+    names: tuple[str, ...]
+    network_styles: tuple[int, ...]
+    num_network_styles: int
+
+    def assign(self, step: int, images: int, first: int, global_batch: int,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss's style index (images,) and the network's one-hot style weights (images, styles)
+        for `images` images starting at position `first` of the global batch of step `step`."""
+        targets = (torch.arange(first, first + images) + step * global_batch) % len(self.names)
+        weights = F.one_hot(torch.tensor(self.network_styles)[targets], self.num_network_styles).float()
+        return targets.to(device), weights.to(device)
+
+    def preview_weights(self, device: torch.device) -> torch.Tensor:
+        """One-hot weights of each trained style, one row each."""
+        return F.one_hot(torch.tensor(self.network_styles), self.num_network_styles).float().to(device)
+
+
+@dataclass
+class Interval:
+    """Sums over the steps since the last log; kept as tensors so that the GPU is not waited for each step.
+    Per-style sums and image counts too, for networks of several styles."""
+
+    started: float = field(default_factory=time.perf_counter)
+    steps: int = 0
+    images: int = 0
+    data_seconds: float = 0.0
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    grad_norm: torch.Tensor | float = 0.0
+    style_sums: torch.Tensor | None = None
+    style_counts: torch.Tensor | None = None
+
+    def add(self, losses: dict[str, torch.Tensor], grad_norm: torch.Tensor, images: int) -> None:
+        self.steps += 1
+        self.images += images
+        self.grad_norm = self.grad_norm + grad_norm.detach()
+        for name, value in losses.items():
+            self.losses[name] = self.losses.get(name, 0) + value.detach()
+
+    def add_style_terms(self, per_image: torch.Tensor, style_index: torch.Tensor, num_styles: int) -> None:
+        """Each image's style term, summed per style."""
+        if self.style_sums is None:
+            self.style_sums = per_image.new_zeros(num_styles)
+            self.style_counts = per_image.new_zeros(num_styles)
+        self.style_sums.index_add_(0, style_index, per_image.detach().float())
+        self.style_counts.index_add_(0, style_index, torch.ones_like(per_image, dtype=torch.float32))
+
+    def style_means(self, names: Sequence[str], ranks: Distributed) -> dict[str, float]:
+        """'per_style/<name>': the mean style term of the images given each style (over all ranks)."""
+        if self.style_sums is None:
+            return {}
+        sums, counts = ranks.mean(torch.stack([self.style_sums, self.style_counts])).tolist()
+        return {f"per_style/{name}": total / count for name, total, count in zip(names, sums, counts) if count}
+
+
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The network inside torch.compile's and DistributedDataParallel's wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def finite_weights(model: nn.Module) -> bool:
+    return bool(torch.stack([parameter.isfinite().all() for parameter in model.parameters()]).all())
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How far to train, and every how many steps to log, preview and write a snapshot."""
+
+    steps: int
+    log_interval: int
+    preview_interval: int
+    checkpoint_interval: int
+
+
+@dataclass
+class Reporting:
+    """Where the loop reports: TensorBoard (with previews of fixed photos), snapshots, health, stop requests."""
+
+    run_log: RunLog
+    preview_photos: torch.Tensor
+    save_checkpoint: Callable[[Position, dict[str, float]], None]
+    health: HealthMonitor | None = None
+    should_stop: Callable[[], bool] = lambda: False
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """How each step runs: device, bf16 autocast, memory format, ranks, and the styles of a multi-style network."""
+
+    device: torch.device
+    amp: bool = False
+    memory_format: torch.memory_format = torch.contiguous_format
+    ranks: Distributed = field(default_factory=Distributed)
+    style_schedule: StyleSchedule | None = None
+
+
+def train_step(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer,
+               content: torch.Tensor, features: torch.Tensor | None, step: int, settings: StepSettings,
+               interval: Interval) -> torch.Tensor:
+    """One optimiser step on a batch of photos (float, [0, 1]); returns the output, adds the losses to `interval`."""
+    ranks, schedule = settings.ranks, settings.style_schedule
+    with torch.autocast(settings.device.type, dtype=torch.bfloat16, enabled=settings.amp):  # bf16: no loss scaling
+        if schedule is None:
+            output = model(content)
+            losses = loss_fn(output, content, content_features=features)
+        else:
+            style_index, style_weights = schedule.assign(step, len(content), ranks.rank * len(content),
+                                                         len(content) * ranks.world, settings.device)
+            output = model(content, style_weights)
+            losses = loss_fn(output, content, content_features=features, style_index=style_index)
+            interval.add_style_terms(losses.pop(PER_IMAGE_STYLE), style_index, len(schedule.names))
+    optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+    optimizer.step()
+    interval.add(losses, grad_norm, len(content) * ranks.world)
+    return output
+
+
+def report_interval(interval: Interval, step: int, optimizer: torch.optim.Optimizer, settings: StepSettings,
+                 run_log: RunLog) -> tuple[dict[str, float], float]:
+    """The interval's mean losses (over ranks) and images/s, written to TensorBoard; NaN or Inf raises."""
+    elapsed = time.perf_counter() - interval.started
+    names = list(interval.losses)
+    sums = settings.ranks.mean(torch.stack([torch.as_tensor(interval.losses[name]) for name in names]))
+    losses = {name: float(total) / interval.steps for name, total in zip(names, sums.tolist())}
+    if settings.style_schedule is not None:
+        losses.update(interval.style_means(settings.style_schedule.names, settings.ranks))
+    if not all(math.isfinite(value) for value in losses.values()):
+        raise TrainingDiverged(f"the loss became NaN or Inf by step {step}: {losses}")
+    speed = interval.images / max(elapsed, 1e-9)
+    run_log.losses(losses, step)
+    run_log.scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+    run_log.scalar("train/grad_norm", float(interval.grad_norm) / interval.steps, step)
+    run_log.scalar("train/images_per_sec", speed, step)
+    run_log.scalar("train/data_wait_share", interval.data_seconds / max(elapsed, 1e-9), step)
+    return losses, speed
+
+
+def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer,
+        loader: DataLoader, sampler: EpochSampler, position: Position, plan: Plan, reporting: Reporting,
+        settings: StepSettings) -> dict[str, Any]:
+    """The training loop, from `position` to `plan.steps`; returns a summary (final losses averaged over
+    the last log interval, speed, the share of time spent waiting for data, health alarms, and whether
+    a stop was requested or the health monitor stopped the run).
+
+    `loader` yields data.TrainingBatch tuples: with precomputed content features the loss skips the
+    content images' VGG pass. NaN or Inf in the loss or the weights raises TrainingDiverged before any
+    checkpoint of them is written, so the last snapshot on disk stays a good one. Distributed
+    (`settings.ranks.world` > 1, `model` wrapped in DistributedDataParallel): every rank runs this loop on
+    its slice of each global batch; skipping a step and stopping are decided by all ranks together;
+    only rank 0 logs and saves."""
+    model.train()
+    ranks, device, steps, health = settings.ranks, settings.device, plan.steps, reporting.health
+    schedule = settings.style_schedule
+    images_seen, data_seconds, interval = 0, 0.0, Interval()
+    last_losses: dict[str, float] = {}
+    unreadable: set[str] = set()
+    alarms: list[Alarm] = []
+    stopped, stopped_by = False, None
+    started = time.perf_counter()
+    progress = tqdm(total=steps, initial=position.step, desc="train", unit="step", dynamic_ncols=True,
+                    disable=not ranks.is_main)
+    while position.step < steps and not stopped:
+        if position.offset >= sampler.epoch_length:
+            position.epoch, position.offset = position.epoch + 1, 0
+        sampler.set_position(position.epoch, position.offset)
+        steps_before_epoch, whole_epoch = position.step, position.offset == 0
+        fetch_started = time.perf_counter()
+        for batch, features, problems in loader:
+            interval.data_seconds += time.perf_counter() - fetch_started
+            position.offset += (len(batch) + len(problems)) * ranks.world
+            for problem in sorted(set(problems) - unreadable):
+                unreadable.add(problem)
+                log.warning("skipped unreadable training image: %s", problem)
+            if ranks.any(batch.numel() == 0, device):  # every rank steps, or none
+                fetch_started = time.perf_counter()
+                continue
+            content = batch.to(device, non_blocking=True).float().div_(255.0).contiguous(
+                memory_format=settings.memory_format)
+            if features is not None:
+                features = features.to(device, non_blocking=True)
+            output = train_step(model, loss_fn, optimizer, content, features, position.step, settings, interval)
+            position.step += 1
+            step = position.step
+            images_seen += len(content) * ranks.world
+
+            if step % plan.log_interval == 0 or step == steps:
+                last_losses, speed = report_interval(interval, step, optimizer, settings, reporting.run_log)
+                progress.set_postfix(loss=f"{last_losses['total']:.4g}", img_s=f"{speed:.1f}")
+                data_seconds += interval.data_seconds
+                interval = Interval()
+                if health is not None:
+                    raised = health.check(step, output, last_losses)
+                    alarms += raised
+                    failures = [alarm for alarm in raised if alarm.is_failure]
+                    if failures and health.mode == "stop":
+                        stopped_by = failures[0]
+            if step % plan.preview_interval == 0 or step == steps:
+                reporting.run_log.preview(unwrapped(model), reporting.preview_photos, step,
+                                          None if schedule is None else schedule.preview_weights(device))
+            stopped = ranks.any(reporting.should_stop() or stopped_by is not None, device)
+            if step % plan.checkpoint_interval == 0 or step == steps or stopped:
+                if not finite_weights(model):
+                    raise TrainingDiverged(f"the network's weights became NaN or Inf by step {step}")
+                if ranks.is_main:
+                    reporting.save_checkpoint(position, last_losses)
+            progress.update(1)
+            if step >= steps or stopped:
+                break
+            fetch_started = time.perf_counter()
+        else:
+            if whole_epoch and position.step == steps_before_epoch:
+                raise StylenetError(f"a whole pass over the data gave no usable batch ({len(unreadable)} unreadable images)")
+    progress.close()
+    if unreadable:
+        log.warning("%d unreadable training image(s) were skipped", len(unreadable))
+    seconds = time.perf_counter() - started
+    data_seconds += interval.data_seconds
+    return {
+        "steps": position.step,
+        "images": images_seen,
+        "seconds": round(seconds, 3),
+        "images_per_sec": round(images_seen / max(seconds, 1e-9), 3),
+        "data_wait_share": round(data_seconds / max(seconds, 1e-9), 4),
+        "skipped_images": len(unreadable),
+        "final_losses": last_losses,
+        "health_alarms": [f"{alarm.name} at step {alarm.step}: {alarm.message}" for alarm in alarms],
+        "stopped_by_health": None if stopped_by is None else f"{stopped_by.name}: {stopped_by.message}",
+        "stopped": stopped,
+    }
+
+
+def preview_batch(dataset: ImageFolder, paths: list[str], count: int) -> torch.Tensor:
+    """Fixed photos for previews: the given paths, else the first `count` readable training images."""
+    if paths:
+        try:
+            photos = [pil_to_tensor(center_crop_resized(read_image(path), dataset.image_size)) for path in paths]
+        except StylenetError as error:
+            raise StylenetError(f"preview.images: {error}") from None
+        return torch.stack(photos)
+    return readable_batch(dataset, count)
+
+
+def open_training_data(data_cfg: DictConfig, loss_fn: PerceptualLoss) -> tuple[ImageFolder | CachedImages, Callable]:
+    """The cache in data.cache (refused unless made for this loss and crop size), else the images in
+    data.root; with the collate_fn that goes with it."""
+    if not data_cfg.cache:
+        dataset = ImageFolder(data_cfg.root, data_cfg.image_size)
+        log.info("%d training images in %s", len(dataset), dataset.root)
+        return dataset, collate_skipping_unreadable
+    cached = CachedImages(data_cfg.cache)
+    cached.require_for(loss_fn.encoder, loss_fn.content_layer, data_cfg.image_size)
+    layer = loss_fn.content_layer
+    what = f"and {layer} features (no content VGG pass)" if cached.has_features else "(images only)"
+    log.info("%d training images from the cache in %s %s", len(cached), cached.root, what)
+    return cached, pass_batch_through
+
+
+def make_loader(dataset: ImageFolder | CachedImages, collate: Callable, sampler: EpochSampler, batch_size: int,
+                workers: int, on_device: bool, device: torch.device) -> DataLoader | DeviceBatches:
+    """Batches of the sampler's order: a DataLoader (worker processes decode or read the cache), or with
+    data.cache_on_device the whole cache in the device's memory (cache.DeviceBatches)."""
+    if on_device:
+        if not isinstance(dataset, CachedImages):
+            raise StylenetError("data.cache_on_device=true needs data.cache=<folder>, a cache made by "
+                                "python -m stylenet.precompute")
+        log.info("the cache is held in %s memory: batches are indexed there", device)
+        return DeviceBatches(dataset, sampler, batch_size, device)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      persistent_workers=workers > 0, pin_memory=device.type == "cuda", collate_fn=collate)
+
+
+def total_steps(cfg: DictConfig, batches_per_epoch: int) -> int:
+    steps = cfg.epochs * batches_per_epoch if cfg.epochs else cfg.steps
+    if steps < 1:
+        raise StylenetError(f"nothing to train: steps={cfg.steps}, epochs={cfg.epochs}")
+    return int(steps)
+
+
+def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: DataLoader, device: torch.device,
+                         ranks: Distributed, style_schedule: StyleSchedule | None, mode: str) -> None:
+    """loss.style_layer_norm=auto: weigh the style layers by the untrained network's output on the first
+    (global) training batch; =photos: by the batch's photos themselves (PerceptualLoss.relative_to_photos).
+    Each image is measured against the style the schedule gives it at step 0."""
+    batch, _, _ = next(batch for batch in loader if batch[0].numel() > 0)
+    content = batch.to(device).float().div_(255.0)
+    with torch.no_grad():
+        if style_schedule is None:
+            raw = loss_fn.style_layer_losses(content if mode == "photos" else model(content))
+        else:
+            style_index, style_weights = style_schedule.assign(0, len(content), ranks.rank * len(content),
+                                                               len(content) * ranks.world, device)
+            raw = loss_fn.style_layer_losses(content if mode == "photos" else model(content, style_weights),
+                                             style_index)
+    averaged = dict(zip(raw, ranks.mean(torch.tensor(list(raw.values()), dtype=torch.float64, device=device)).tolist()))
+    before = dict(loss_fn.style_layer_weights)
+    after = loss_fn.normalise_style_layers(mode, averaged)
+    log.info("style_layer_norm=%s: style layer weights %s (were %s)", mode,
+             {name: f"{value:.4g}" for name, value in after.items()}, before)
+
+
+@dataclass
+class TrainingNetwork:
+    """What training starts from: the network, its constructor config, the names of all its styles,
+    the name it is published under, and the style schedule (None for a network of one style)."""
+
+    model: TransformerNet
+    model_cfg: dict[str, Any]
+    style_names: list[str]
+    name: str
+    style_schedule: StyleSchedule | None
+
+
+def build_network(cfg: DictConfig, names: list[str]) -> TrainingNetwork:
+    """A new network with one style per style image; or, with add_style_to, that trained network grown
+    by these styles, everything but the new styles' normalisation parameters frozen (so the styles it
+    had stay bit for bit the same), published as '<its name>+<style.name>'."""
+    if cfg.add_style_to:
+        payload = load_checkpoint(cfg.add_style_to, kind="inference")
+        existing = style_names(payload)
+        clashes = [name for name in names if name in existing]
+        if clashes:
+            raise StylenetError(f"{cfg.add_style_to} already has style(s) {', '.join(clashes)} "
+                                f"(it has {', '.join(existing)}): name the new one with style.name=...")
+        model = build_model(payload, cfg.add_style_to)
+        if not model.norms():
+            raise StylenetError(f"{cfg.add_style_to} has no instance norm (model_cfg {payload['model_cfg']}), "
+                                f"where added styles would live")
+        trained = model.add_styles(len(names))
+        model.requires_grad_(False)
+        for parameter in model.style_parameters(trained):
+            parameter.requires_grad_(True)
+        log.info("adding style(s) %s to %s (styles %s): only their normalisation parameters are trained; "
+                 "the network comes from that file, model options are not used", names, cfg.add_style_to, existing)
+        model_cfg = {**payload["model_cfg"], "num_styles": model.num_styles}
+        all_names, published = existing + names, f"{payload['style']}+{cfg.style.name}"
+    else:
+        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[assignment]
+        requested = model_cfg.get("num_styles")
+        if requested is not None and requested != len(names):
+            raise StylenetError(f"model.num_styles={requested}, but style '{cfg.style.name}' has {len(names)} image(s); "
+                                f"leave model.num_styles=null to have one style per image")
+        model_cfg["num_styles"] = len(names)
+        try:
+            model = TransformerNet(**model_cfg)
+        except (TypeError, ValueError) as error:
+            raise StylenetError(f"model config {model_cfg}: {error}") from None
+        trained, all_names, published = list(range(len(names))), names, str(cfg.style.name)
+    schedule = None if model.num_styles == 1 else StyleSchedule(tuple(names), tuple(trained), model.num_styles)
+    return TrainingNetwork(model, model_cfg, all_names, published, schedule)
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def load_teacher(name: str, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The network whose pictures distillation learns (stylenet.loss.perceptual.Distilled): one style, like the student."""
+    payload = load_checkpoint(name)
+    teacher = build_model(payload, name)
+    if teacher.num_styles > 1 or model.num_styles > 1:
+        raise StylenetError(f"distill.teacher={name}: distillation trains one style from a network of one style "
+                            f"(the teacher has {teacher.num_styles}, the trained network {model.num_styles})")
+    log.info("distillation: learning the pictures of %s (style %s) as well as the loss", name, payload["style"])
+    return teacher.to(device)
+
+
+def compile_mode(setting: bool | str) -> str | None:
+    """conf/train.yaml's `compile`: false, true (torch.compile's default mode) or a mode's name."""
+    if setting is False:
+        return None
+    if setting is True:
+        return "default"
+    if setting not in COMPILE_MODES:
+        raise StylenetError(f"compile must be true, false or one of {', '.join(COMPILE_MODES)}, got '{setting}'")
+    return setting
+
+
+def hyperparameters(cfg: DictConfig, choices: Mapping[str, Any]) -> dict[str, Any]:
+    """What TensorBoard's HParams tab compares runs by: the config group choices (Hydra's `choices`) and the
+    numbers people tune."""
+    return {
+        "style": str(cfg.style.name), "model": choices.get("model"), "loss": choices.get("loss"),
+        "content_layer": str(cfg.loss.content_layer), "content_weight": float(cfg.loss.content_weight),
+        "style_weight": float(cfg.loss.style_weight), "tv_weight": float(cfg.loss.tv_weight),
+        "style_layer_norm": str(cfg.loss.style_layer_norm), "lr": float(cfg.lr), "batch_size": int(cfg.data.batch_size),
+        "image_size": int(cfg.data.image_size), "style_size": int(cfg.style.size), "seed": int(cfg.seed),
+        "add_style_to": str(cfg.add_style_to),
+        "optimizer": str(cfg.optimizer._target_),
+    }
+
+
+def publish(checkpoint_dir: Path, run_dir: Path, name: str, payload: dict[str, Any]) -> None:
+    """The inference file in checkpoint_dir, and a copy in the run folder that a later run cannot replace."""
+    run_copy, published = run_dir / f"{name}.pt", checkpoint_dir / f"{name}.pt"
+    atomic_save(payload, run_copy)
+    atomic_save(payload, published)
+    summary = payload["summary"]
+    log.info("final losses: %s", {key: f"{value:.4g}" for key, value in summary["final_losses"].items()})
+    if summary["health_alarms"]:
+        log.warning("health alarms during this run: %s", "; ".join(summary["health_alarms"]))
+    log.info("wrote %s (a copy stays in %s)", published, run_copy)

@@ -1,0 +1,1 @@
+"""The frozen VGG encoder of the perceptual loss (`encoder`) and the weight sources that need only PyPI (`sources`)."""
