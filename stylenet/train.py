@@ -8,7 +8,7 @@ import platform
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import hydra
 import torch
@@ -112,7 +112,8 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
         step_loss = Distilled(loss_fn, load_teacher(str(cfg.distill.teacher), model, device), cfg.distill.weight)
     mode = compile_mode(cfg.compile)
     if mode is not None:
-        trained, step_loss = torch.compile(trained, mode=mode), torch.compile(loss_fn, mode=mode)
+        trained = torch.compile(trained, mode=mode)  # type: ignore[assignment]  # an OptimizedModule
+        step_loss = torch.compile(step_loss, mode=mode)
     plan = Plan(steps, cfg.log_interval, cfg.preview.interval, cfg.checkpoint_interval)
     try:
         with StopRequest() as stop:

@@ -116,3 +116,12 @@ def test_distillation_makes_the_network_draw_the_teachers_pictures(trained_run: 
     assert "distillation: learning the pictures of" in result.stderr + result.stdout
     distill = [event.value for event in read_scalars(tmp_path / "run").Scalars("loss/distill")]
     assert len(distill) == 40 and sum(distill[-5:]) < 0.3 * sum(distill[:5])
+
+
+def test_compiled_training_keeps_the_distillation_term(trained_run: TrainedRun, tmp_path: Path) -> None:
+    """compile=true compiles the step's whole loss, the teacher's term included (it once compiled the bare loss)."""
+    overrides = tiny_train_overrides(trained_run.root, tmp_path / "run", steps=2) + [
+        f"distill.teacher={trained_run.checkpoint}", "compile=true"]
+    result = run_entry("train", *overrides, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [event.step for event in read_scalars(tmp_path / "run").Scalars("loss/distill")] == [1, 2]
