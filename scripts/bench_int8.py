@@ -8,7 +8,7 @@ onnxruntime's own tools (`quant_pre_process`, then `quantize_static`: QDQ, int8 
 uint8 activations, MinMax calibration on --count photos of the calibration folder at 256 px), then the
 float32 and int8 graphs are timed in one run (median of 3 calls after a warm-up) and compared on the
 held-out photos at 512 px (style image at 512 px): mean and largest difference in levels, and the picture scores of
-`python -m stylenet.score` for both (style, layout, edges, sharpness, repetition). Side-by-side pictures
+`python -m stylenet.score` for both (style, strokes, layout, edges, sharpness, repetition). Side-by-side pictures
 (float32 | int8) go to --out.
 """
 

@@ -46,7 +46,7 @@ def scorer() -> PictureScorer:
 
 def test_the_photo_itself_keeps_everything_and_is_not_stylised(scorer: PictureScorer) -> None:
     scores = scorer.score(scene(), scene())
-    assert scores["style"] == pytest.approx(1.0)
+    assert scores["style"] == pytest.approx(1.0) and scores["strokes"] == pytest.approx(1.0)
     assert scores["layout"] == pytest.approx(1.0) and scores["edges"] == pytest.approx(1.0)
     assert scores["sharpness"] == pytest.approx(1.0)
 
@@ -56,7 +56,7 @@ def test_the_style_image_itself_is_fully_stylised_and_keeps_nothing(scorer: Pict
     style = F.interpolate(pil_to_tensor(random_image(64, 80, seed=99)).unsqueeze(0), size=photo.shape[-2:],
                           mode="bilinear", align_corners=False, antialias=True)
     scores = scorer.score(style, photo)
-    assert scores["style"] < 0.2, scores
+    assert scores["style"] < 0.2 and scores["strokes"] < 0.2, scores
     assert scores["layout"] < 0.5 and scores["edges"] < 0.5, scores
 
 
@@ -96,7 +96,7 @@ def test_score_entry_point_scores_networks_and_finished_pictures(workspace: Path
     assert "| photo | 1.000 | 1.000 | 1.000 | 1.000 |" in report
     assert f"| {trained_run.checkpoint} |" in report and f"| {pictures} |" in report
     rows = (tmp_path / "report" / "scores.csv").read_text().splitlines()
-    assert rows[0] == "method,photo,style,layout,edges,sharpness,repetition" and len(rows) == 1 + 3 * 2
+    assert rows[0] == "method,photo,style,strokes,layout,edges,sharpness,repetition" and len(rows) == 1 + 3 * 2
 
     (pictures / f"{paths[0].stem}.png").unlink()
     missing = run_entry("score", *common, f"pictures=[{pictures}]", cwd=tmp_path)

@@ -63,7 +63,8 @@ MEASURE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 LAYOUT_SIZE = 64            # shorter side at which the photo's layout (light and shapes) is compared
 EDGE_FRACTION = 0.05        # the photo's strongest edges: this fraction of its pixels
 REPEAT_LAGS = range(2, 17)  # shifts (pixels) at which a repeated texture shows up in the autocorrelation
-SCORES = ("style", "layout", "edges", "sharpness", "repetition")
+STROKE_SHRINK = 4           # strokes: the style distance with picture, photo and painting at a quarter of the size
+SCORES = ("style", "strokes", "layout", "edges", "sharpness", "repetition")
 
 
 def luminance(images: torch.Tensor) -> torch.Tensor:
@@ -110,12 +111,21 @@ def repetition(gray: torch.Tensor) -> float:
     return best
 
 
+def shrunk(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) at 1/STROKE_SHRINK of the size (area average; at least 32 px a side for the VGG)."""
+    size = [max(32, side // STROKE_SHRINK) for side in images.shape[-2:]]
+    return F.interpolate(images, size=size, mode="area")
+
+
 class PictureScorer:
     """Scores a stylised picture against its photo and the style image:
 
     - style: distance of the picture's VGG Gram matrices from the style's, each layer relative to the
       photo's own distance and the layers weighted equally (a geometric mean): 1 = no closer to the style than the photo,
       0 = the style's statistics exactly (lower is more stylised);
+    - strokes: the same at a quarter of the size (picture, photo and painting shrunk alike), where the VGG
+      layers see brush strokes and forms rather than pixel grain: a picture of bold strokes scores lower
+      (more stylised) here than one that matches the painting's fine statistics only (BENCHMARKS.md);
     - layout: correlation of the picture's luminance with the photo's at 64 px: the objects and light kept;
     - edges: correlation of the two gradient-magnitude maps at full size: the photo's contours kept, and
       not buried under texture of the picture's own;
@@ -127,14 +137,23 @@ class PictureScorer:
     def __init__(self, encoder: torch.nn.Module, style_image: torch.Tensor) -> None:
         self.encoder = encoder
         with torch.no_grad():
-            features = encoder(style_image.unsqueeze(0) if style_image.dim() == 3 else style_image, MEASURE_LAYERS)
+            style = style_image.unsqueeze(0) if style_image.dim() == 3 else style_image
+            features, coarse = encoder(style, MEASURE_LAYERS), encoder(shrunk(style), MEASURE_LAYERS)
         self.style_grams = {name: gram_matrix(features[name])[0] for name in MEASURE_LAYERS}
+        self.coarse_grams = {name: gram_matrix(coarse[name])[0] for name in MEASURE_LAYERS}
 
     @torch.no_grad()
-    def style_distances(self, images: torch.Tensor) -> dict[str, float]:
-        features = self.encoder(images, MEASURE_LAYERS)
-        return {name: float((gram_matrix(features[name])[0] - self.style_grams[name]).square().mean())
-                for name in MEASURE_LAYERS}
+    def style_distances(self, images: torch.Tensor, coarse: bool = False) -> dict[str, float]:
+        features = self.encoder(shrunk(images) if coarse else images, MEASURE_LAYERS)
+        grams = self.coarse_grams if coarse else self.style_grams
+        return {name: float((gram_matrix(features[name])[0] - grams[name]).square().mean()) for name in MEASURE_LAYERS}
+
+    def relative_style(self, picture: torch.Tensor, photo: torch.Tensor, coarse: bool = False) -> float:
+        """The picture's Gram distance from the style relative to the photo's, layers in a geometric mean: a
+        layer at which the photo already sits near the style (a small denominator) must not outweigh the others."""
+        theirs, ours = self.style_distances(photo, coarse), self.style_distances(picture, coarse)
+        return math.exp(statistics.fmean(math.log(max(ours[name], 1e-20) / max(theirs[name], 1e-20))
+                                         for name in MEASURE_LAYERS))
 
     @torch.no_grad()
     def score(self, picture: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
@@ -143,11 +162,6 @@ class PictureScorer:
             picture = F.interpolate(picture, size=photo.shape[-2:], mode="bilinear",
                                                       align_corners=False, antialias=True)
         picture = picture.clamp(0, 1)
-        theirs, ours = self.style_distances(photo), self.style_distances(picture)
-        # A geometric mean: a layer at which the photo already sits near the style (a small denominator) must
-        # not outweigh the others.
-        style = math.exp(statistics.fmean(math.log(max(ours[name], 1e-20) / max(theirs[name], 1e-20))
-                                          for name in MEASURE_LAYERS))
         gray_picture, gray_photo = luminance(picture), luminance(photo)
         scale = LAYOUT_SIZE / min(photo.shape[-2:])
         small = [F.interpolate(gray, scale_factor=scale, mode="area") if scale < 1 else gray
@@ -158,7 +172,8 @@ class PictureScorer:
         def contrast(edges: torch.Tensor) -> float:
             return float(edges[strongest].mean() / edges.mean().clamp_min(1e-8))
 
-        return {"style": style, "layout": correlation(*small), "edges": correlation(edges_picture, edges_photo),
+        return {"style": self.relative_style(picture, photo),
+                "strokes": self.relative_style(picture, photo, coarse=True), "layout": correlation(*small), "edges": correlation(edges_picture, edges_photo),
                 "sharpness": contrast(edges_picture) / max(contrast(edges_photo), 1e-8),
                 "repetition": repetition(gray_picture)}
 
