@@ -23,7 +23,7 @@ import copy
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn

@@ -13,6 +13,7 @@ import logging
 import statistics
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
@@ -50,7 +51,7 @@ class Network:
                                     OmegaConf.to_container(cfg.loss))  # type: ignore[arg-type]
 
 
-def checkpoints(value: object) -> list[str]:
+def checkpoints(value: Any) -> list[str]:
     """`checkpoint=` as a list: one inference file, or several trained with the same loss."""
     given = [str(item) for item in value] if OmegaConf.is_list(value) or isinstance(value, list) else [str(value)]
     if not given:
@@ -82,7 +83,7 @@ def main(cfg: DictConfig) -> None:
     rows_per_photo: list[dict[str, dict[str, float]]] = []
     seconds: dict[str, list[float]] = {label: [] for label in [*labels, "optimisation"]}
     equivalents: dict[str, list[int | None]] = {label: [] for label in labels}
-    for index, path in enumerate(photos.files):
+    for index, photo_path in enumerate(photos.files):
         image, problem = photos[index]
         if image is None:
             log.warning("skipped unreadable photo: %s", problem)
@@ -106,8 +107,8 @@ def main(cfg: DictConfig) -> None:
         for label in labels:
             equivalents[label].append(equivalent_iterations(history, rows[label]["total"]))
         grid = image_grid(torch.cat([*outputs, optimised]).cpu(), columns=len(outputs) + 1)
-        save_image(grid, output / f"{path.relative_to(photos.root).with_suffix('').as_posix().replace('/', '_')}.png")
-        log.info("%s: %s; L-BFGS %d: %.4g", path.name, ", ".join(
+        save_image(grid, output / f"{photo_path.relative_to(photos.root).with_suffix('').as_posix().replace('/', '_')}.png")
+        log.info("%s: %s; L-BFGS %d: %.4g", photo_path.name, ", ".join(
             f"{label} {rows[label]['total']:.4g} (equal after {found if found is not None else f'>{iterations[-1]}'} "
             f"iterations)" for label in labels for found in [equivalents[label][-1]]), iterations[-1], history[-1]["total"])
     if not rows_per_photo:

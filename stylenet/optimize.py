@@ -60,7 +60,7 @@ def main(cfg: DictConfig) -> None:
         run_log.losses(losses, iteration)
         if cfg.save_every and (iteration % cfg.save_every == 0 or iteration == cfg.iterations):
             save_image(image[0], run_dir / "iterations" / f"iter_{iteration:05d}.png")
-            run_log.writer.add_image("result", image[0].clamp(0, 1).cpu(), iteration)
+            run_log.image("result", image[0].clamp(0, 1).cpu(), iteration)
 
     started = time.perf_counter()
     try:

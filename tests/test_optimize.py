@@ -89,7 +89,7 @@ def test_quality_report_places_the_network_against_lbfgs(trained_run: TrainedRun
     assert list(rows) == ["network", "L-BFGS 2", "L-BFGS 4", "L-BFGS 8"]
     totals = [rows[f"L-BFGS {n}"][3] for n in (2, 4, 8)]
     assert totals[0] > totals[1] > totals[2]  # more iterations, lower loss
-    for name, (content, style, tv, total, seconds) in rows.items():
+    for content, style, tv, total, seconds in rows.values():
         assert total == pytest.approx(content + style + tv, rel=2e-3) and seconds > 0
     assert "per photo:" in report
     sides = sorted((tmp_path / "report").glob("*.png"))

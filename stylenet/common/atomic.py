@@ -7,7 +7,8 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
+from collections.abc import Callable, Iterator
 
 
 @contextmanager
@@ -35,7 +36,7 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
         _fsync(path.parent, os.O_RDONLY)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], durable: bool = False) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object], durable: bool = False) -> None:
     """Call `write` on a stream to a temporary file next to `path`, then rename it over `path` (atomic_path)."""
     with atomic_path(path, durable=durable) as temporary:
         with open(temporary, "wb") as stream:

@@ -130,7 +130,7 @@ class StopRequest:
         self.event = threading.Event()
         self.owner = os.getpid()  # DataLoader workers inherit the handler; Ctrl-C reaches them too
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         self.previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 

@@ -6,7 +6,8 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -23,6 +24,18 @@ log = logging.getLogger(__name__)
 # What a training DataLoader yields: uint8 images (N, 3, H, W), their precomputed content features or
 # None (then the loss computes them), and messages about images that could not be read.
 TrainingBatch = tuple[torch.Tensor, "torch.Tensor | None", list[str]]
+
+
+class Photos(Protocol):
+    """What training needs of a dataset of photos (ImageFolder, precomputed.CachedImages): items that start
+    with a uint8 (3, H, W) crop or None where the file could not be read."""
+
+    root: Path
+    image_size: int
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor | None, Any]: ...
 
 
 def center_crop_resized(image: Image.Image, size: int) -> Image.Image:
@@ -99,7 +112,7 @@ class EpochSampler(Sampler[int]):
         return (self.epoch_length - self.offset) // self.world
 
 
-def readable_batch(dataset: Dataset, limit: int | None = None) -> torch.Tensor:
+def readable_batch(dataset: Photos, limit: int | None = None) -> torch.Tensor:
     """The first `limit` (default: all) readable images of `dataset` as one float batch in [0, 1].
 
     Works with any dataset whose items start with a uint8 image or None (ImageFolder, cache.CachedImages).

@@ -18,7 +18,8 @@ import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Literal
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -129,7 +130,7 @@ def check_disk_space(folder: Path, manifest: dict[str, Any]) -> str:
     return summary
 
 
-def _open_array(folder: Path, spec: dict[str, Any], mode: str) -> np.ndarray:
+def _open_array(folder: Path, spec: dict[str, Any], mode: Literal["r", "r+"]) -> np.memmap:
     path = folder / spec["file"]
     if mode == "r+" and not path.exists():
         return np.lib.format.open_memmap(path, mode="w+", dtype=spec["dtype"], shape=tuple(spec["shape"]))
@@ -254,9 +255,9 @@ class CachedImages(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> TrainingBatch:
         """A whole batch in one indexed read per array (DataLoader calls this instead of __getitem__ per item)."""
-        indices = np.asarray(indices, dtype=np.int64)
-        rows = indices[self.status[indices] == WRITTEN]
-        problems = [self.problems.get(int(row), f"row {row} of {self.root}") for row in indices
+        wanted = np.asarray(indices, dtype=np.int64)
+        rows = wanted[self.status[wanted] == WRITTEN]
+        problems = [self.problems.get(int(row), f"row {row} of {self.root}") for row in wanted
                     if self.status[row] != WRITTEN]
         arrays = self._open()
         # Contiguous NCHW, like ImageFolder's batches: the same tensors whichever source trains.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob
 import sys
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from PIL import Image
 from tqdm import tqdm

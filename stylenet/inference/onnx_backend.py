@@ -14,7 +14,8 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import torch
 
@@ -83,7 +84,7 @@ class OnnxStylizer(Stylizer):
 
     @classmethod
     def open(cls, path: str | os.PathLike, device: str = "auto", style_name: str | None = None,
-             style_index: int | None = None, style_mix: Mapping[str | int, float] | None = None) -> "OnnxStylizer":
+             style_index: int | None = None, style_mix: Mapping[str | int, float] | None = None) -> OnnxStylizer:
         """A .onnx file written by stylenet.export, with the style chosen as in stylenet.load."""
         path = Path(path).expanduser()
         if not path.is_file():

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
+from collections.abc import Callable, Iterator
 
 T = TypeVar("T")
 _END = object()
@@ -101,7 +102,7 @@ class Stages:
     def dropped(self) -> int:
         return sum(stage.dropped for stage in self.stages)
 
-    def __enter__(self) -> "Stages":
+    def __enter__(self) -> Stages:
         return self
 
     def __exit__(self, *exc: object) -> None:

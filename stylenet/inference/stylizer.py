@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, overload
+from typing import Any, overload
+from collections.abc import Mapping, Sequence
 
 import torch
 from PIL import Image
@@ -83,7 +84,7 @@ class Stylizer:
         self.weights = weights
 
     def select(self, name: str | None = None, index: int | None = None,
-               mix: Mapping[str | int, float] | None = None) -> "Stylizer":
+               mix: Mapping[str | int, float] | None = None) -> Stylizer:
         """Use another of the network's styles, or a mix of them (see style_weights); returns self."""
         self.weights = style_weights(self.styles, name, index, mix)
         return self
@@ -127,7 +128,7 @@ class TorchStylizer(Stylizer):
         super().__init__(device, style, summary, styles, weights)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.dtype = dtype
-        self.model = model.to(device, dtype=dtype, memory_format=self.memory_format).eval().requires_grad_(False)
+        self.model = model.to(device, dtype=dtype).to(memory_format=self.memory_format).eval().requires_grad_(False)
 
     def describe(self) -> str:
         layout = ", channels_last" if self.memory_format == torch.channels_last else ""

@@ -15,7 +15,7 @@ nowhere near the whole image's.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -66,7 +66,8 @@ def edge_weights(length: int, overlap: int, blend_start: bool, blend_end: bool) 
 def measure_statistics(network: Callable[[torch.Tensor], torch.Tensor], norm: InstanceNorm, image: torch.Tensor,
                        rows: list[tuple[int, int]], columns: list[tuple[int, int]], multiple: int) -> None:
     """`norm`'s input statistics over the whole image, from each tile's core; sets norm.statistics."""
-    total = total_squares = None
+    total: torch.Tensor | None = None
+    total_squares: torch.Tensor | None = None
     count = 0
     cores = [(span, core) for span, core in zip(rows, core_bounds(rows, multiple))]
     core_columns = [(span, core) for span, core in zip(columns, core_bounds(columns, multiple))]
@@ -96,6 +97,7 @@ def measure_statistics(network: Callable[[torch.Tensor], torch.Tensor], norm: In
             total = core.sum((1, 2)) if total is None else total + core.sum((1, 2))
             total_squares = core.square().sum((1, 2)) if total_squares is None else total_squares + core.square().sum((1, 2))
             count += core.shape[1] * core.shape[2]
+    assert total is not None and total_squares is not None  # every tile has a core
     mean = total / count
     norm.statistics = (mean.float(), (total_squares / count - mean.square()).clamp_min(0).float())
 

@@ -4,7 +4,8 @@ L-BFGS (the reference) or Adam. Used by python -m stylenet.optimize, the evaluat
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import torch
 from tqdm import tqdm
@@ -87,6 +88,7 @@ def optimize_image(loss_fn: PerceptualLoss, content: torch.Tensor, *, iterations
         optimizer.zero_grad(set_to_none=True)
         losses = loss_fn(_InRange.apply(image), content_features=content_features)
         losses["total"].backward()
+        assert image.grad is not None
         last.update(at=image.detach().clone(), grad=image.grad.detach().clone(), total=losses["total"].detach(),
                     terms={name: float(value.detach()) for name, value in losses.items()})
         return losses["total"]
@@ -98,7 +100,7 @@ def optimize_image(loss_fn: PerceptualLoss, content: torch.Tensor, *, iterations
     history = [terms_now()]
     for iteration in tqdm(range(1, iterations + 1), desc=method, unit="it", disable=not progress, dynamic_ncols=True):
         before = image.detach().clone()
-        optimizer.step(closure)
+        optimizer.step(closure)  # type: ignore[arg-type]  # L-BFGS takes the closure's tensor as it is
         if method == "lbfgs" and torch.equal(image, before):
             optimizer.state.clear()  # the line search found no step: drop the curvature memory, start again downhill
         losses = terms_now()

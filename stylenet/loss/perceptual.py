@@ -7,7 +7,8 @@ ImageNet normalisation, mean-squared errors, Gram matrices divided by C*H*W. Wit
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -95,7 +96,7 @@ class PerceptualLoss(nn.Module):
             raise ValueError(f"this loss has {self.num_styles} style images: pass each image's style_index")
         return grams
 
-    def same_objective(self, other: "PerceptualLoss") -> bool:
+    def same_objective(self, other: PerceptualLoss) -> bool:
         """Whether `other` scores every image as this loss does (same VGG weights, layers, weights and
         style targets): networks trained with equal losses can share one optimisation run."""
         def settings(loss: PerceptualLoss) -> tuple:

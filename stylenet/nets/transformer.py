@@ -11,7 +11,8 @@ Variants differ only in constructor arguments, which come from conf/model/<varia
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -238,7 +239,7 @@ class TransformerNet(nn.Module):
         self.downsample = downsample
         self.bilinear = downsample > 1 and upsampling == "bilinear"
         self.num_styles = num_styles
-        styles = {"norm": norm, "separable": separable, "num_styles": num_styles}
+        styles: dict[str, Any] = {"norm": norm, "separable": separable, "num_styles": num_styles}
         self.encoder = Styled(
             ConvLayer(3, full, 9, **styles),
             ConvLayer(full, half, 3, stride=2, **styles),

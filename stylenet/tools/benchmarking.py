@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 import torch
 from torch.autograd import DeviceType

@@ -14,7 +14,8 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +27,8 @@ from tqdm import tqdm
 
 from stylenet.data.precomputed import CachedImages, DeviceBatches, pass_batch_through
 from stylenet.nets.network_file import atomic_save, build_model, load_checkpoint, style_names
-from stylenet.data.photos import (EpochSampler, ImageFolder, center_crop_resized, collate_skipping_unreadable,
-                           readable_batch)
+from stylenet.data.photos import (EpochSampler, ImageFolder, Photos, TrainingBatch, center_crop_resized,
+                                  collate_skipping_unreadable, readable_batch)
 from stylenet.common.errors import StylenetError
 from stylenet.training.health import Alarm, HealthMonitor
 from stylenet.common.images import pil_to_tensor, read_image
@@ -96,7 +97,7 @@ class Interval:
 
     def add_style_terms(self, per_image: torch.Tensor, style_index: torch.Tensor, num_styles: int) -> None:
         """Each image's style term, summed per style."""
-        if self.style_sums is None:
+        if self.style_sums is None or self.style_counts is None:
             self.style_sums = per_image.new_zeros(num_styles)
             self.style_counts = per_image.new_zeros(num_styles)
         self.style_sums.index_add_(0, style_index, per_image.detach().float())
@@ -104,7 +105,7 @@ class Interval:
 
     def style_means(self, names: Sequence[str], ranks: Distributed) -> dict[str, float]:
         """'per_style/<name>': the mean style term of the images given each style (over all ranks)."""
-        if self.style_sums is None:
+        if self.style_sums is None or self.style_counts is None:
             return {}
         sums, counts = ranks.mean(torch.stack([self.style_sums, self.style_counts])).tolist()
         return {f"per_style/{name}": total / count for name, total, count in zip(names, sums, counts) if count}
@@ -196,7 +197,7 @@ def report_interval(interval: Interval, step: int, optimizer: torch.optim.Optimi
 
 
 def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer,
-        loader: DataLoader, sampler: EpochSampler, position: Position, plan: Plan, reporting: Reporting,
+        loader: Iterable[TrainingBatch], sampler: EpochSampler, position: Position, plan: Plan, reporting: Reporting,
         settings: StepSettings) -> dict[str, Any]:
     """The training loop, from `position` to `plan.steps`; returns a summary (final losses averaged over
     the last log interval, speed, the share of time spent waiting for data, health alarms, and whether
@@ -289,7 +290,7 @@ def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optim
     }
 
 
-def preview_batch(dataset: ImageFolder, paths: list[str], count: int) -> torch.Tensor:
+def preview_batch(dataset: Photos, paths: list[str], count: int) -> torch.Tensor:
     """Fixed photos for previews: the given paths, else the first `count` readable training images."""
     if paths:
         try:
@@ -336,7 +337,7 @@ def total_steps(cfg: DictConfig, batches_per_epoch: int) -> int:
     return int(steps)
 
 
-def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: DataLoader, device: torch.device,
+def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: Iterable[TrainingBatch], device: torch.device,
                          ranks: Distributed, style_schedule: StyleSchedule | None, mode: str) -> None:
     """loss.style_layer_norm=auto: weigh the style layers by the untrained network's output on the first
     (global) training batch; =photos: by the batch's photos themselves (PerceptualLoss.relative_to_photos).
@@ -412,7 +413,7 @@ def build_network(cfg: DictConfig, names: list[str]) -> TrainingNetwork:
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-def load_teacher(name: str, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+def load_teacher(name: str, model: TransformerNet, device: torch.device) -> torch.nn.Module:
     """The network whose pictures distillation learns (stylenet.loss.perceptual.Distilled): one style, like the student."""
     payload = load_checkpoint(name)
     teacher = build_model(payload, name)

@@ -23,19 +23,23 @@ class RunLog:
 
     def losses(self, losses: dict[str, float], step: int) -> None:
         """Tags: loss/total, loss/content, loss/style, loss/style/<layer>, loss/tv."""
-        if not self.enabled:
+        if self.writer is None:
             return
         for name, value in losses.items():
             self.writer.add_scalar(f"loss/{name}", value, step)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        if self.enabled:
+        if self.writer is not None:
             self.writer.add_scalar(tag, value, step)
+
+    def image(self, tag: str, image: torch.Tensor, step: int) -> None:
+        if self.writer is not None:
+            self.writer.add_image(tag, image, step)
 
     def hparams(self, hyperparameters: dict[str, Any], final_losses: dict[str, float], images_per_sec: float,
                 step: int) -> None:
         """The HParams tab: this run's settings beside its final metrics (tags final/*, logged in this run)."""
-        if not self.enabled:
+        if self.writer is None or self.writer.file_writer is None:
             return
         metrics = {f"final/{name}": value for name, value in final_losses.items() if "/" not in name}
         metrics["final/images_per_sec"] = images_per_sec
@@ -49,7 +53,7 @@ class RunLog:
     def preview(self, model: nn.Module, photos: torch.Tensor, step: int, styles: torch.Tensor | None = None) -> None:
         """One row per photo, content | output (content | one output per row of style weights `styles`,
         for a network of several styles); logged as image 'preview' and saved as previews/step_N.png."""
-        if not self.enabled:
+        if self.writer is None:
             return
         was_training = model.training
         model.eval()
@@ -61,5 +65,5 @@ class RunLog:
         save_image(grid, self.run_dir / "previews" / f"step_{step:07d}.png")
 
     def close(self) -> None:
-        if self.enabled:
+        if self.writer is not None:
             self.writer.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -110,7 +110,7 @@ class VGGEncoder(nn.Module):
                 conv = nn.Conv2d(in_channels, int(width), 3, padding=1)
                 # torchvision's VGG initialisation, so that random-weight features are not degenerate.
                 nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(conv.bias)
+                nn.init.zeros_(conv.bias)  # type: ignore[arg-type]  # Conv2d's bias is set: bias=True
                 modules += [conv, nn.ReLU(inplace=False)]
                 in_channels = int(width)
         full = nn.Sequential(*modules)
@@ -190,7 +190,7 @@ class VGGEncoder(nn.Module):
         wanted = set(self.layers if layers is None else layers)
         if not wanted <= set(self.layers):
             raise ValueError(f"layers {sorted(wanted - set(self.layers))} are not computed by this encoder")
-        x = (images - self.mean) / self.std
+        x = (images - self.mean) / self.std  # type: ignore[operator]  # buffers registered in __init__
         outputs: dict[str, torch.Tensor] = {}
         for name, module in zip(self.names, self.features):
             x = module(x)

@@ -2,7 +2,7 @@
 
 import os
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 import no_network
 
