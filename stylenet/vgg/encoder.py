@@ -88,6 +88,9 @@ def _features_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 class VGGEncoder(nn.Module):
     """Frozen VGG feature extractor: forward(images in [0, 1]) -> {layer name: activations}."""
 
+    mean: torch.Tensor  # buffers: the input convention of the weights (register_buffer in __init__)
+    std: torch.Tensor
+
     def __init__(self, network: str = "vgg16", layers: Iterable[str] = ("relu2_2",), pooling: str = "max",
                  pretrained: bool = True, weights: str | None = None) -> None:
         super().__init__()
@@ -190,7 +193,7 @@ class VGGEncoder(nn.Module):
         wanted = set(self.layers if layers is None else layers)
         if not wanted <= set(self.layers):
             raise ValueError(f"layers {sorted(wanted - set(self.layers))} are not computed by this encoder")
-        x = (images - self.mean) / self.std  # type: ignore[operator]  # buffers registered in __init__
+        x = (images - self.mean) / self.std
         outputs: dict[str, torch.Tensor] = {}
         for name, module in zip(self.names, self.features):
             x = module(x)
