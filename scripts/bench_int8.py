@@ -28,6 +28,7 @@ import stylenet
 from stylenet.tools.benchmarking import describe_machine, median_seconds
 from stylenet.common.images import list_images, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
 from stylenet.nets.network_file import load_checkpoint, resolve_checkpoint
+from stylenet.inference.exported import quantize_int8
 from stylenet.inference.onnx_backend import cached_export, open_session
 from stylenet.inference.stylizer import TorchStylizer
 from stylenet.config.compose import compose_config
@@ -50,29 +51,14 @@ def main() -> int:
     parser.add_argument("--sizes", nargs="+", default=["1000x1000", "1280x720"])
     parser.add_argument("--out", type=Path, default=Path("outputs/int8"))
     args = parser.parse_args()
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
-                                          quantize_static)
-
     network = stylenet.load(args.network, device="cpu", backend="torch")
     assert isinstance(network, TorchStylizer)
     source = cached_export(resolve_checkpoint(args.network), network, load_checkpoint(args.network))  # the default path's graph
     args.out.mkdir(parents=True, exist_ok=True)
-    calibration = [resize_to_long_side(read_image(path), 256) for path in list_images(args.calibration)[:args.count]]
-
-    class Photos(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter({"image": as_input(image)} for image in calibration)
-
-        def get_next(self) -> dict | None:
-            return next(self.items, None)
-
-    prepared, quantised = args.out / "prepared.onnx", args.out / f"{args.network}.int8.onnx"
+    calibration = list_images(args.calibration)[:args.count]
+    quantised = args.out / f"{args.network}.int8.onnx"
     started = time.perf_counter()
-    # Symbolic shape inference cannot follow the edge padding's computed sizes (the exported graph since 2026-12-03):
-    # the optimiser's own shape inference suffices.
-    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    quantize_static(str(prepared), str(quantised), Photos(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    quantize_int8(source, quantised, calibration)  # what python -m stylenet.export quantize=int8 does
     print(f"{describe_machine(torch.device('cpu'))}; {args.network}: quantised in {time.perf_counter() - started:.0f} s "
           f"({source.stat().st_size / 1e6:.1f} MB -> {quantised.stat().st_size / 1e6:.1f} MB), calibrated on "
           f"{len(calibration)} photos of {args.calibration} at 256 px\n")

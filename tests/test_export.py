@@ -14,7 +14,7 @@ from stylenet.config.compose import model_config
 from stylenet.inference.exported import export_onnx, largest_difference
 from stylenet.nets.transformer import TransformerNet
 from stylenet.inference.onnx_backend import OPSET
-from conftest import TrainedRun, random_image, run_entry
+from conftest import TrainedRun, random_image, run_entry, write_images
 
 pytestmark = pytest.mark.slow
 onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
@@ -157,3 +157,26 @@ def test_load_runs_onnxruntime_by_default_on_the_cpu(trained_run: TrainedRun, tm
     monkeypatch.setenv("STYLENET_BACKEND", "tensorrt")
     with pytest.raises(StylenetError, match="STYLENET_BACKEND=tensorrt: choose one of auto, torch, onnxruntime"):
         stylenet.load(trained_run.checkpoint, device="cpu")
+
+
+def test_an_int8_export_is_quantised_calibrated_and_close_to_pytorch(trained_run: TrainedRun, tmp_path: Path) -> None:
+    calibration = tmp_path / "calibration"
+    write_images(calibration, 4, (64, 80))
+    output = tmp_path / "tiny.int8.onnx"
+    result = export(trained_run, output, "onnx", "quantize=int8", f"calibration={calibration}")
+    assert result.returncode == 0, result.stderr
+    assert "int8 onnx, style 'tiny_style', calibrated on 4 photos" in result.stdout
+    operators = {node.op_type for node in onnx.load(str(output)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= operators
+    int8, reference = stylenet.load(output, device="cpu"), stylenet.load(trained_run.checkpoint, device="cpu")
+    assert int8.describe().startswith("onnxruntime") and int8.style == "tiny_style"
+    batch = torch.rand(1, 3, 48, 64)
+    assert (int8(batch).clamp(0, 1) - reference(batch).clamp(0, 1)).abs().mean() < 0.03
+    for extra, message in [(["quantize=int8"], "quantize=int8 needs calibration=<a folder of photos"),
+                           (["quantize=int4"], "quantize must be null, one of int8, got 'int4'"),
+                           (["quantize=int8", f"calibration={tmp_path / 'none'}"], "no such folder")]:
+        refused = export(trained_run, tmp_path / "refused.onnx", "onnx", *extra)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    refused = export(trained_run, tmp_path / "refused.pt", "torchscript", "quantize=int8", f"calibration={calibration}")
+    assert refused.returncode == 2 and "quantize=int8 needs format=onnx" in refused.stderr
+    assert not list(tmp_path.glob("refused*"))

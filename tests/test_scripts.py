@@ -1,5 +1,6 @@
 """The benchmark and evaluation scripts run in a smoke mode, so that they cannot rot."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,15 @@ def test_make_gallery_writes_a_sheet_per_style(trained_run, tmp_path: Path) -> N
 
     assert Image.open(tmp_path / "gallery" / "tiny_style.jpg").size == (3 * 40, 40 + 18)  # photo | tiny | Gatys
     assert "| tiny_style | photo.png | " in result.stdout
+
+
+def test_bench_cpu_levers_smoke(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    result = subprocess.run([sys.executable, str(SCRIPTS / "bench_cpu_levers.py"), "--no-compile", "--sizes", "64x48",
+                             "--repeats", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "STYLENET_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| onnxruntime") or
+            line.startswith("| PyTorch")]
+    assert rows[0][1].strip() == "onnxruntime, its own thread choice (the default path)" and "(1.00x)" in rows[0][2]
+    assert any("channels_last" in row[1] for row in rows) and all(row[2].strip().endswith("x)") for row in rows)

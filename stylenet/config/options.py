@@ -54,16 +54,20 @@ class Flag:
 
 @dataclass(frozen=True)
 class Choice:
-    """One of `values`; true/false too when `flags` (e.g. compile: false, true or a mode's name)."""
+    """One of `values`; true/false too when `flags` (e.g. compile: false, true or a mode's name); null too
+    when `nullable`."""
 
     values: tuple[str, ...]
     flags: bool = False
+    nullable: bool = False
 
     def problem(self, value: Any) -> str | None:
         if value in self.values and not isinstance(value, bool) or (self.flags and isinstance(value, bool)):
             return None
+        if value is None and self.nullable:
+            return None
         listed = ", ".join(self.values)
-        return f"must be {'true, false or ' if self.flags else ''}one of {listed}, got '{value}'"
+        return f"must be {'null, ' if self.nullable else ''}{'true, false or ' if self.flags else ''}one of {listed}, got '{value}'"
 
 
 # Keys renamed since they shipped, and what to write instead: Hydra would only say the old key is unknown.
@@ -108,9 +112,10 @@ def schema(entry: str) -> Schema:
             "tile_overlap": NON_NEGATIVE, "temporal_smoothing": Number(), "video_pipeline": Flag(),
         }
     if entry == "export":
-        from stylenet.inference.exported import FORMATS
+        from stylenet.inference.exported import FORMATS, QUANTIZATIONS
 
-        return {"format": Choice(FORMATS), "tolerance": Number(), "opset": POSITIVE, "overwrite": Flag()}
+        return {"format": Choice(FORMATS), "tolerance": Number(), "opset": POSITIVE, "overwrite": Flag(),
+                "quantize": Choice(QUANTIZATIONS, nullable=True), "int8_tolerance": Number()}
     if entry in ("optimize", "evaluate"):
         from stylenet.loss.gatys import INITS, METHODS
 

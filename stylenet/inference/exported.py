@@ -17,16 +17,18 @@ import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from stylenet.nets.network_file import style_names
 from stylenet.common.errors import StylenetError, needs
+from stylenet.common.images import pil_to_tensor, read_image, resize_to_long_side
 from stylenet.nets.transformer import TransformerNet
 
 FORMATS = ("onnx", "torchscript")
+QUANTIZATIONS = ("int8",)
 METADATA_KEY = "stylenet"
 MIN_EXPORTED_SIZE = 16
 EXAMPLE_SIZE = (67, 93)  # an example that needs padding, so that the padding stays symbolic in the graph
@@ -77,6 +79,48 @@ def export_onnx(model: TransformerNet, path: Path, metadata: str, opset: int) ->
         exported = onnx.load(str(exported_path))
     exported.metadata_props.add(key=METADATA_KEY, value=metadata)
     onnx.save(exported, str(path), save_as_external_data=False)
+
+
+def quantize_int8(source: Path, target: Path, photos: Sequence[Path], size: int = 256) -> None:
+    """onnxruntime's static int8 quantisation of an exported float32 graph, calibrated on `photos` at `size` px:
+    int8 weights per channel, uint8 activations (QDQ). Only the convolutions: onnxruntime's quantised Add cannot
+    broadcast the detail skip's sum, and the convolutions are the time (BENCHMARKS.md "int8")."""
+    needs("onnxruntime", "onnx")
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
+                                          quantize_static)
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = ({"image": calibration_photo(path, size).numpy()} for path in photos)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".int8.") as workdir, quiet():
+        prepared = Path(workdir) / "prepared.onnx"
+        # Symbolic shape inference cannot follow the edge padding's computed sizes; the optimiser's own suffices.
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(target), Calibration(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        op_types_to_quantize=["Conv"])
+
+
+def calibration_photo(path: Path, size: int) -> torch.Tensor:
+    """A photo as the batch of one the network takes, its longer side `size` px."""
+    return pil_to_tensor(resize_to_long_side(read_image(path), size)).unsqueeze(0)
+
+
+def mean_difference(model: TransformerNet, path: Path, photos: Sequence[Path], size: int = 256) -> float:
+    """The mean absolute difference (0-1 scale) between the ONNX file's pictures and PyTorch's on real photos:
+    an int8 graph differs everywhere by a little, so its largest difference on noise says nothing."""
+    run = exported_runner(path, "onnx")
+    differences = []
+    for photo in photos:
+        batch = calibration_photo(photo, size)
+        with torch.inference_mode():
+            expected = model(batch).clamp(0, 1).numpy()
+        differences.append(float(np.abs(np.clip(run(batch.numpy()), 0, 1) - expected).mean()))
+    return float(np.mean(differences))
 
 
 def export_torchscript(model: TransformerNet, path: Path, metadata: str) -> None:
