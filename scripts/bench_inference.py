@@ -3,7 +3,8 @@
     python scripts/bench_inference.py                     # CPU, and CUDA when present
     python scripts/bench_inference.py --smoke             # tiny sizes, one run: checks the script works
 
-For each variant (conf/model/<variant>.yaml) and size: median latency over --repeats runs after
+For each variant (conf/model/<variant>.yaml, or `<variant>:key=value,...` to change some of its
+options, e.g. `realtime:num_residual_blocks=3`) and size: median latency over --repeats runs after
 --warmup runs, parameters, multiply-accumulates (counted by torch's FLOP counter, so the fused
 layers count what they really compute) and "MB moved", the fp32 bytes every layer reads and writes
 if each reads its input and writes its output once (half that in bf16/fp16): with the GPU's
@@ -95,8 +96,15 @@ class Blended(nn.Module):
         return self.model(image, self.weights)
 
 
+def variant_config(variant: str, *overrides: str) -> dict:
+    """conf/model/<name>.yaml's arguments; a variant written `name:key=value,key=value` changes some of them
+    (e.g. `realtime:num_residual_blocks=3`: the depth and width levers without a YAML file per setting)."""
+    name, _, changes = variant.partition(":")
+    return model_config(name, [f"model.{change}" for change in changes.split(",") if change] + list(overrides))
+
+
 def build(variant: str, styles: int) -> nn.Module:
-    model = TransformerNet(**model_config(variant, [f"model.num_styles={styles}"]))
+    model = TransformerNet(**variant_config(variant, f"model.num_styles={styles}"))
     return model if styles == 1 else Blended(model)
 
 
@@ -146,8 +154,8 @@ def bench_onnxruntime(variants: list[str], sizes: list[str], warmup: int, repeat
     print("\n".join(rows), flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for variant in variants:
-            model = TransformerNet(**model_config(variant)).eval()
-            path = Path(folder) / f"{variant}.onnx"
+            model = TransformerNet(**variant_config(variant)).eval()
+            path = Path(folder) / f"{variant.replace(':', '_').replace('=', '_').replace(',', '_')}.onnx"
             export_onnx(model, path, "{}", opset=18)
             session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             for size in sizes:
@@ -165,7 +173,7 @@ def bench_onnxruntime(variants: list[str], sizes: list[str], warmup: int, repeat
 def bench_ablation(variant: str, size: str, warmup: int, repeats: int) -> list[str]:
     """Each CPU optimisation of the fast path on and off, at one size."""
     height, width = parse_size(size)
-    model = TransformerNet(**model_config(variant)).eval()
+    model = TransformerNet(**variant_config(variant)).eval()
     image = torch.rand(1, 3, height, width)
     cpu = torch.device("cpu")
     plain = unfused(model)
