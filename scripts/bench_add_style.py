@@ -29,11 +29,11 @@ import torch.nn.functional as F
 
 from stylenet.tools.benchmarking import describe_machine, train_network
 from stylenet.nets.network_file import build_model, load_checkpoint
-from stylenet.config.compose import compose_config
+from stylenet.config.compose import compose_options
 from stylenet.data.photos import ImageFolder, load_style_image, readable_batch
 from stylenet.common.errors import StylenetError
 from stylenet.loss.scores import heldout_losses
-from stylenet.loss.perceptual import encoder_from_config, perceptual_loss_from_config
+from stylenet.loss.perceptual import perceptual_loss
 from stylenet.vgg.encoder import layer_names
 
 
@@ -109,7 +109,7 @@ def main() -> int:
         args.vgg_weights = args.workdir / "vgg16_random.pth"
     if weights_id == "random" and not args.score_only:
         torch.manual_seed(args.seed)
-        encoder = encoder_from_config(compose_config("train", ["loss.pretrained=false"]).loss, [layer_names("vgg16")[-1]])
+        encoder = compose_options("train", ["loss.pretrained=false"]).loss.encoder([layer_names("vgg16")[-1]])
         torch.save(encoder.features.state_dict(), args.vgg_weights)
 
     try:
@@ -122,8 +122,8 @@ def main() -> int:
         new = ["style=custom", f"style.image={args.new_style}", "style.name=new"]
         added = train("added", [*new, f"add_style_to={base}"], args, args.steps, args.add_lr)
         scratch = train("scratch", new, args, args.steps)
-        loss_cfg = compose_config("train", [f"loss.weights={args.vgg_weights}", *args.overrides]).loss
-        loss_fn = perceptual_loss_from_config(loss_cfg, load_style_image("new", args.new_style, args.style_size))
+        loss_options = compose_options("train", [f"loss.weights={args.vgg_weights}", *args.overrides]).loss
+        loss_fn = perceptual_loss(loss_options, load_style_image("new", args.new_style, args.style_size))
         photos = readable_batch(ImageFolder(args.heldout_root, args.eval_size))
         curves = {"added": style_curve(added, loss_fn, photos, len(base_styles)),
                   "scratch": style_curve(scratch, loss_fn, photos, None)}

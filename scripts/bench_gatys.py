@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from stylenet.tools.benchmarking import describe_machine
-from stylenet.config.compose import compose_config
+from stylenet.config.compose import compose_options
 from stylenet.data.photos import read_scaled
-from stylenet.loss.perceptual import perceptual_loss_from_config
+from stylenet.loss.perceptual import perceptual_loss
 from stylenet.loss.gatys import optimize_image
 
 CHECKPOINTS = (1, 5, 10, 20, 50, 100, 200, 300)
@@ -41,9 +41,9 @@ def main() -> None:
     args = parser.parse_args()
 
     device = torch.device("cpu")
-    cfg = compose_config("optimize", ["content=unused", f"loss={args.loss}", *args.overrides])
+    cfg = compose_options("optimize", ["content=unused", f"loss={args.loss}", *args.overrides])
     style = read_scaled(args.style, args.style_size, "style image")
-    loss_fn = perceptual_loss_from_config(cfg.loss, style)
+    loss_fn = perceptual_loss(cfg.loss, style)
     marks = [mark for mark in CHECKPOINTS if mark <= args.iterations]
     print(f"{describe_machine(device)}; VGG weights {loss_fn.encoder.weights_id}; style {args.style.name} at "
           f"{args.style_size} px; loss {dict(cfg.loss.style_layers)} x {cfg.loss.style_weight:g}, content "

@@ -31,9 +31,8 @@ from stylenet.nets.network_file import load_checkpoint, resolve_checkpoint
 from stylenet.inference.exported import quantize_int8
 from stylenet.inference.onnx_backend import cached_export, open_session
 from stylenet.inference.stylizer import TorchStylizer
-from stylenet.config.compose import compose_config
+from stylenet.config.compose import compose_options
 from stylenet.data.photos import read_scaled
-from stylenet.loss.perceptual import encoder_from_config
 from stylenet.loss.scores import MEASURE_LAYERS, PictureScorer
 
 
@@ -74,7 +73,7 @@ def main() -> int:
             cells.append(f"{seconds * 1000:.0f} ms")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
-    scorer = PictureScorer(encoder_from_config(compose_config("score").vgg, MEASURE_LAYERS),
+    scorer = PictureScorer(compose_options("score", ["photos=unused", "style_image=unused"]).vgg.encoder(MEASURE_LAYERS),
                            read_scaled(args.style_image, 512, "style image"))
     differences: list[torch.Tensor] = []
     scores: dict[str, list[dict[str, float]]] = {name: [] for name in sessions}

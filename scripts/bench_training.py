@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from hydra.errors import HydraException
-from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -39,16 +38,17 @@ from torch.utils.flop_counter import FlopCounterMode
 from stylenet.tools.benchmarking import describe_machine, device_busy_share, median_seconds, timed
 from stylenet.data.precomputed import (CacheWriter, CachedImages, array_bytes, fill, human_bytes, identity, new_manifest,
                             pass_batch_through)
-from stylenet.config.compose import compose_config, model_config
+from stylenet.config.compose import compose_options, model_config
+from stylenet.config.schema import TrainConfig
 from stylenet.data.photos import EpochSampler, ImageFolder, collate_skipping_unreadable
 from stylenet.common.errors import StylenetError
 from stylenet.common.images import list_images
-from stylenet.loss.perceptual import PerceptualLoss, perceptual_loss_from_config
+from stylenet.loss.perceptual import PerceptualLoss, perceptual_loss
 from stylenet.nets.transformer import TransformerNet
 from stylenet.training.monitor import RunLog
 from stylenet.common.runtime import seed_everything
 from stylenet.training.snapshots import Position
-from stylenet.training.loop import Reporting, Plan, StepSettings, fit
+from stylenet.training.loop import Batches, Reporting, Plan, StepSettings, fit
 
 SOURCES = ("folder", "cache", "cache, images only")
 
@@ -130,8 +130,9 @@ def timed_training(dataset: ImageFolder | CachedImages, loss_fn: PerceptualLoss,
     run_log, position = RunLog(run_dir), Position()
 
     def train_to(steps: int) -> dict[str, float]:
-        return fit(trained, step_loss, optimizer, loader, sampler, position, Plan(steps, 10**9, 10**9, 10**9),
-                   Reporting(run_log, photo, lambda *_: None), StepSettings(device, switches.bf16, memory_format))
+        settings = StepSettings(device, switches.bf16, memory_format)
+        return fit(trained, step_loss, optimizer, Batches(loader, sampler, position, steps, settings),
+                   Plan(steps, 10**9, 10**9, 10**9), Reporting(run_log, photo, lambda *_: None), settings)
 
     try:
         train_to(args.warmup)
@@ -169,13 +170,13 @@ def bench_switches(sources: dict[str, ImageFolder | CachedImages], loss_fn: Perc
                   f"{result['data_share'] * 100:.1f}% | {share(result['busy'])} |", flush=True)
 
 
-def bench_device(device: torch.device, dataset: ImageFolder, cfg: DictConfig, args: argparse.Namespace,
+def bench_device(device: torch.device, dataset: ImageFolder, cfg: TrainConfig, args: argparse.Namespace,
                  workdir: Path) -> None:
     workdir = Path(tempfile.mkdtemp(prefix=f"{device.type}_", dir=workdir))  # fresh caches, whatever --workdir holds
     print(f"\n### {device.type.upper()}: {describe_machine(device)}\n", flush=True)
     seed_everything(0)
     logging.getLogger("stylenet.vgg.encoder").setLevel(logging.ERROR)  # the random-weights warning: expected here
-    loss_fn = perceptual_loss_from_config(cfg.loss, torch.rand(3, args.image_size, args.image_size, device=device))
+    loss_fn = perceptual_loss(cfg.loss, torch.rand(3, args.image_size, args.image_size, device=device))
     size = args.image_size
     print(f"{len(dataset)} images from {dataset.root}, {size}x{size} crops, batch {args.batch_size}, model "
           f"{args.model}, loss {args.loss} (content {loss_fn.content_layer}, style to "
@@ -258,8 +259,8 @@ def main() -> int:
         print(f"error: --photo-size must look like 640x480, got '{args.photo_size}'", file=sys.stderr)
         return 2
     try:
-        cfg = compose_config("train", [f"model={args.model}", f"loss={args.loss}", "loss.pretrained=false", *args.overrides])
-    except (HydraException, OmegaConfBaseException) as error:
+        cfg = compose_options("train", [f"model={args.model}", f"loss={args.loss}", "loss.pretrained=false", *args.overrides])
+    except (HydraException, OmegaConfBaseException, StylenetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []

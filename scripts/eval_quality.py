@@ -20,11 +20,11 @@ import torch
 
 import stylenet
 from stylenet.tools.benchmarking import describe_machine, median_seconds, train_network
-from stylenet.config.compose import compose_config
+from stylenet.config.compose import compose_options
 from stylenet.data.photos import ImageFolder, load_style_image, readable_batch
 from stylenet.common.errors import StylenetError
 from stylenet.loss.scores import heldout_losses
-from stylenet.loss.perceptual import perceptual_loss_from_config
+from stylenet.loss.perceptual import perceptual_loss
 from stylenet.common.runtime import seed_everything
 
 VARIANTS = ["johnson", "separable", "resize", "fast"]
@@ -75,9 +75,9 @@ def main() -> int:
                 continue
             print(f"training {variant} ({args.steps} steps) ...", flush=True)
             checkpoints[variant] = train(variant, args, args.workdir)
-        loss_cfg = compose_config("train", args.overrides).loss
+        loss_options = compose_options("train", args.overrides).loss
         seed_everything(args.seed)  # random VGG weights (tests) come out the same in every scoring run
-        loss_fn = perceptual_loss_from_config(loss_cfg, load_style_image("style", args.style_image, args.style_size))
+        loss_fn = perceptual_loss(loss_options, load_style_image("style", args.style_image, args.style_size))
         photos = readable_batch(ImageFolder(args.heldout_root, args.eval_size))
     except StylenetError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from stylenet.common.atomic import atomic_write
 from stylenet.tools.benchmarking import timed
@@ -26,7 +27,8 @@ from stylenet.nets.network_file import build_model, load_checkpoint, style_names
 from stylenet.data.photos import ImageFolder
 from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import image_grid, save_image
-from stylenet.config.options import check_options
+from stylenet.config import cli
+from stylenet.config.schema import EvaluateConfig, typed
 from stylenet.loss.perceptual import trained_loss
 from stylenet.loss.gatys import optimize_image
 from stylenet.loss.scores import TERMS, equivalent_iterations, report
@@ -39,7 +41,7 @@ log = logging.getLogger("stylenet.evaluate")
 class Network:
     """One trained network under evaluation: its label, inference file, style and loss."""
 
-    def __init__(self, checkpoint: str, cfg: DictConfig, device: torch.device) -> None:
+    def __init__(self, checkpoint: str, cfg: EvaluateConfig, device: torch.device) -> None:
         self.payload = load_checkpoint(checkpoint, kind="inference")
         self.label = Path(checkpoint).stem
         model = build_model(self.payload, checkpoint).to(device).eval().requires_grad_(False)
@@ -47,13 +49,12 @@ class Network:
         weights = style_weights(names, cfg.style_name, cfg.style_index)
         self.style = names[int(weights.argmax())] if weights is not None else None
         self.stylise = partial(model, style=weights.to(device)) if weights is not None else model
-        self.loss_fn = trained_loss(self.payload, checkpoint, device, self.style, cfg.style_image,
-                                    OmegaConf.to_container(cfg.loss))  # type: ignore[arg-type]
+        self.loss_fn = trained_loss(self.payload, checkpoint, device, self.style, cfg.style_image, asdict(cfg.loss))
 
 
 def checkpoints(value: Any) -> list[str]:
     """`checkpoint=` as a list: one inference file, or several trained with the same loss."""
-    given = [str(item) for item in value] if OmegaConf.is_list(value) or isinstance(value, list) else [str(value)]
+    given = [str(item) for item in value] if isinstance(value, list) else [str(value)]
     if not given:
         raise StylenetError("checkpoint: give one inference file or a list of them")
     return given
@@ -61,11 +62,9 @@ def checkpoints(value: Any) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 @exits_cleanly
-def main(cfg: DictConfig) -> None:
-    iterations = sorted(int(value) for value in cfg.iterations)
-    if not iterations or iterations[0] < 1:
-        raise StylenetError(f"iterations must be positive whole numbers, got {list(cfg.iterations)}")
-    check_options(cfg, "evaluate")
+def main(config: DictConfig) -> None:
+    cfg = typed(config, EvaluateConfig)
+    iterations = sorted(cfg.iterations)
     device = pick_device(cfg.device)
     output = Path(cfg.output) if cfg.output else Path(HydraConfig.get().runtime.output_dir)
     networks = []
@@ -133,4 +132,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -12,15 +12,16 @@ import logging
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from stylenet.common.atomic import atomic_path
 from stylenet.nets.network_file import build_model, load_checkpoint
 from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import list_images
-from stylenet.inference.exported import (MIN_EXPORTED_SIZE, export_onnx, export_torchscript, largest_difference,
+from stylenet.inference.exported import (export_onnx, export_torchscript, largest_difference,
                                          mean_difference, metadata, quantize_int8)
-from stylenet.config.options import check_options
+from stylenet.config import cli
+from stylenet.config.schema import ExportConfig, typed
 
 log = logging.getLogger("stylenet.export")
 CALIBRATION_PHOTOS = 16  # at 256 px: as many as changed the pictures no further (BENCHMARKS.md "int8")
@@ -28,12 +29,9 @@ CALIBRATION_PHOTOS = 16  # at 256 px: as many as changed the pictures no further
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 @exits_cleanly
-def main(cfg: DictConfig) -> None:
-    check_options(cfg, "export")
-    tolerance = float(cfg.tolerance)
-    check_size = tuple(cfg.check_size) if OmegaConf.is_list(cfg.check_size) else (cfg.check_size,)
-    if len(check_size) != 2 or not all(isinstance(side, int) and side >= MIN_EXPORTED_SIZE for side in check_size):
-        raise StylenetError(f"check_size must be [height, width], each at least {MIN_EXPORTED_SIZE}, got {list(check_size)}")
+def main(config: DictConfig) -> None:
+    cfg = typed(config, ExportConfig)
+    tolerance, check_size = cfg.tolerance, (cfg.check_size[0], cfg.check_size[1])
     photos = calibration_photos(cfg.quantize, cfg.calibration, cfg.format)
     output = Path(cfg.output).expanduser()
     if output.exists() and not cfg.overwrite:
@@ -83,4 +81,4 @@ def calibration_photos(quantize: str | None, calibration: str | None, fmt: str) 
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -6,15 +6,15 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from stylenet.common.errors import StylenetError, exits_cleanly
+from stylenet.config import cli
+from stylenet.config.schema import InferConfig, typed
 from stylenet.inference.files import file_target, other_files, plan, stylize_files
 from stylenet.common.images import IMAGE_EXTENSIONS
-from stylenet.config.options import check_options
 from stylenet.inference.stylizer import PictureOptions, Stylizer, load
 from stylenet.common.runtime import StopRequest
 from stylenet.inference.video import VIDEO_EXTENSIONS, is_stream, is_video_file, stylize_video
@@ -23,19 +23,12 @@ log = logging.getLogger("stylenet.infer")
 EXIT_SOME_FAILED = 1
 
 
-def style_choice(cfg: DictConfig) -> dict[str, Any]:
-    """style_name, style_index and style_mix as plain values (Hydra gives style_mix as a DictConfig)."""
-    mix = cfg.style_mix
-    return {"style_name": cfg.style_name, "style_index": cfg.style_index,
-            "style_mix": OmegaConf.to_container(mix) if isinstance(mix, DictConfig) else mix}
-
-
-def open_network(cfg: DictConfig) -> Stylizer:
+def open_network(cfg: InferConfig) -> Stylizer:
     return load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
-                backend=cfg.backend, **style_choice(cfg))
+                backend=cfg.backend, style_name=cfg.style_name, style_index=cfg.style_index, style_mix=cfg.style_mix)
 
 
-def infer_video(cfg: DictConfig, source: str, target: Path, into_folder: bool) -> None:
+def infer_video(cfg: InferConfig, source: str, target: Path, into_folder: bool) -> None:
     """A video file or a live source in, a video file out (a file's output may go into a folder, under its name).
     Ctrl-C ends a live source with everything so far written; a file's partial output is discarded."""
     live = is_stream(source)
@@ -65,7 +58,7 @@ def infer_video(cfg: DictConfig, source: str, target: Path, into_folder: bool) -
              result["flicker"])
 
 
-def picture_options(cfg: DictConfig) -> PictureOptions:
+def picture_options(cfg: InferConfig) -> PictureOptions:
     return PictureOptions(strength=float(cfg.strength), preserve_color=cfg.preserve_color,
                           stroke_scale=float(cfg.stroke_scale), tile_size=cfg.tile_size,
                           tile_overlap=cfg.tile_overlap)
@@ -73,8 +66,8 @@ def picture_options(cfg: DictConfig) -> PictureOptions:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="infer")
 @exits_cleanly
-def main(cfg: DictConfig) -> None:
-    check_options(cfg, "infer")
+def main(config: DictConfig) -> None:
+    cfg = typed(config, InferConfig)
     source, target = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     into_folder = str(cfg.output).endswith(("/", os.sep))
     if is_stream(str(cfg.input)) or is_video_file(source):
@@ -99,4 +92,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -17,13 +17,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from stylenet.data.photos import load_style_image, read_scaled, style_entries
+from stylenet.data.photos import load_style_image, read_scaled
 from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import save_image
 from stylenet.loss.gatys import optimize_image
-from stylenet.loss.perceptual import perceptual_loss_from_config
+from stylenet.loss.perceptual import perceptual_loss
 from stylenet.training.monitor import RunLog
-from stylenet.config.options import check_options
+from stylenet.config import cli
+from stylenet.config.schema import OptimizeConfig, typed
 from stylenet.common.runtime import pick_device, seed_everything
 
 log = logging.getLogger("stylenet.optimize")
@@ -35,19 +36,19 @@ def numbered(path: Path, number: int) -> Path:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="optimize")
 @exits_cleanly
-def main(cfg: DictConfig) -> None:
+def main(config: DictConfig) -> None:
+    cfg = typed(config, OptimizeConfig)
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    check_options(cfg, "optimize")
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     content = read_scaled(cfg.content, cfg.image_size, "content image").unsqueeze(0).to(device)
-    entries = style_entries(cfg.style)
+    entries = cfg.style.entries()
     if len(entries) > 1:
         raise StylenetError(f"optimisation takes one style image; style '{cfg.style.name}' has {len(entries)}: "
                             f"pick one with style=<name> or style=custom style.image=...")
     style_image = load_style_image(*entries[0]).to(device)
-    loss_fn = perceptual_loss_from_config(cfg.loss, style_image)
+    loss_fn = perceptual_loss(cfg.loss, style_image)
     if cfg.loss.style_layer_norm != "none":  # as training does at step 0, on the photo it starts from
         with torch.no_grad():
             loss_fn.normalise_style_layers(cfg.loss.style_layer_norm, loss_fn.style_layer_losses(content))
@@ -83,4 +84,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -12,18 +12,20 @@ from omegaconf import DictConfig
 from stylenet.data.precomputed import CacheWriter, check_disk_space, fill, identity, mismatches, new_manifest, read_manifest
 from stylenet.data.photos import ImageFolder
 from stylenet.common.errors import StylenetError, exits_cleanly
-from stylenet.config.options import check_options
+from stylenet.config import cli
+from stylenet.config.schema import PrecomputeConfig, typed
 from stylenet.common.runtime import StopRequest, data_workers, pick_device, seed_everything
-from stylenet.loss.perceptual import encoder_from_config
 
 log = logging.getLogger("stylenet.precompute")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="precompute")
 @exits_cleanly
-def main(cfg: DictConfig) -> None:
-    check_options(cfg, "precompute")
+def main(config: DictConfig) -> None:
+    cfg = typed(config, PrecomputeConfig)
     workers = data_workers(cfg.data.workers)
+    if cfg.data.cache is None:
+        raise StylenetError("data.cache: give the folder to write the cache into")
     folder = Path(cfg.data.cache).expanduser()
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
@@ -36,13 +38,15 @@ def main(cfg: DictConfig) -> None:
         dataset = ImageFolder(root, cfg.data.image_size, files=existing["images"])
         log.info("continuing the cache in %s (%d images listed in its manifest)", folder, len(dataset))
     else:
+        if cfg.data.root is None:
+            raise StylenetError("data.root: give the folder of training photos to precompute")
         dataset = ImageFolder(cfg.data.root, cfg.data.image_size)
         log.info("%d images in %s", len(dataset), dataset.root)
 
-    layer = str(cfg.loss.content_layer) if cfg.features else None
+    layer = cfg.loss.content_layer if cfg.features else None
     encoder = None
     if layer is not None:
-        encoder = encoder_from_config(cfg.loss, [layer]).to(device)
+        encoder = cfg.loss.encoder([layer]).to(device)
     ident = identity(dataset.root, cfg.data.image_size, encoder, layer)
     if existing is not None:
         found = mismatches(existing["identity"], ident)
@@ -72,4 +76,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

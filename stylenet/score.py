@@ -20,8 +20,8 @@ from stylenet.common.atomic import atomic_write
 from stylenet.data.photos import read_scaled
 from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import list_images
-from stylenet.loss.perceptual import encoder_from_config
-from stylenet.config.options import check_options
+from stylenet.config import cli
+from stylenet.config.schema import ScoreConfig, typed
 from stylenet.loss.scores import MEASURE_LAYERS, SCORES, PictureScorer
 from stylenet.common.runtime import pick_device
 from stylenet.inference.stylizer import load
@@ -38,8 +38,8 @@ def picture_for(folder: Path, stem: str) -> Path:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="score")
 @exits_cleanly
-def main(cfg: DictConfig) -> None:
-    check_options(cfg, "score")
+def main(config: DictConfig) -> None:
+    cfg = typed(config, ScoreConfig)
     device = pick_device(cfg.device)
     photos = list_images(Path(cfg.photos)) if Path(cfg.photos).is_dir() else []
     if not photos:
@@ -52,7 +52,7 @@ def main(cfg: DictConfig) -> None:
     labels = ["photo", *networks, *map(str, folders)]
     if len(set(labels)) != len(labels):
         raise StylenetError(f"a method is given twice: {', '.join(labels)}")
-    scorer = PictureScorer(encoder_from_config(cfg.vgg, MEASURE_LAYERS).to(device),
+    scorer = PictureScorer(cfg.vgg.encoder(MEASURE_LAYERS).to(device),
                            read_scaled(cfg.style_image, cfg.size, "style_image").to(device))
 
     rows: list[tuple[str, str, dict[str, float]]] = []
@@ -86,4 +86,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import platform
-import sys
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from collections.abc import Callable
@@ -14,21 +14,22 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
 from stylenet.nets.network_file import inference_payload
-from stylenet.config.options import check_options, refuse_renamed
+from stylenet.config import cli
+from stylenet.config.schema import TrainConfig, typed
 from stylenet.data.photos import EpochSampler, load_style_images
 from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.training.health import HealthMonitor, unstylised_threshold
-from stylenet.loss.perceptual import Distilled, perceptual_loss_from_config
+from stylenet.loss.perceptual import Distilled, perceptual_loss
 from stylenet.training.monitor import RunLog
 from stylenet.common.precision import training_autocast
 from stylenet.training.snapshots import Position, Snapshots, find_resume, fingerprint, restore, training_payload
 from stylenet.common.runtime import Distributed, StopRequest, data_workers, quiet_logging, seed_everything, start_distributed
-from stylenet.training.loop import (Reporting, Plan, StepSettings, TrainingDiverged, balance_style_layers,
-                               build_network, compile_mode, fit, hyperparameters, load_teacher, make_loader,
+from stylenet.training.loop import (Batches, Reporting, Plan, StepSettings, TrainingDiverged, balance_style_layers,
+                               build_network, compile_mode, fit, load_teacher, make_loader,
                                open_training_data, preview_batch, publish, total_steps)
 
 log = logging.getLogger("stylenet.train")
@@ -37,19 +38,19 @@ log = logging.getLogger("stylenet.train")
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
-    ranks, device = start_distributed(cfg.device)
+    options = typed(cfg, TrainConfig)
+    ranks, device = start_distributed(options.device)
     try:
-        train(cfg, ranks, device)
+        train(options, ranks, device)
     finally:
         ranks.close()
 
 
-def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
+def train(cfg: TrainConfig, ranks: Distributed, device: torch.device) -> None:
     if not ranks.is_main:
         quiet_logging()
     # Every rank uses rank 0's run folder (Hydra's ${now} may differ by a second between processes).
     run_dir = Path(str(ranks.from_main(HydraConfig.get().runtime.output_dir)))
-    check_options(cfg, "train")
     if cfg.data.batch_size % ranks.world:
         raise StylenetError(f"data.batch_size={cfg.data.batch_size} is the global batch: it must divide evenly "
                             f"between the {ranks.world} ranks")
@@ -59,12 +60,12 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     names, style_images = load_style_images(cfg.style)
     style_images = [image.to(device) for image in style_images]
     # Right after seeding: random VGG weights (tests) then come from the seed alone, as in precompute.
-    loss_fn = perceptual_loss_from_config(cfg.loss, style_images)
+    loss_fn = perceptual_loss(cfg.loss, style_images)
     dataset, collate = open_training_data(cfg.data, loss_fn)
     preview_photos = preview_batch(dataset, list(cfg.preview.images), cfg.preview.count).to(device)
-    current = fingerprint(cfg)
+    current = fingerprint(asdict(cfg))
     resume_from = find_resume(cfg.resume, run_dir, current)
-    network = build_network(cfg, names)
+    network = build_network(asdict(cfg.model), names, cfg.style.name, cfg.add_style_to)
     model, style_schedule = network.model.to(device), network.style_schedule
     if style_schedule is not None:
         log.info("%d styles in one network; training %s", model.num_styles, ", ".join(style_schedule.names))
@@ -73,7 +74,7 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     sampler = EpochSampler(len(dataset), cfg.seed, ranks.rank, ranks.world, per_rank)
     loader = make_loader(dataset, collate, sampler, per_rank, data_workers(cfg.data.workers), cfg.data.cache_on_device,
                          device)
-    steps = total_steps(cfg, len(loader))
+    steps = total_steps(cfg.steps, cfg.epochs, len(loader))
 
     position, resumed_total = Position(), None
     if resume_from is not None:
@@ -118,9 +119,11 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
     try:
         with StopRequest() as stop:
             reporting = Reporting(run_log, preview_photos, save_snapshot, health, stop.event.is_set)
-            summary = fit(trained, step_loss, optimizer, loader, sampler, position, plan, reporting, settings)
+            summary = fit(trained, step_loss, optimizer, Batches(loader, sampler, position, steps, settings), plan,
+                          reporting, settings)
         if not summary["stopped"]:
-            run_log.hparams(hyperparameters(cfg, HydraConfig.get().runtime.choices), summary["final_losses"], summary["images_per_sec"], position.step)
+            run_log.hparams(cfg.hyperparameters(HydraConfig.get().runtime.choices), summary["final_losses"],
+                            summary["images_per_sec"], position.step)
     except TrainingDiverged as error:
         last = snapshots.saved()
         kept = f"the last good snapshot is {last[-1]}" if last else "no snapshot had been written yet"
@@ -139,9 +142,8 @@ def train(cfg: DictConfig, ranks: Distributed, device: torch.device) -> None:
             **summary, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": str(device),
             "torch": str(torch.__version__), "python": platform.python_version(),
             "loss_weights": loss_fn.encoder.weights_id, "style_layer_weights": loss_fn.style_layer_weights,
-            "config": OmegaConf.to_container(cfg, resolve=True)}, network.style_names))
+            "config": asdict(cfg)}, network.style_names))
 
 
 if __name__ == "__main__":
-    refuse_renamed(sys.argv[1:])
-    main()
+    cli.run(main)

@@ -1,28 +1,29 @@
 """`python -m stylenet.precompute` and training from its cache: round trip, interruption, refusals."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import multi_style_overrides, read_scalars, run_entry, tiny_train_overrides
+from tests.helpers import (Finished, after_calls, ctrl_c, kill, multi_style_overrides, read_scalars, run_entry,
+                           tiny_train_overrides)
 from stylenet.data.photos import ImageFolder
+from stylenet.data.precomputed import CacheWriter
 from stylenet.vgg.encoder import VGGEncoder
 
 pytestmark = pytest.mark.slow
 SKIPPED_ROW = 0  # "corrupt.jpg" sorts first in the workspace's photo folder
 
 
-def precompute(workspace: Path, cache: Path, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
+def precompute(workspace: Path, cache: Path, *extra: str, **env: str) -> Finished:
     overrides = ["data=folder", f"data.root={workspace / 'photos'}", f"data.cache={cache}", "data.image_size=32",
                  "loss.pretrained=false", "batch_size=2", "commit_interval=1", "data.workers=0", *extra]
     return run_entry("precompute", *overrides, cwd=cache.parent, **env)
 
 
-def train_from_cache(workspace: Path, cache: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def train_from_cache(workspace: Path, cache: Path, run_dir: Path, *extra: str) -> Finished:
     # data.root points nowhere: everything must come from the cache.
     overrides = tiny_train_overrides(workspace, run_dir) + [f"data.cache={cache}", "data.root=/nonexistent",
                                                             f"checkpoint_dir={run_dir.parent / 'published'}", *extra]
@@ -62,9 +63,12 @@ def test_cache_holds_the_crops_and_the_content_features(workspace: Path, cache: 
         torch.testing.assert_close(torch.from_numpy(arrays["features"][row]).float(), expected, rtol=2e-3, atol=2e-3)
 
 
-def test_interrupted_precompute_continues_to_the_same_cache(workspace: Path, cache: Path, tmp_path: Path) -> None:
+def test_interrupted_precompute_continues_to_the_same_cache(workspace: Path, cache: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "cache"
-    killed = precompute(workspace, folder, STYLENET_TEST_AFTER_CALLS="stylenet.data.precomputed:CacheWriter.commit:2:SIGKILL")
+    with monkeypatch.context() as patch:
+        after_calls(patch, CacheWriter, "commit", 2, kill)
+        killed = precompute(workspace, folder)
     assert killed.returncode == -9
     assert not json.loads((folder / "manifest.json").read_text())["complete"]
 
@@ -84,9 +88,11 @@ def test_interrupted_precompute_continues_to_the_same_cache(workspace: Path, cac
     np.testing.assert_allclose(arrays["features"], expected["features"], rtol=1e-3, atol=1e-6)
 
 
-def test_ctrl_c_stops_precompute_with_progress_kept(workspace: Path, tmp_path: Path) -> None:
+def test_ctrl_c_stops_precompute_with_progress_kept(workspace: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "cache"
-    stopped = precompute(workspace, folder, STYLENET_TEST_AFTER_CALLS="stylenet.data.precomputed:CacheWriter.commit:1:SIGINT")
+    after_calls(monkeypatch, CacheWriter, "commit", 1, ctrl_c)
+    stopped = precompute(workspace, folder)
     assert stopped.returncode == 2 and "Traceback" not in stopped.stderr
     assert "stopped with 4 of 7 images done" in stopped.stderr and "run the same command again" in stopped.stderr
     assert np.count_nonzero(np.load(folder / "status.npy")) == 4

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import random_image, write_images
+from tests.helpers import random_image, write_images
 from stylenet.data.photos import ImageFolder, collate_skipping_unreadable, load_style_image
 from stylenet.common.errors import StylenetError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import entry_env, random_image, read_scalars, run_entry, write_images
+from tests.helpers import process_env, random_image, read_scalars, run_entry, write_images
 
 pytestmark = pytest.mark.slow
 STEPS = 6
@@ -24,7 +24,7 @@ def overrides(root: Path, run_dir: Path, *extra: str) -> list[str]:
 def torchrun(root: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
                "stylenet.train", *overrides(root, run_dir, *extra)]
-    return subprocess.run(command, cwd=run_dir.parent, env=entry_env(run_dir.parent), capture_output=True, text=True,
+    return subprocess.run(command, cwd=run_dir.parent, env=process_env(run_dir.parent), capture_output=True, text=True,
                           timeout=300)
 
 
@@ -72,7 +72,8 @@ def test_only_rank_zero_writes(two_ranks: Path) -> None:
 def test_a_distributed_run_resumes_exactly(root: Path, two_ranks: Path) -> None:
     first, second = root / "resume" / "first", root / "resume" / "second"
     first.parent.mkdir()
-    assert torchrun(root, first, "steps=3").returncode == 0
+    result = torchrun(root, first, "steps=3")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     result = torchrun(root, second, "resume=auto")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "resuming from step 3" in result.stdout + result.stderr
@@ -110,7 +111,7 @@ def test_two_ranks_train_a_network_of_two_styles_like_one_process(root: Path) ->
         if name.endswith("ranks"):
             command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
                        "stylenet.train", *extra]
-            result = subprocess.run(command, cwd=run_dir.parent, env=entry_env(run_dir.parent), capture_output=True,
+            result = subprocess.run(command, cwd=run_dir.parent, env=process_env(run_dir.parent), capture_output=True,
                                     text=True, timeout=300)
         else:
             result = run_entry("train", *extra, cwd=run_dir.parent)

@@ -14,7 +14,7 @@ from stylenet.config.compose import model_config
 from stylenet.inference.exported import export_onnx, largest_difference
 from stylenet.nets.transformer import TransformerNet
 from stylenet.inference.onnx_backend import OPSET
-from conftest import TrainedRun, random_image, run_entry, write_images
+from tests.helpers import TrainedRun, random_image, run_entry, write_images
 
 pytestmark = pytest.mark.slow
 onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
@@ -80,10 +80,10 @@ def test_export_keeps_an_existing_file_and_refuses_unknown_formats(trained_run: 
     assert existing.read_bytes() == b"keep me"
     result = export(trained_run, tmp_path / "model.tflite", "tflite")
     assert result.returncode == 2 and "format must be one of onnx, torchscript, got 'tflite'" in result.stderr
-    for override, message in [("tolerance=strict", "tolerance must be a number, got strict"),
-                              ("opset=abc", "opset must be a positive whole number, got abc"),
+    for override, message in [("tolerance=strict", "tolerance: Value 'strict' of type 'str' could not be converted to Float"),
+                              ("opset=abc", "opset: Value 'abc' of type 'str' could not be converted to Integer"),
                               ("check_size=[0,0]", "check_size must be [height, width], each at least 16, got [0, 0]"),
-                              ("overwrite=maybe", "overwrite must be true or false, got maybe")]:
+                              ("overwrite=maybe", "overwrite: Value 'maybe' is not a valid bool")]:
         result = export(trained_run, tmp_path / "model.onnx", "onnx", override)
         assert result.returncode == 2 and message in result.stderr, (message, result.stderr)
     result = export(trained_run, tmp_path / "strict.onnx", "onnx", "tolerance=0")  # ONNX differs by ~1e-6
@@ -173,7 +173,7 @@ def test_an_int8_export_is_quantised_calibrated_and_close_to_pytorch(trained_run
     batch = torch.rand(1, 3, 48, 64)
     assert (int8(batch).clamp(0, 1) - reference(batch).clamp(0, 1)).abs().mean() < 0.03
     for extra, message in [(["quantize=int8"], "quantize=int8 needs calibration=<a folder of photos"),
-                           (["quantize=int4"], "quantize must be null, one of int8, got 'int4'"),
+                           (["quantize=int4"], "quantize must be null or one of int8, got 'int4'"),
                            (["quantize=int8", f"calibration={tmp_path / 'none'}"], "no such folder")]:
         refused = export(trained_run, tmp_path / "refused.onnx", "onnx", *extra)
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr

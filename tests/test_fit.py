@@ -10,7 +10,7 @@ from stylenet.loss.perceptual import PerceptualLoss
 from stylenet.nets.transformer import TransformerNet
 from stylenet.training.monitor import RunLog
 from stylenet.training.snapshots import Position
-from stylenet.training.loop import Reporting, Plan, StepSettings, fit
+from stylenet.training.loop import Batches, Reporting, Plan, StepSettings, fit
 from stylenet.vgg.encoder import VGGEncoder
 
 
@@ -24,6 +24,7 @@ def test_data_without_a_single_readable_image_stops_instead_of_spinning(tmp_path
                           "relu1_2", {"relu1_2": 1.0}, 1.0, 1.0, 1.0)
     run_log = RunLog(tmp_path / "run")
     with pytest.raises(StylenetError, match="no usable batch \\(2 unreadable images\\)"):
-        fit(model, loss, torch.optim.Adam(model.parameters()), loader, sampler, Position(), Plan(5, 1, 1, 1),
-            Reporting(run_log, torch.rand(1, 3, 16, 16), lambda *_: None), StepSettings(torch.device("cpu")))
+        settings = StepSettings(torch.device("cpu"))
+        fit(model, loss, torch.optim.Adam(model.parameters()), Batches(loader, sampler, Position(), 5, settings),
+            Plan(5, 1, 1, 1), Reporting(run_log, torch.rand(1, 3, 16, 16), lambda *_: None), settings)
     run_log.close()

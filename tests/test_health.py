@@ -1,12 +1,13 @@
 """The training health monitor: each detector on a synthetic failure, silence on healthy runs, and
 what a run shows in TensorBoard (health signals, gradient norm, output statistics, HParams)."""
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import TrainedRun, read_scalars, run_entry, tiny_train_overrides
+from tests.helpers import TrainedRun, after_calls, read_scalars, run_entry, tiny_train_overrides
 from stylenet.training.health import FAILURES, HealthMonitor, unstylised_threshold
 from stylenet.training.monitor import RunLog
 
@@ -156,11 +157,16 @@ def test_style_layer_norm_auto_balances_the_layers_at_the_first_step(trained_run
 
 
 @pytest.mark.slow
-def test_nan_weights_stop_training_and_keep_the_last_good_snapshot(workspace: Path, tmp_path: Path) -> None:
+def test_nan_weights_stop_training_and_keep_the_last_good_snapshot(workspace: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     run_dir = tmp_path / "run"
     overrides = tiny_train_overrides(workspace, run_dir) + [f"checkpoint_dir={tmp_path / 'published'}"]
-    result = run_entry("train", *overrides, cwd=tmp_path,
-                       STYLENET_TEST_AFTER_CALLS="torch.optim:Adam.step:12:NAN_WEIGHTS")
+
+    def poison(args: tuple) -> None:  # args: the optimiser of Adam.step(self)
+        args[0].param_groups[0]["params"][0].data.fill_(math.nan)
+
+    after_calls(monkeypatch, torch.optim.Adam, "step", 12, poison)
+    result = run_entry("train", *overrides, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "NaN or Inf by step 13" in result.stderr
     assert f"the last good snapshot is {run_dir / 'checkpoints' / 'step_0000010.pt'}" in result.stderr

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import stylenet
-from conftest import TrainedRun, random_image, run_entry
+from tests.helpers import TrainedRun, random_image, run_cli, run_entry
 from stylenet.inference.stylizer import stylize_picture
 
 pytestmark = pytest.mark.slow
@@ -25,22 +25,22 @@ def test_single_file_keeps_its_size(trained_run: TrainedRun, tmp_path: Path) -> 
     assert not (tmp_path / "outputs").exists()
 
 
-def test_the_tests_forked_entry_points_behave_as_fresh_interpreters(trained_run: TrainedRun, tmp_path: Path) -> None:
-    """run_entry forks a server that imported torch once (tests/entry_server.py); what every other test
-    concludes from it holds only if a user's `python -m` gives the same files, output and exit status."""
+def test_entry_points_run_in_process_behave_as_fresh_interpreters(trained_run: TrainedRun, tmp_path: Path) -> None:
+    """Most tests run entry points in the test process (helpers.run_entry); what they conclude holds only if a
+    user's `python -m` gives the same files, output and exit status."""
     random_image(37, 53).save(tmp_path / "photo.png")
     runs = {}
-    for fresh in (True, False):
+    for fresh, run in ((True, run_cli), (False, run_entry)):
         output = tmp_path / f"fresh_{fresh}.png"
-        good = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'photo.png'}",
-                         f"output={output}", cwd=tmp_path, fresh=fresh)
-        bad = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'photo.png'}",
-                        f"output={output}", "strength=lots", cwd=tmp_path, fresh=fresh)
+        good = run("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'photo.png'}",
+                   f"output={output}", cwd=tmp_path)
+        bad = run("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'photo.png'}",
+                  f"output={output}", "strength=lots", cwd=tmp_path)
         messages = [line.rsplit("] - ", 1)[-1] for line in (good.stdout + good.stderr).splitlines()]
         runs[fresh] = (good.returncode, messages, bad.returncode, bad.stdout, bad.stderr, output.read_bytes())
     assert runs[True] == runs[False]
     assert runs[True][0] == 0 and any("style 'tiny_style'" in message for message in runs[True][1])
-    assert runs[True][2:5] == (2, "", "error: strength must be a number, got lots\n")
+    assert runs[True][2:5] == (2, "", "error: strength: Value 'lots' of type 'str' could not be converted to Float\n")
 
 
 def test_max_size_downscales_keeping_aspect(trained_run: TrainedRun, tmp_path: Path) -> None:

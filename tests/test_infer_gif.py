@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from conftest import TrainedRun, random_image, run_entry
+from tests.helpers import TrainedRun, random_image, run_entry
 
 pytestmark = pytest.mark.slow
 

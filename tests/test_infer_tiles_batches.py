@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import stylenet
-from conftest import TrainedRun, random_image, run_entry
+from tests.helpers import TrainedRun, random_image, run_entry
 from stylenet.nets.transformer import InstanceNorm, TransformerNet
 from stylenet.inference.stylizer import PictureOptions, TorchStylizer, stylize_pictures
 from stylenet.inference.tiling import stylize_in_tiles, tile_spans
@@ -84,11 +84,11 @@ def test_bad_settings_are_clear_errors(trained_run: TrainedRun, tmp_path: Path) 
     for override, message in [("tile_overlap=40", "tile_overlap must be between 0 and half of tile_size (64), got 40"),
                               ("tile_size=8", "tile_size must be at least 32 pixels (or null), got 8"),
                               ("backend=tensorrt", "backend must be one of auto, torch, onnxruntime, got 'tensorrt'"),
-                              ("tile_size=big", "tile_size must be a positive whole number, got big"),
-                              ("strength=lots", "strength must be a number, got lots"),
-                              ("preserve_color=maybe", "preserve_color must be true or false, got maybe"),
-                              ("overwrite=maybe", "overwrite must be true or false, got maybe"),
-                              ("max_size=big", "max_size must be a positive whole number, got big")]:
+                              ("tile_size=big", "tile_size: Value 'big' of type 'str' could not be converted to Integer"),
+                              ("strength=lots", "strength: Value 'lots' of type 'str' could not be converted to Float"),
+                              ("preserve_color=maybe", "preserve_color: Value 'maybe' is not a valid bool"),
+                              ("overwrite=maybe", "overwrite: Value 'maybe' is not a valid bool"),
+                              ("max_size=big", "max_size: Value 'big' of type 'str' could not be converted to Integer")]:
         result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'in.png'}",
                            f"output={tmp_path / 'out.png'}", "tile_size=64", override, cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

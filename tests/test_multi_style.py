@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 import stylenet
-from conftest import multi_style_overrides, random_image, read_scalars, run_entry
-from stylenet.config.compose import compose_config, model_config
-from stylenet.data.photos import style_entries
+from tests.helpers import multi_style_overrides, random_image, read_scalars, run_entry
+from stylenet.config.compose import compose_options, model_config
+from stylenet.data.photos import StyleOptions
 from stylenet.common.errors import StylenetError
 from stylenet.loss.perceptual import PER_IMAGE_STYLE, PerceptualLoss
 from stylenet.nets.transformer import TransformerNet
@@ -153,13 +153,13 @@ def test_choosing_a_style_refuses_what_does_not_fit() -> None:
 
 
 def test_style_sets_name_their_images() -> None:
-    classics = style_entries(compose_config("train", ["style=classics"]).style)
+    classics = compose_options("train", ["style=classics"]).style.entries()
     assert [name for name, _, _ in classics] == ["starry_night", "mosaic", "rain_princess", "wave", "la_muse"]
     assert all(image.startswith("https://") and size == 384 for _, image, size in classics)
-    listed = compose_config("train", ["style=multi", "style.images=[a/calm.jpg,b/storm.png]"]).style
-    assert style_entries(listed) == [("calm", "a/calm.jpg", 384), ("storm", "b/storm.png", 384)]
+    listed = compose_options("train", ["style=multi", "style.images=[a/calm.jpg,b/storm.png]"]).style
+    assert listed.entries() == [("calm", "a/calm.jpg", 384), ("storm", "b/storm.png", 384)]
     with pytest.raises(StylenetError, match="names calm more than once"):
-        style_entries(compose_config("train", ["style=multi", "style.images=[a/calm.jpg,b/calm.jpg]"]).style)
+        compose_options("train", ["style=multi", "style.images=[a/calm.jpg,b/calm.jpg]"]).style.entries()
 
 
 # The entry points, on a two-style tiny network trained through `python -m stylenet.train`.
@@ -335,7 +335,7 @@ def test_optimisation_refuses_a_set_of_styles(workspace: Path, tmp_path: Path) -
 
 def test_style_images_must_be_a_list_or_mapping() -> None:
     with pytest.raises(StylenetError, match="style.images must be a list or mapping of style images, got 'a.jpg'"):
-        style_entries({"name": "set", "size": 64, "images": "a.jpg"})
+        StyleOptions("set", 64, images="a.jpg").entries()
 
 
 @pytest.mark.slow

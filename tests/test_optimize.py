@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TrainedRun, random_image, read_scalars, run_entry, write_images
+from tests.helpers import TrainedRun, random_image, read_scalars, run_entry, write_images
 from stylenet.common.images import pil_to_tensor
 from stylenet.loss.perceptual import PerceptualLoss
 from stylenet.loss.gatys import optimize_image

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import random_image, run_entry, write_images
+from tests.helpers import random_image, run_entry, write_images
 from stylenet.common.images import pil_to_tensor, save_image
 from stylenet.loss.scores import MEASURE_LAYERS, PictureScorer
 from stylenet.vgg.encoder import VGGEncoder

@@ -13,11 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import random_image, run_entry, write_images
-from stylenet.config.compose import compose_config
+from tests.helpers import random_image, run_entry, write_images
+from dataclasses import replace
+
+from stylenet.config.compose import compose_options
 from stylenet.common.images import pil_to_tensor
 from stylenet.nets.network_file import build_model
-from stylenet.loss.perceptual import PerceptualLoss, gram_matrix, perceptual_loss_from_config, style_loss
+from stylenet.loss.perceptual import LossOptions, PerceptualLoss, gram_matrix, perceptual_loss, style_loss
 from stylenet.nets.transformer import TransformerNet
 from stylenet.loss.gatys import optimize_image
 from stylenet.vgg.encoder import VGGEncoder
@@ -39,8 +41,7 @@ def striped_painting(size: int = 96) -> Image.Image:
 @pytest.fixture(scope="module")
 def real_loss_cfg(real_vgg_weights: Path):
     """conf/loss/vgg16_hed_balanced.yaml as a user gets it, pointed at the converted file."""
-    cfg = compose_config("optimize", ["content=unused", "loss=vgg16_hed_balanced", f"loss.weights={real_vgg_weights}"])
-    return cfg.loss
+    return compose_options("optimize", ["content=unused", "loss=vgg16_hed_balanced", f"loss.weights={real_vgg_weights}"]).loss
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +49,8 @@ def photo() -> torch.Tensor:
     return pil_to_tensor(random_image(SIZE, SIZE, seed=5)).unsqueeze(0)
 
 
-def real_loss(loss_cfg, **overrides: float) -> PerceptualLoss:
-    cfg = {**loss_cfg, **overrides}
-    return perceptual_loss_from_config(cfg, pil_to_tensor(striped_painting()))
+def real_loss(loss_options: LossOptions, **overrides: float) -> PerceptualLoss:
+    return perceptual_loss(replace(loss_options, **overrides), pil_to_tensor(striped_painting()))
 
 
 def test_the_packaged_weights_take_caffe_input_and_identify_themselves(real_vgg_weights: Path) -> None:

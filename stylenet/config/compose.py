@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from stylenet.config import schema  # noqa: F401  (registers each entry point's schema, the base of its YAML)
+
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -17,6 +19,11 @@ def compose_config(name: str = "train", overrides: Sequence[str] = ()) -> DictCo
     """The config `python -m stylenet.<name> overrides...` would see."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name=name, overrides=list(overrides))
+
+
+def compose_options(name: str = "train", overrides: Sequence[str] = ()) -> Any:
+    """The typed options `python -m stylenet.<name> overrides...` would run with (stylenet.config.schema)."""
+    return schema.typed(compose_config(name, overrides), schema.SCHEMAS[name])
 
 
 def model_config(variant: str, overrides: Sequence[str] = ()) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset, Sampler
 
 from stylenet.common.errors import StylenetError
+from stylenet.common.options import UNSET, at_least
 from stylenet.common.paths import user_cache_dir
 from stylenet.common.images import IMAGE_EXTENSIONS, UnreadableImageError, list_images, pil_to_tensor, read_image, resize_to_long_side
 
@@ -183,34 +185,68 @@ def load_style_image(name: str, image: str | None, size: int) -> torch.Tensor:
     return read_scaled(resolve_style_image(name, image), size, f"style image for '{name}'")
 
 
-def style_entries(style_cfg: Mapping[str, Any]) -> list[tuple[str, str | None, int]]:
-    """(name, image, size) of each style image of a conf/style config: one `image`, or several `images`
-    for a multi-style network, either a list of paths or addresses (each named after its file) or a
-    mapping from names to paths, addresses or style configs (a named set such as classics.yaml)."""
-    size = int(style_cfg["size"])
-    images = style_cfg.get("images")
-    if images is None:
-        return [(str(style_cfg["name"]), style_cfg.get("image"), size)]
-    if isinstance(images, str) or not len(images):
-        raise StylenetError(f"style.images must be a list or mapping of style images, got {images!r}")
-    if isinstance(images, Mapping):
-        entries = []
-        for name, entry in images.items():
-            if isinstance(entry, Mapping):
-                entries.append((str(entry.get("name", name)), entry.get("image"), int(entry.get("size", size))))
-            else:
-                entries.append((str(name), entry, size))
-    else:
-        entries = [(Path(urlparse(str(image)).path).stem, image, size) for image in images]
-    names = [name for name, _, _ in entries]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise StylenetError(f"style.images names {', '.join(repeated)} more than once: name each style with a "
-                            f"mapping, style.images={{name: path, ...}}")
-    return entries
+@dataclass
+class StyleOptions:
+    """conf/style/<name>.yaml: one `image`, or several `images` for a multi-style network, either a list of
+    paths or addresses (each named after its file) or a mapping from names to paths, addresses or style
+    configs (a named set such as classics.yaml); `size` is each image's longer side."""
+
+    name: str = UNSET
+    size: int = UNSET
+    image: str | None = None
+    images: Any = None
+
+    def __post_init__(self) -> None:
+        at_least("style.size", self.size)
+
+    @classmethod
+    def recorded(cls, options: Mapping[str, Any]) -> StyleOptions:
+        """The style options a network file records (summary["config"]["style"])."""
+        return cls(str(options["name"]), int(options["size"]), options.get("image"), options.get("images"))
+
+    def entries(self) -> list[tuple[str, str | None, int]]:
+        """(name, image, size) of each style image."""
+        images = self.images
+        if images is None:
+            return [(str(self.name), self.image, self.size)]
+        if isinstance(images, str) or not len(images):
+            raise StylenetError(f"style.images must be a list or mapping of style images, got {images!r}")
+        if isinstance(images, Mapping):
+            entries = []
+            for name, entry in images.items():
+                if isinstance(entry, Mapping):
+                    entries.append((str(entry.get("name", name)), entry.get("image"), int(entry.get("size", self.size))))
+                else:
+                    entries.append((str(name), entry, self.size))
+        else:
+            entries = [(Path(urlparse(str(image)).path).stem, image, self.size) for image in images]
+        names = [name for name, _, _ in entries]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise StylenetError(f"style.images names {', '.join(repeated)} more than once: name each style with a "
+                                f"mapping, style.images={{name: path, ...}}")
+        return entries
 
 
-def load_style_images(style_cfg: Mapping[str, Any]) -> tuple[list[str], list[torch.Tensor]]:
-    """The names and images (float (3, H, W) in [0, 1]) of every style in a conf/style config."""
-    entries = style_entries(style_cfg)
+@dataclass
+class DataOptions:
+    """conf/data/<name>.yaml: the training photos (a folder, or a cache made by precompute), the crop size and
+    the global batch."""
+
+    root: str | None = UNSET
+    image_size: int = UNSET
+    batch_size: int = UNSET
+    workers: Any = UNSET  # a whole number or auto
+    cache: str | None = None
+    cache_on_device: bool = False
+
+    def __post_init__(self) -> None:
+        at_least("data.image_size", self.image_size)
+        at_least("data.batch_size", self.batch_size)
+        at_least("data.workers", self.workers, 0, auto=True)
+
+
+def load_style_images(style: StyleOptions) -> tuple[list[str], list[torch.Tensor]]:
+    """The names and images (float (3, H, W) in [0, 1]) of every style."""
+    entries = style.entries()
     return [name for name, _, _ in entries], [load_style_image(name, image, size) for name, image, size in entries]

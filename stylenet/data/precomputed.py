@@ -276,9 +276,9 @@ class DeviceBatches:
     take 16 GB as uint8). The batches are the ones the DataLoader over the same cache and sampler gives."""
 
     def __init__(self, cached: CachedImages, sampler: Sampler, batch_size: int, device: torch.device) -> None:
-        arrays = cached._open()
-        self.images = torch.from_numpy(np.asarray(arrays["images"])).to(device)
-        self.features = torch.from_numpy(np.asarray(arrays["features"])).to(device) if "features" in arrays else None
+        arrays = cached._open()  # read-only memory maps: copied, so that on the CPU too the cache is in memory
+        self.images = torch.from_numpy(np.array(arrays["images"])).to(device)
+        self.features = torch.from_numpy(np.array(arrays["features"])).to(device) if "features" in arrays else None
         self.written, self.problems, self.root = cached.status == WRITTEN, cached.problems, cached.root
         self.sampler, self.batch_size, self.device = sampler, batch_size, device
 

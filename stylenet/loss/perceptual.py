@@ -7,6 +7,7 @@ ImageNet normalisation, mean-squared errors, Gram matrices divided by C*H*W. Wit
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 from collections.abc import Mapping, Sequence
 
@@ -14,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylenet.data.photos import load_style_image, style_entries
 from stylenet.common.errors import StylenetError
-from stylenet.vgg.encoder import VGGEncoder
+from stylenet.common.options import UNSET, one_of
+from stylenet.data.photos import StyleOptions, load_style_image
+from stylenet.vgg.encoder import VGGEncoder, VGGOptions
 
 # none: the configured layer weights as they are; auto: PerceptualLoss.balance_style_layers at step 0 (the
 # untrained network's output); photos: PerceptualLoss.relative_to_photos at step 0 (the training photos themselves).
@@ -228,22 +230,36 @@ class Distilled(nn.Module):
         return losses
 
 
-def encoder_from_config(loss_cfg: Mapping[str, Any], layers: Sequence[str]) -> VGGEncoder:
-    """The frozen VGG of conf/loss/<network>.yaml up to `layers`: the one place a loss config becomes an
-    encoder (training, the optimisation, evaluation, precompute and the scripts), so that the network,
-    pooling and weights can never be read differently by two of them."""
-    return VGGEncoder(loss_cfg["network"], list(layers), loss_cfg["pooling"], loss_cfg["pretrained"], loss_cfg["weights"])
+@dataclass
+class LossOptions(VGGOptions):
+    """conf/loss/<name>.yaml: the VGG, the layers and the weights of the perceptual loss."""
+
+    content_layer: str = UNSET
+    style_layers: dict[str, float] = UNSET
+    style_layer_norm: str = UNSET
+    content_weight: float = UNSET
+    style_weight: float = UNSET
+    tv_weight: float = UNSET
+
+    def __post_init__(self) -> None:
+        one_of("loss.style_layer_norm", self.style_layer_norm, STYLE_LAYER_NORMS)
+
+    @classmethod
+    def recorded(cls, options: Mapping[str, Any]) -> LossOptions:
+        """The options a network file records (summary["config"]["loss"]); files from before style_layer_norm
+        trained without it."""
+        known = {field.name for field in fields(cls)}
+        return cls(**{"style_layer_norm": "none", **{key: value for key, value in options.items() if key in known}})
 
 
-def perceptual_loss_from_config(loss_cfg: Mapping[str, Any],
-                                style_images: torch.Tensor | Sequence[torch.Tensor]) -> PerceptualLoss:
-    """The loss described by conf/loss/<network>.yaml, on the style images' device."""
+def perceptual_loss(options: LossOptions, style_images: torch.Tensor | Sequence[torch.Tensor]) -> PerceptualLoss:
+    """The loss `options` describe, on the style images' device."""
     if isinstance(style_images, torch.Tensor):
         style_images = [style_images]
-    content_layer, style_layers = loss_cfg["content_layer"], dict(loss_cfg["style_layers"])
-    encoder = encoder_from_config(loss_cfg, [content_layer, *style_layers]).to(style_images[0].device)
-    return PerceptualLoss(encoder, style_images, content_layer, style_layers, loss_cfg["content_weight"],
-                          loss_cfg["style_weight"], loss_cfg["tv_weight"])
+    style_layers = dict(options.style_layers)
+    encoder = options.encoder([options.content_layer, *style_layers]).to(style_images[0].device)
+    return PerceptualLoss(encoder, style_images, options.content_layer, style_layers, options.content_weight,
+                          options.style_weight, options.tv_weight)
 
 
 def trained_loss(payload: Mapping[str, Any], checkpoint: str, device: torch.device, style_name: str | None = None,
@@ -256,9 +272,9 @@ def trained_loss(payload: Mapping[str, Any], checkpoint: str, device: torch.devi
     trained = summary.get("config")
     if not trained:
         raise StylenetError(f"{checkpoint} does not record its training config; it cannot be evaluated")
-    loss_cfg = dict(trained["loss"])
-    loss_cfg.update({key: value for key, value in (loss_overrides or {}).items() if value is not None})
-    entries = {name: (image, size) for name, image, size in style_entries(trained["style"])}
+    options = LossOptions.recorded({**trained["loss"], **{key: value for key, value in (loss_overrides or {}).items()
+                                                          if value is not None}})
+    entries = {name: (image, size) for name, image, size in StyleOptions.recorded(trained["style"]).entries()}
     name = style_name or next(iter(entries))
     if name not in entries and not style_image:
         raise StylenetError(f"the image of style '{name}' is not recorded in {checkpoint} (it was trained in an "
@@ -268,6 +284,6 @@ def trained_loss(payload: Mapping[str, Any], checkpoint: str, device: torch.devi
         style = load_style_image(name, style_image or image, size)
     except StylenetError as error:
         raise StylenetError(f"{error} (the style image recorded in the checkpoint; pass style_image=/path/to/it)") from None
-    loss_fn = perceptual_loss_from_config(loss_cfg, style.to(device))
+    loss_fn = perceptual_loss(options, style.to(device))
     loss_fn.use_layer_weights(summary.get("style_layer_weights"))
     return loss_fn

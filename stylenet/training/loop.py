@@ -3,8 +3,9 @@ network, the data, the style schedule) and what it needs at step 0 (balanced sty
 
 The method itself, per step: output = network(photos); loss = content + style + TV of the output
 against the photos and the style's Gram matrices (PerceptualLoss); one optimiser step on the
-network's weights (train_step). Everything else in fit is bookkeeping: logging, previews, health,
-snapshots, stopping, and the data position that makes resumes exact.
+network's weights (train_step). fit is three lines around it: the next batch (Batches, which also holds the
+data position that makes resumes exact), train_step, and AfterStep (logging, health, previews, stopping,
+snapshots).
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from stylenet.data.precomputed import CachedImages, DeviceBatches, pass_batch_through
 from stylenet.nets.network_file import atomic_save, build_model, load_checkpoint, style_names
-from stylenet.data.photos import (EpochSampler, ImageFolder, Photos, TrainingBatch, center_crop_resized,
+from stylenet.data.photos import (DataOptions, EpochSampler, ImageFolder, Photos, TrainingBatch, center_crop_resized,
                                   collate_skipping_unreadable, readable_batch)
 from stylenet.common.errors import StylenetError
 from stylenet.training.health import Alarm, HealthMonitor
@@ -82,7 +82,6 @@ class Interval:
     started: float = field(default_factory=time.perf_counter)
     steps: int = 0
     images: int = 0
-    data_seconds: float = 0.0
     losses: dict[str, torch.Tensor] = field(default_factory=dict)
     grad_norm: torch.Tensor | float = 0.0
     style_sums: torch.Tensor | None = None
@@ -176,118 +175,150 @@ def train_step(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]]
     return output
 
 
-def report_interval(interval: Interval, step: int, optimizer: torch.optim.Optimizer, settings: StepSettings,
-                 run_log: RunLog) -> tuple[dict[str, float], float]:
-    """The interval's mean losses (over ranks) and images/s, written to TensorBoard; NaN or Inf raises."""
-    elapsed = time.perf_counter() - interval.started
-    names = list(interval.losses)
-    sums = settings.ranks.mean(torch.stack([torch.as_tensor(interval.losses[name]) for name in names]))
-    losses = {name: float(total) / interval.steps for name, total in zip(names, sums.tolist())}
-    if settings.style_schedule is not None:
-        losses.update(interval.style_means(settings.style_schedule.names, settings.ranks))
-    if not all(math.isfinite(value) for value in losses.values()):
-        raise TrainingDiverged(f"the loss became NaN or Inf by step {step}: {losses}")
-    speed = interval.images / max(elapsed, 1e-9)
-    run_log.losses(losses, step)
-    run_log.scalar("train/lr", optimizer.param_groups[0]["lr"], step)
-    run_log.scalar("train/grad_norm", float(interval.grad_norm) / interval.steps, step)
-    run_log.scalar("train/images_per_sec", speed, step)
-    run_log.scalar("train/data_wait_share", interval.data_seconds / max(elapsed, 1e-9), step)
-    return losses, speed
+class Batches:
+    """The training batches and the run's place in its data (Position: step, epoch, offset), the one object a
+    snapshot needs to resume exactly. Iterating yields (photos on the device, float in [0, 1]; precomputed
+    content features or None) until `position.step`, which the loop advances, reaches `steps`. Unreadable
+    images are skipped with one warning each; a whole pass that gives no batch is an error. Distributed: every
+    rank skips a batch that is empty on any rank, so that all ranks step together."""
+
+    def __init__(self, loader: Iterable[TrainingBatch], sampler: EpochSampler, position: Position, steps: int,
+                 settings: StepSettings) -> None:
+        self.loader, self.sampler, self.position, self.steps, self.settings = loader, sampler, position, steps, settings
+        self.unreadable: set[str] = set()
+        self.waited = 0.0  # seconds spent waiting for the loader
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        position, ranks, device = self.position, self.settings.ranks, self.settings.device
+        while position.step < self.steps:
+            if position.offset >= self.sampler.epoch_length:
+                position.epoch, position.offset = position.epoch + 1, 0
+            self.sampler.set_position(position.epoch, position.offset)
+            whole_pass, stepped = position.offset == 0, False
+            fetch_started = time.perf_counter()
+            for batch, features, problems in self.loader:
+                self.waited += time.perf_counter() - fetch_started
+                position.offset += (len(batch) + len(problems)) * ranks.world
+                for problem in sorted(set(problems) - self.unreadable):
+                    self.unreadable.add(problem)
+                    log.warning("skipped unreadable training image: %s", problem)
+                if not ranks.any(batch.numel() == 0, device):
+                    stepped = True
+                    yield (batch.to(device, non_blocking=True).float().div_(255.0)
+                           .contiguous(memory_format=self.settings.memory_format),
+                           None if features is None else features.to(device, non_blocking=True))
+                    if position.step >= self.steps:
+                        return
+                fetch_started = time.perf_counter()
+            if whole_pass and not stepped:
+                raise StylenetError(f"a whole pass over the data gave no usable batch ({len(self.unreadable)} "
+                                    "unreadable images)")
+
+
+class AfterStep:
+    """Everything the loop does after an optimiser step: the interval's mean losses to TensorBoard and the
+    progress bar, health checks, previews, the ranks' joint decision to stop, snapshots. NaN or Inf in the
+    loss or the weights raises TrainingDiverged before any snapshot of them is written."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, batches: Batches, plan: Plan,
+                 reporting: Reporting, settings: StepSettings) -> None:
+        self.model, self.optimizer, self.batches, self.plan = model, optimizer, batches, plan
+        self.reporting, self.settings = reporting, settings
+        self.interval, self.waited_before = Interval(), 0.0
+        self.last_losses: dict[str, float] = {}
+        self.alarms: list[Alarm] = []
+        self.stopped = False
+        self.stopped_by: Alarm | None = None
+        self.started, self.images = time.perf_counter(), 0
+        self.progress = tqdm(total=plan.steps, initial=batches.position.step, desc="train", unit="step",
+                             dynamic_ncols=True, disable=not settings.ranks.is_main)
+
+    def __call__(self, output: torch.Tensor) -> bool:
+        """Reports on the step just taken; True when the loop should end."""
+        step, plan, ranks = self.batches.position.step, self.plan, self.settings.ranks
+        last = step >= plan.steps
+        self.images += len(output) * ranks.world
+        if step % plan.log_interval == 0 or last:
+            self.log(step, output)
+        if step % plan.preview_interval == 0 or last:
+            schedule = self.settings.style_schedule
+            self.reporting.run_log.preview(unwrapped(self.model), self.reporting.preview_photos, step,
+                                           None if schedule is None else schedule.preview_weights(self.settings.device))
+        self.stopped = ranks.any(self.reporting.should_stop() or self.stopped_by is not None, self.settings.device)
+        if step % plan.checkpoint_interval == 0 or last or self.stopped:
+            if not finite_weights(self.model):
+                raise TrainingDiverged(f"the network's weights became NaN or Inf by step {step}")
+            if ranks.is_main:
+                self.reporting.save_checkpoint(self.batches.position, self.last_losses)
+        self.progress.update(1)
+        return last or self.stopped
+
+    def log(self, step: int, output: torch.Tensor) -> None:
+        """The interval's mean losses (over ranks), speed and data wait to TensorBoard; then health."""
+        interval, settings, run_log = self.interval, self.settings, self.reporting.run_log
+        elapsed = max(time.perf_counter() - interval.started, 1e-9)
+        names = list(interval.losses)
+        sums = settings.ranks.mean(torch.stack([torch.as_tensor(interval.losses[name]) for name in names]))
+        losses = {name: float(total) / interval.steps for name, total in zip(names, sums.tolist())}
+        if settings.style_schedule is not None:
+            losses.update(interval.style_means(settings.style_schedule.names, settings.ranks))
+        if not all(math.isfinite(value) for value in losses.values()):
+            raise TrainingDiverged(f"the loss became NaN or Inf by step {step}: {losses}")
+        speed = interval.images / elapsed
+        run_log.losses(losses, step)
+        run_log.scalar("train/lr", self.optimizer.param_groups[0]["lr"], step)
+        run_log.scalar("train/grad_norm", float(interval.grad_norm) / interval.steps, step)
+        run_log.scalar("train/images_per_sec", speed, step)
+        run_log.scalar("train/data_wait_share", (self.batches.waited - self.waited_before) / elapsed, step)
+        self.progress.set_postfix(loss=f"{losses['total']:.4g}", img_s=f"{speed:.1f}")
+        self.interval, self.waited_before, self.last_losses = Interval(), self.batches.waited, losses
+        health = self.reporting.health
+        if health is not None:
+            raised = health.check(step, output, losses)
+            self.alarms += raised
+            failures = [alarm for alarm in raised if alarm.is_failure]
+            if failures and health.mode == "stop":
+                self.stopped_by = failures[0]
+
+    def summary(self) -> dict[str, Any]:
+        """Final losses (the last log interval's means), speed, the share of time spent waiting for data,
+        health alarms, and whether a stop was requested or the health monitor stopped the run."""
+        self.progress.close()
+        unreadable = self.batches.unreadable
+        if unreadable:
+            log.warning("%d unreadable training image(s) were skipped", len(unreadable))
+        seconds = max(time.perf_counter() - self.started, 1e-9)
+        stopped_by = self.stopped_by
+        return {
+            "steps": self.batches.position.step,
+            "images": self.images,
+            "seconds": round(seconds, 3),
+            "images_per_sec": round(self.images / seconds, 3),
+            "data_wait_share": round(self.batches.waited / seconds, 4),
+            "skipped_images": len(unreadable),
+            "final_losses": self.last_losses,
+            "health_alarms": [f"{alarm.name} at step {alarm.step}: {alarm.message}" for alarm in self.alarms],
+            "stopped_by_health": None if stopped_by is None else f"{stopped_by.name}: {stopped_by.message}",
+            "stopped": self.stopped,
+        }
 
 
 def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer,
-        loader: Iterable[TrainingBatch], sampler: EpochSampler, position: Position, plan: Plan, reporting: Reporting,
-        settings: StepSettings) -> dict[str, Any]:
-    """The training loop, from `position` to `plan.steps`; returns a summary (final losses averaged over
-    the last log interval, speed, the share of time spent waiting for data, health alarms, and whether
-    a stop was requested or the health monitor stopped the run).
+        batches: Batches, plan: Plan, reporting: Reporting, settings: StepSettings) -> dict[str, Any]:
+    """The training loop, from `batches.position` to `plan.steps`; returns AfterStep.summary().
 
-    `loader` yields data.TrainingBatch tuples: with precomputed content features the loss skips the
-    content images' VGG pass. NaN or Inf in the loss or the weights raises TrainingDiverged before any
-    checkpoint of them is written, so the last snapshot on disk stays a good one. Distributed
-    (`settings.ranks.world` > 1, `model` wrapped in DistributedDataParallel): every rank runs this loop on
-    its slice of each global batch; skipping a step and stopping are decided by all ranks together;
+    Distributed (`settings.ranks.world` > 1, `model` wrapped in DistributedDataParallel): every rank runs this
+    loop on its slice of each global batch; skipping a batch and stopping are decided by all ranks together;
     only rank 0 logs and saves."""
     model.train()
-    ranks, device, steps, health = settings.ranks, settings.device, plan.steps, reporting.health
-    schedule = settings.style_schedule
-    images_seen, data_seconds, interval = 0, 0.0, Interval()
-    last_losses: dict[str, float] = {}
-    unreadable: set[str] = set()
-    alarms: list[Alarm] = []
-    stopped, stopped_by = False, None
-    started = time.perf_counter()
-    progress = tqdm(total=steps, initial=position.step, desc="train", unit="step", dynamic_ncols=True,
-                    disable=not ranks.is_main)
-    while position.step < steps and not stopped:
-        if position.offset >= sampler.epoch_length:
-            position.epoch, position.offset = position.epoch + 1, 0
-        sampler.set_position(position.epoch, position.offset)
-        steps_before_epoch, whole_epoch = position.step, position.offset == 0
-        fetch_started = time.perf_counter()
-        for batch, features, problems in loader:
-            interval.data_seconds += time.perf_counter() - fetch_started
-            position.offset += (len(batch) + len(problems)) * ranks.world
-            for problem in sorted(set(problems) - unreadable):
-                unreadable.add(problem)
-                log.warning("skipped unreadable training image: %s", problem)
-            if ranks.any(batch.numel() == 0, device):  # every rank steps, or none
-                fetch_started = time.perf_counter()
-                continue
-            content = batch.to(device, non_blocking=True).float().div_(255.0).contiguous(
-                memory_format=settings.memory_format)
-            if features is not None:
-                features = features.to(device, non_blocking=True)
-            output = train_step(model, loss_fn, optimizer, content, features, position.step, settings, interval)
-            position.step += 1
-            step = position.step
-            images_seen += len(content) * ranks.world
-
-            if step % plan.log_interval == 0 or step == steps:
-                last_losses, speed = report_interval(interval, step, optimizer, settings, reporting.run_log)
-                progress.set_postfix(loss=f"{last_losses['total']:.4g}", img_s=f"{speed:.1f}")
-                data_seconds += interval.data_seconds
-                interval = Interval()
-                if health is not None:
-                    raised = health.check(step, output, last_losses)
-                    alarms += raised
-                    failures = [alarm for alarm in raised if alarm.is_failure]
-                    if failures and health.mode == "stop":
-                        stopped_by = failures[0]
-            if step % plan.preview_interval == 0 or step == steps:
-                reporting.run_log.preview(unwrapped(model), reporting.preview_photos, step,
-                                          None if schedule is None else schedule.preview_weights(device))
-            stopped = ranks.any(reporting.should_stop() or stopped_by is not None, device)
-            if step % plan.checkpoint_interval == 0 or step == steps or stopped:
-                if not finite_weights(model):
-                    raise TrainingDiverged(f"the network's weights became NaN or Inf by step {step}")
-                if ranks.is_main:
-                    reporting.save_checkpoint(position, last_losses)
-            progress.update(1)
-            if step >= steps or stopped:
-                break
-            fetch_started = time.perf_counter()
-        else:
-            if whole_epoch and position.step == steps_before_epoch:
-                raise StylenetError(f"a whole pass over the data gave no usable batch ({len(unreadable)} unreadable images)")
-    progress.close()
-    if unreadable:
-        log.warning("%d unreadable training image(s) were skipped", len(unreadable))
-    seconds = time.perf_counter() - started
-    data_seconds += interval.data_seconds
-    return {
-        "steps": position.step,
-        "images": images_seen,
-        "seconds": round(seconds, 3),
-        "images_per_sec": round(images_seen / max(seconds, 1e-9), 3),
-        "data_wait_share": round(data_seconds / max(seconds, 1e-9), 4),
-        "skipped_images": len(unreadable),
-        "final_losses": last_losses,
-        "health_alarms": [f"{alarm.name} at step {alarm.step}: {alarm.message}" for alarm in alarms],
-        "stopped_by_health": None if stopped_by is None else f"{stopped_by.name}: {stopped_by.message}",
-        "stopped": stopped,
-    }
+    after = AfterStep(model, optimizer, batches, plan, reporting, settings)
+    for content, features in batches:
+        output = train_step(model, loss_fn, optimizer, content, features, batches.position.step, settings,
+                            after.interval)
+        batches.position.step += 1
+        if after(output):
+            break
+    return after.summary()
 
 
 def preview_batch(dataset: Photos, paths: list[str], count: int) -> torch.Tensor:
@@ -301,15 +332,17 @@ def preview_batch(dataset: Photos, paths: list[str], count: int) -> torch.Tensor
     return readable_batch(dataset, count)
 
 
-def open_training_data(data_cfg: DictConfig, loss_fn: PerceptualLoss) -> tuple[ImageFolder | CachedImages, Callable]:
+def open_training_data(data: DataOptions, loss_fn: PerceptualLoss) -> tuple[ImageFolder | CachedImages, Callable]:
     """The cache in data.cache (refused unless made for this loss and crop size), else the images in
     data.root; with the collate_fn that goes with it."""
-    if not data_cfg.cache:
-        dataset = ImageFolder(data_cfg.root, data_cfg.image_size)
+    if not data.cache:
+        if data.root is None:
+            raise StylenetError("data.root: give the folder of training photos (or data.cache, a precomputed cache)")
+        dataset = ImageFolder(data.root, data.image_size)
         log.info("%d training images in %s", len(dataset), dataset.root)
         return dataset, collate_skipping_unreadable
-    cached = CachedImages(data_cfg.cache)
-    cached.require_for(loss_fn.encoder, loss_fn.content_layer, data_cfg.image_size)
+    cached = CachedImages(data.cache)
+    cached.require_for(loss_fn.encoder, loss_fn.content_layer, data.image_size)
     layer = loss_fn.content_layer
     what = f"and {layer} features (no content VGG pass)" if cached.has_features else "(images only)"
     log.info("%d training images from the cache in %s %s", len(cached), cached.root, what)
@@ -330,11 +363,12 @@ def make_loader(dataset: ImageFolder | CachedImages, collate: Callable, sampler:
                       persistent_workers=workers > 0, pin_memory=device.type == "cuda", collate_fn=collate)
 
 
-def total_steps(cfg: DictConfig, batches_per_epoch: int) -> int:
-    steps = cfg.epochs * batches_per_epoch if cfg.epochs else cfg.steps
-    if steps < 1:
-        raise StylenetError(f"nothing to train: steps={cfg.steps}, epochs={cfg.epochs}")
-    return int(steps)
+def total_steps(steps: int, epochs: int | None, batches_per_epoch: int) -> int:
+    """`steps`, or with `epochs` that many passes over the data."""
+    total = epochs * batches_per_epoch if epochs else steps
+    if total < 1:
+        raise StylenetError(f"nothing to train: steps={steps}, epochs={epochs}")
+    return int(total)
 
 
 def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: Iterable[TrainingBatch], device: torch.device,
@@ -371,41 +405,43 @@ class TrainingNetwork:
     style_schedule: StyleSchedule | None
 
 
-def build_network(cfg: DictConfig, names: list[str]) -> TrainingNetwork:
-    """A new network with one style per style image; or, with add_style_to, that trained network grown
-    by these styles, everything but the new styles' normalisation parameters frozen (so the styles it
-    had stay bit for bit the same), published as '<its name>+<style.name>'."""
-    if cfg.add_style_to:
-        payload = load_checkpoint(cfg.add_style_to, kind="inference")
+def build_network(model_options: Mapping[str, Any], names: list[str], style_name: str,
+                  add_style_to: str | None = None) -> TrainingNetwork:
+    """A new network (TransformerNet(**model_options)) with one style per style image, published as
+    `style_name`; or, with add_style_to, that trained network grown by these styles, everything but the new
+    styles' normalisation parameters frozen (so the styles it had stay bit for bit the same), published as
+    '<its name>+<style_name>'."""
+    if add_style_to:
+        payload = load_checkpoint(add_style_to, kind="inference")
         existing = style_names(payload)
         clashes = [name for name in names if name in existing]
         if clashes:
-            raise StylenetError(f"{cfg.add_style_to} already has style(s) {', '.join(clashes)} "
+            raise StylenetError(f"{add_style_to} already has style(s) {', '.join(clashes)} "
                                 f"(it has {', '.join(existing)}): name the new one with style.name=...")
-        model = build_model(payload, cfg.add_style_to)
+        model = build_model(payload, add_style_to)
         if not model.norms():
-            raise StylenetError(f"{cfg.add_style_to} has no instance norm (model_cfg {payload['model_cfg']}), "
+            raise StylenetError(f"{add_style_to} has no instance norm (model_cfg {payload['model_cfg']}), "
                                 f"where added styles would live")
         trained = model.add_styles(len(names))
         model.requires_grad_(False)
         for parameter in model.style_parameters(trained):
             parameter.requires_grad_(True)
         log.info("adding style(s) %s to %s (styles %s): only their normalisation parameters are trained; "
-                 "the network comes from that file, model options are not used", names, cfg.add_style_to, existing)
+                 "the network comes from that file, model options are not used", names, add_style_to, existing)
         model_cfg = {**payload["model_cfg"], "num_styles": model.num_styles}
-        all_names, published = existing + names, f"{payload['style']}+{cfg.style.name}"
+        all_names, published = existing + names, f"{payload['style']}+{style_name}"
     else:
-        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[assignment]
+        model_cfg = dict(model_options)
         requested = model_cfg.get("num_styles")
         if requested is not None and requested != len(names):
-            raise StylenetError(f"model.num_styles={requested}, but style '{cfg.style.name}' has {len(names)} image(s); "
+            raise StylenetError(f"model.num_styles={requested}, but style '{style_name}' has {len(names)} image(s); "
                                 f"leave model.num_styles=null to have one style per image")
         model_cfg["num_styles"] = len(names)
         try:
             model = TransformerNet(**model_cfg)
         except (TypeError, ValueError) as error:
             raise StylenetError(f"model config {model_cfg}: {error}") from None
-        trained, all_names, published = list(range(len(names))), names, str(cfg.style.name)
+        trained, all_names, published = list(range(len(names))), names, style_name
     schedule = None if model.num_styles == 1 else StyleSchedule(tuple(names), tuple(trained), model.num_styles)
     return TrainingNetwork(model, model_cfg, all_names, published, schedule)
 
@@ -433,20 +469,6 @@ def compile_mode(setting: bool | str) -> str | None:
     if setting not in COMPILE_MODES:
         raise StylenetError(f"compile must be true, false or one of {', '.join(COMPILE_MODES)}, got '{setting}'")
     return setting
-
-
-def hyperparameters(cfg: DictConfig, choices: Mapping[str, Any]) -> dict[str, Any]:
-    """What TensorBoard's HParams tab compares runs by: the config group choices (Hydra's `choices`) and the
-    numbers people tune."""
-    return {
-        "style": str(cfg.style.name), "model": choices.get("model"), "loss": choices.get("loss"),
-        "content_layer": str(cfg.loss.content_layer), "content_weight": float(cfg.loss.content_weight),
-        "style_weight": float(cfg.loss.style_weight), "tv_weight": float(cfg.loss.tv_weight),
-        "style_layer_norm": str(cfg.loss.style_layer_norm), "lr": float(cfg.lr), "batch_size": int(cfg.data.batch_size),
-        "image_size": int(cfg.data.image_size), "style_size": int(cfg.style.size), "seed": int(cfg.seed),
-        "add_style_to": str(cfg.add_style_to),
-        "optimizer": str(cfg.optimizer._target_),
-    }
 
 
 def publish(checkpoint_dir: Path, run_dir: Path, name: str, payload: dict[str, Any]) -> None:

@@ -8,9 +8,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from collections.abc import Mapping
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from stylenet.nets.network_file import FORMAT_VERSION, atomic_save, load_checkpoint
@@ -84,9 +84,9 @@ def latest_training_checkpoint(search_root: Path, fingerprint: dict[str, Any]) -
     return None
 
 
-def fingerprint(cfg: DictConfig) -> dict[str, Any]:
-    """What must match for a checkpoint to continue this run: not steps, intervals or workers."""
-    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+def fingerprint(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a run's options (train's, as plain nested dicts) must match for a snapshot to continue it:
+    not steps, intervals or workers."""
     kept = {key: resolved[key] for key in ("style", "model", "loss", "seed", "optimizer", "add_style_to")}
     data = resolved["data"]
     kept["data"] = {"source": data["cache"] or data["root"], "image_size": data["image_size"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterable
 
@@ -17,6 +18,7 @@ from torch import nn
 
 from stylenet.vgg import sources
 from stylenet.common.errors import StylenetError
+from stylenet.common.options import UNSET
 
 log = logging.getLogger(__name__)
 
@@ -202,3 +204,18 @@ class VGGEncoder(nn.Module):
                 if len(outputs) == len(wanted):
                     break
         return outputs
+
+
+@dataclass
+class VGGOptions:
+    """Which frozen VGG a loss or a score measures with (conf/loss, conf/score.yaml's vgg): the one place such
+    options become an encoder, so that training, the optimisation, evaluation, precompute and the scripts can
+    never read them differently."""
+
+    network: str = UNSET
+    pooling: str = UNSET
+    pretrained: bool = UNSET
+    weights: str | None = UNSET
+
+    def encoder(self, layers: Iterable[str]) -> VGGEncoder:
+        return VGGEncoder(self.network, list(layers), self.pooling, self.pretrained, self.weights)
