@@ -27,13 +27,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from stylenet.tools.benchmarking import describe_machine, train_network
-from stylenet.nets.network_file import build_model, load_checkpoint
+from stylenet.common.errors import StylenetError
 from stylenet.config.compose import compose_options
 from stylenet.data.photos import ImageFolder, load_style_image, readable_batch
-from stylenet.common.errors import StylenetError
-from stylenet.loss.scores import heldout_losses
 from stylenet.loss.perceptual import perceptual_loss
+from stylenet.loss.scores import heldout_losses
+from stylenet.nets.network_file import build_model, load_checkpoint
+from stylenet.tools.benchmarking import describe_machine, train_network
 from stylenet.vgg.encoder import layer_names
 
 
@@ -45,12 +45,25 @@ def train(name: str, overrides: list[str], args: argparse.Namespace, steps: int,
             raise StylenetError(f"--score-only: no run {run_dir} to score")
         return run_dir
     common = [
-        f"model={args.model}", "data=folder", f"data.root={args.train_root}", f"steps={steps}",
-        f"data.image_size={args.image_size}", f"data.batch_size={args.batch_size}", f"data.workers={args.workers}",
-        f"seed={args.seed}", f"lr={lr or args.lr}", f"loss.weights={args.vgg_weights}", f"style.size={args.style_size}",
-        f"log_interval={args.eval_every}", f"preview.interval={steps}", f"checkpoint_interval={args.eval_every}",
-        f"keep_checkpoints={steps // args.eval_every + 1}", f"hydra.run.dir={run_dir}",
-        f"checkpoint_dir={args.workdir / 'checkpoints'}", *overrides, *args.overrides,
+        f"model={args.model}",
+        "data=folder",
+        f"data.root={args.train_root}",
+        f"steps={steps}",
+        f"data.image_size={args.image_size}",
+        f"data.batch_size={args.batch_size}",
+        f"data.workers={args.workers}",
+        f"seed={args.seed}",
+        f"lr={lr or args.lr}",
+        f"loss.weights={args.vgg_weights}",
+        f"style.size={args.style_size}",
+        f"log_interval={args.eval_every}",
+        f"preview.interval={steps}",
+        f"checkpoint_interval={args.eval_every}",
+        f"keep_checkpoints={steps // args.eval_every + 1}",
+        f"hydra.run.dir={run_dir}",
+        f"checkpoint_dir={args.workdir / 'checkpoints'}",
+        *overrides,
+        *args.overrides,
     ]
     print(f"training {name} ({steps} steps) ...", flush=True)
     train_network(name, common)
@@ -77,8 +90,12 @@ def main() -> int:
     parser.add_argument("--train-root", type=Path, required=True)
     parser.add_argument("--heldout-root", type=Path, required=True)
     parser.add_argument("--base-styles", nargs="+", default=[], help="style images of the network to train first")
-    parser.add_argument("--base-checkpoint", type=Path, default=None,
-                        help="a trained inference file to add the style to, instead of training one")
+    parser.add_argument(
+        "--base-checkpoint",
+        type=Path,
+        default=None,
+        help="a trained inference file to add the style to, instead of training one",
+    )
     parser.add_argument("--new-style", required=True, help="the style image to add")
     parser.add_argument("--base-steps", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=1000, help="steps of the added style and of the scratch run")
@@ -92,13 +109,20 @@ def main() -> int:
     parser.add_argument("--add-lr", type=float, default=None, help="learning rate of the added style (default --lr)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--vgg-weights", default=None,
-                        help="loss.weights for every run: a weights file, or a named source such as hed_bsds500 "
-                             "(pass loss=vgg16_hed with it); default: random weights")
-    parser.add_argument("--workdir", type=Path,
-                        default=Path("outputs/bench_add_style") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}")
-    parser.add_argument("--score-only", action="store_true",
-                        help="score the runs already in --workdir (same arguments) instead of training them again")
+    parser.add_argument(
+        "--vgg-weights",
+        default=None,
+        help="loss.weights for every run: a weights file, or a named source such as hed_bsds500 "
+        "(pass loss=vgg16_hed with it); default: random weights",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=Path("outputs/bench_add_style") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    )
+    parser.add_argument(
+        "--score-only",
+        action="store_true",
+        help="score the runs already in --workdir (same arguments) instead of training them again",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run and the scoring, e.g. lr=2e-3")
     args = parser.parse_args()
     if bool(args.base_styles) == bool(args.base_checkpoint):
@@ -125,25 +149,31 @@ def main() -> int:
         loss_options = compose_options("train", [f"loss.weights={args.vgg_weights}", *args.overrides]).loss
         loss_fn = perceptual_loss(loss_options, load_style_image("new", args.new_style, args.style_size))
         photos = readable_batch(ImageFolder(args.heldout_root, args.eval_size))
-        curves = {"added": style_curve(added, loss_fn, photos, len(base_styles)),
-                  "scratch": style_curve(scratch, loss_fn, photos, None)}
+        curves = {
+            "added": style_curve(added, loss_fn, photos, len(base_styles)),
+            "scratch": style_curve(scratch, loss_fn, photos, None),
+        }
     except StylenetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    print(f"\n{describe_machine(torch.device('cpu'))}; model {args.model}; VGG16 weights "
-          f"{weights_id}; base network: {len(base_styles)} styles, "
-          f"{f'{args.base_steps} steps' if args.base_checkpoint is None else base}; lr {args.lr}, added style's lr "
-          f"{args.add_lr or args.lr}; batch {args.batch_size} at {args.image_size} px; {len(photos)} held-out "
-          f"photos at {args.eval_size} px\n")
+    print(
+        f"\n{describe_machine(torch.device('cpu'))}; model {args.model}; VGG16 weights "
+        f"{weights_id}; base network: {len(base_styles)} styles, "
+        f"{f'{args.base_steps} steps' if args.base_checkpoint is None else base}; lr {args.lr}, added style's lr "
+        f"{args.add_lr or args.lr}; batch {args.batch_size} at {args.image_size} px; {len(photos)} held-out "
+        f"photos at {args.eval_size} px\n"
+    )
     print("| step | held-out style loss, added style | from scratch |")
     print("| --- | --- | --- |")
     for step in sorted(curves["scratch"]):
         print(f"| {step} | {curves['added'][step]:.4g} | {curves['scratch'][step]:.4g} |")
     for name, other in (("added", "scratch"), ("scratch", "added")):
         final = curves[name][max(curves[name])]
-        print(f"\n{name}'s final held-out style loss {final:.4g}: reached by {name} at step "
-              f"{first_reaching(curves[name], final)}, by {other} at step {first_reaching(curves[other], final)}")
+        print(
+            f"\n{name}'s final held-out style loss {final:.4g}: reached by {name} at step "
+            f"{first_reaching(curves[name], final)}, by {other} at step {first_reaching(curves[other], final)}"
+        )
     return 0
 
 

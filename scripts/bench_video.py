@@ -31,15 +31,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylenet.tools.benchmarking import describe_machine
-from stylenet.nets.network_file import atomic_save, inference_payload
-from stylenet.config.compose import model_config
 from stylenet.common.errors import StylenetError, needs
 from stylenet.common.images import list_images
-from stylenet.nets.transformer import TransformerNet
 from stylenet.common.runtime import pick_device
+from stylenet.config.compose import model_config
 from stylenet.inference.stylizer import PictureOptions, Stylizer, TorchStylizer, load
 from stylenet.inference.video import stylize_video
+from stylenet.nets.network_file import atomic_save, inference_payload
+from stylenet.nets.transformer import TransformerNet
+from stylenet.tools.benchmarking import describe_machine
 
 
 def frames_to_video(frames: list[Image.Image], path: Path, rate: Fraction) -> None:
@@ -60,8 +60,10 @@ def generated_frames(count: int, width: int, height: int) -> list[Image.Image]:
     rng = np.random.default_rng(0)
     scene = rng.uniform(0, 255, (height // 8, width // 8, 3))
     scene = np.asarray(Image.fromarray(scene.astype(np.uint8)).resize((width, height), Image.Resampling.BICUBIC), float)
-    return [Image.fromarray(np.clip(scene + rng.uniform(-6, 6) + rng.normal(0, 4, scene.shape), 0, 255).astype(np.uint8))
-            for _ in range(count)]
+    return [
+        Image.fromarray(np.clip(scene + rng.uniform(-6, 6) + rng.normal(0, 4, scene.shape), 0, 255).astype(np.uint8))
+        for _ in range(count)
+    ]
 
 
 def pipeline_rows(stylizer: Stylizer, video: Path, folder: Path, batch_size: int) -> None:
@@ -69,13 +71,16 @@ def pipeline_rows(stylizer: Stylizer, video: Path, folder: Path, batch_size: int
     fps: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(2):
         for pipelined in (False, True):
-            result = stylize_video(stylizer, video, folder / f"out_{pipelined}.mp4", PictureOptions(), batch_size, 0.0,
-                                   pipelined=pipelined)
+            result = stylize_video(
+                stylizer, video, folder / f"out_{pipelined}.mp4", PictureOptions(), batch_size, 0.0, pipelined=pipelined
+            )
             fps[pipelined].append(result["fps"])
     print("| path | frames | frames/s (each run) | best |\n| --- | --- | --- | --- |")
     for pipelined, name in ((False, "sequential (one thread)"), (True, "pipelined (threads)")):
-        print(f"| {name} | {result['frames']} | {', '.join(f'{value:.1f}' for value in fps[pipelined])} | "
-              f"{max(fps[pipelined]):.1f} |")
+        print(
+            f"| {name} | {result['frames']} | {', '.join(f'{value:.1f}' for value in fps[pipelined])} | "
+            f"{max(fps[pipelined]):.1f} |"
+        )
     print(f"\npipelined / sequential (best of each): {max(fps[True]) / max(fps[False]):.2f}x")
 
 
@@ -90,8 +95,19 @@ def memory_rows(counts: list[int], size: str, folder: Path) -> None:
     for count in sorted(counts):
         video = folder / f"long_{count}.mp4"
         frames_to_video([scene[index % len(scene)] for index in range(count)], video, Fraction(25))
-        subprocess.run([sys.executable, "-m", "stylenet.infer", f"checkpoint={checkpoint}", f"input={video}",
-                        f"output={folder / f'out_{count}.mp4'}", "overwrite=true"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "stylenet.infer",
+                f"checkpoint={checkpoint}",
+                f"input={video}",
+                f"output={folder / f'out_{count}.mp4'}",
+                "overwrite=true",
+            ],
+            check=True,
+            capture_output=True,
+        )
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"| {count} | {width}x{height} | {peak_mb:.0f} MB |", flush=True)
         video.unlink()
@@ -128,8 +144,11 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="bench_video_") as folder:
             video = args.video
             if args.smoke or args.frames is not None:
-                frames = (generated_frames(6, 64, 48) if args.smoke else
-                          [Image.open(path) for path in list_images(args.frames)])
+                frames = (
+                    generated_frames(6, 64, 48)
+                    if args.smoke
+                    else [Image.open(path) for path in list_images(args.frames)]
+                )
                 if args.max_size:
                     frames = [frame.reduce(max(1, round(max(frame.size) / args.max_size))) for frame in frames]
                 video = Path(folder) / "clip.mp4"
@@ -137,17 +156,22 @@ def main() -> int:
             if video is None:
                 print("error: pass --video or --frames (or --smoke)", file=sys.stderr)
                 return 2
-            print(f"{describe_machine(stylizer.device)}; {stylizer.describe()}; style '{stylizer.style}'; {video.name}; "
-                  f"batch {args.batch_size}\n")
+            print(
+                f"{describe_machine(stylizer.device)}; {stylizer.describe()}; style '{stylizer.style}'; {video.name}; "
+                f"batch {args.batch_size}\n"
+            )
             if args.pipeline:
                 pipeline_rows(stylizer, video, Path(folder), args.batch_size)
                 return 0
             print("| temporal_smoothing | frames | frames/s | flicker |\n| --- | --- | --- | --- |")
             for smoothing in args.smoothing:
-                result = stylize_video(stylizer, video, Path(folder) / f"out_{smoothing}.mp4", PictureOptions(),
-                                       args.batch_size, smoothing)
-                print(f"| {smoothing:g} | {result['frames']} | {result['fps']:.1f} | {result['flicker']:.3f} |",
-                      flush=True)
+                result = stylize_video(
+                    stylizer, video, Path(folder) / f"out_{smoothing}.mp4", PictureOptions(), args.batch_size, smoothing
+                )
+                print(
+                    f"| {smoothing:g} | {result['frames']} | {result['fps']:.1f} | {result['flicker']:.3f} |",
+                    flush=True,
+                )
     except StylenetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

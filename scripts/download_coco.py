@@ -28,9 +28,10 @@ def download(url: str, target: Path) -> None:
         if done and response.status != 206:
             done = 0  # the server ignored the range: start again
         total = done + int(response.headers.get("Content-Length", 0))
-        with open(partial, "ab" if done else "wb") as stream, tqdm(
-            total=total, initial=done, unit="B", unit_scale=True, desc=target.name
-        ) as progress:
+        with (
+            open(partial, "ab" if done else "wb") as stream,
+            tqdm(total=total, initial=done, unit="B", unit_scale=True, desc=target.name) as progress,
+        ):
             while chunk := response.read(1 << 20):
                 stream.write(chunk)
                 progress.update(len(chunk))

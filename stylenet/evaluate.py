@@ -22,18 +22,18 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from stylenet.common.atomic import atomic_write
-from stylenet.tools.benchmarking import timed
-from stylenet.nets.network_file import build_model, load_checkpoint, style_names
-from stylenet.data.photos import ImageFolder
 from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import image_grid, save_image
+from stylenet.common.runtime import pick_device, seed_everything
 from stylenet.config import cli
 from stylenet.config.schema import EvaluateConfig, typed
-from stylenet.loss.perceptual import trained_loss
-from stylenet.loss.gatys import optimize_image
-from stylenet.loss.scores import TERMS, equivalent_iterations, report
-from stylenet.common.runtime import pick_device, seed_everything
+from stylenet.data.photos import ImageFolder
 from stylenet.inference.stylizer import style_weights
+from stylenet.loss.gatys import optimize_image
+from stylenet.loss.perceptual import trained_loss
+from stylenet.loss.scores import TERMS, equivalent_iterations, report
+from stylenet.nets.network_file import build_model, load_checkpoint, style_names
+from stylenet.tools.benchmarking import timed
 
 log = logging.getLogger("stylenet.evaluate")
 
@@ -74,8 +74,10 @@ def main(config: DictConfig) -> None:
     loss_fn = networks[0].loss_fn
     for other in networks[1:]:
         if not loss_fn.same_objective(other.loss_fn):
-            raise StylenetError(f"{other.label} was trained with another loss than {networks[0].label} (VGG weights, "
-                                f"layers, weights or style image differ): evaluate them one at a time")
+            raise StylenetError(
+                f"{other.label} was trained with another loss than {networks[0].label} (VGG weights, "
+                f"layers, weights or style image differ): evaluate them one at a time"
+            )
     labels = ["network"] if len(networks) == 1 else [network.label for network in networks]
     photos = ImageFolder(cfg.photos, cfg.image_size)
 
@@ -98,37 +100,58 @@ def main(config: DictConfig) -> None:
             seconds[label].append(network_seconds)
             outputs.append(stylised)
         (optimised, history), optimisation_seconds = timed(
-            lambda: optimize_image(loss_fn, photo, iterations=iterations[-1], method="lbfgs", init=cfg.init,
-                                   progress=False), device)
+            lambda: optimize_image(
+                loss_fn, photo, iterations=iterations[-1], method="lbfgs", init=cfg.init, progress=False
+            ),
+            device,
+        )
         seconds["optimisation"].append(optimisation_seconds)
         rows.update({f"L-BFGS {n}": history[n] for n in iterations})
         rows_per_photo.append(rows)
         for label in labels:
             equivalents[label].append(equivalent_iterations(history, rows[label]["total"]))
         grid = image_grid(torch.cat([*outputs, optimised]).cpu(), columns=len(outputs) + 1)
-        save_image(grid, output / f"{photo_path.relative_to(photos.root).with_suffix('').as_posix().replace('/', '_')}.png")
-        log.info("%s: %s; L-BFGS %d: %.4g", photo_path.name, ", ".join(
-            f"{label} {rows[label]['total']:.4g} (equal after {found if found is not None else f'>{iterations[-1]}'} "
-            f"iterations)" for label in labels for found in [equivalents[label][-1]]), iterations[-1], history[-1]["total"])
+        save_image(
+            grid, output / f"{photo_path.relative_to(photos.root).with_suffix('').as_posix().replace('/', '_')}.png"
+        )
+        log.info(
+            "%s: %s; L-BFGS %d: %.4g",
+            photo_path.name,
+            ", ".join(
+                f"{label} {rows[label]['total']:.4g} (equal after {found if found is not None else f'>{iterations[-1]}'} "
+                f"iterations)"
+                for label in labels
+                for found in [equivalents[label][-1]]
+            ),
+            iterations[-1],
+            history[-1]["total"],
+        )
     if not rows_per_photo:
         raise StylenetError(f"none of the photos in {photos.root} could be read")
 
-    means = {name: {term: statistics.fmean(rows[name][term] for rows in rows_per_photo) for term in TERMS}
-             for name in rows_per_photo[0]}
+    means = {
+        name: {term: statistics.fmean(rows[name][term] for rows in rows_per_photo) for term in TERMS}
+        for name in rows_per_photo[0]
+    }
     per_image = {label: statistics.median(seconds[label]) for label in labels}
     optimisation = statistics.median(seconds["optimisation"])
     per_image.update({f"L-BFGS {n}": optimisation * n / iterations[-1] for n in iterations})
     first = networks[0]
-    names = ", ".join(f"{Path(str(path)).name} ({network.payload['style']}{f': {network.style}' if network.style else ''})"
-                      for path, network in zip(checkpoints(cfg.checkpoint), networks))
-    header = (f"{names} on {len(rows_per_photo)} photos from {photos.root} at {cfg.image_size} px, {device}; VGG "
-              f"weights {first.loss_fn.encoder.weights_id}; L-BFGS from the {cfg.init}. Losses are means over the "
-              f"photos; L-BFGS seconds are the {iterations[-1]}-iteration run's, pro rata.")
+    names = ", ".join(
+        f"{Path(str(path)).name} ({network.payload['style']}{f': {network.style}' if network.style else ''})"
+        for path, network in zip(checkpoints(cfg.checkpoint), networks)
+    )
+    header = (
+        f"{names} on {len(rows_per_photo)} photos from {photos.root} at {cfg.image_size} px, {device}; VGG "
+        f"weights {first.loss_fn.encoder.weights_id}; L-BFGS from the {cfg.init}. Losses are means over the "
+        f"photos; L-BFGS seconds are the {iterations[-1]}-iteration run's, pro rata."
+    )
     text = report(means, per_image, equivalents, iterations, header)
     atomic_write(output / "report.md", lambda stream: stream.write(text.encode() + b"\n"))
     print(text)
-    log.info("side-by-side images (content | %s | L-BFGS %d) and report.md in %s", " | ".join(labels),
-             iterations[-1], output)
+    log.info(
+        "side-by-side images (content | %s | L-BFGS %d) and report.md in %s", " | ".join(labels), iterations[-1], output
+    )
 
 
 if __name__ == "__main__":

@@ -15,13 +15,19 @@ import hydra
 from omegaconf import DictConfig
 
 from stylenet.common.atomic import atomic_path
-from stylenet.nets.network_file import build_model, load_checkpoint
 from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import list_images
-from stylenet.inference.exported import (export_onnx, export_torchscript, largest_difference,
-                                         mean_difference, metadata, quantize_int8)
 from stylenet.config import cli
 from stylenet.config.schema import ExportConfig, typed
+from stylenet.inference.exported import (
+    export_onnx,
+    export_torchscript,
+    largest_difference,
+    mean_difference,
+    metadata,
+    quantize_int8,
+)
+from stylenet.nets.network_file import build_model, load_checkpoint
 
 log = logging.getLogger("stylenet.export")
 CALIBRATION_PHOTOS = 16  # at 256 px: as many as changed the pictures no further (BENCHMARKS.md "int8")
@@ -46,21 +52,39 @@ def main(config: DictConfig) -> None:
             export_torchscript(model, temporary, about)
         difference = largest_difference(model, temporary, cfg.format, check_size)
         if difference > tolerance:
-            raise StylenetError(f"the exported model differs from PyTorch by {difference:.2e} (more than "
-                                f"tolerance={tolerance:g}) on a {check_size[0]}x{check_size[1]} image; nothing written")
+            raise StylenetError(
+                f"the exported model differs from PyTorch by {difference:.2e} (more than "
+                f"tolerance={tolerance:g}) on a {check_size[0]}x{check_size[1]} image; nothing written"
+            )
         if photos:
             quantize_int8(temporary, temporary, photos)
             mean = mean_difference(model, temporary, photos[:2])
             if mean > float(cfg.int8_tolerance):
-                raise StylenetError(f"the int8 graph's pictures differ from PyTorch's by {mean:.3f} on average (more "
-                                    f"than int8_tolerance={cfg.int8_tolerance:g}); nothing written")
+                raise StylenetError(
+                    f"the int8 graph's pictures differ from PyTorch's by {mean:.3f} on average (more "
+                    f"than int8_tolerance={cfg.int8_tolerance:g}); nothing written"
+                )
     if photos:
-        log.info("wrote %s (int8 onnx, style '%s', calibrated on %d photos of %s); mean difference from PyTorch "
-                 "on two of them: %.4f (%.1f levels)", output, payload["style"], len(photos), cfg.calibration,
-                 mean, mean * 255)
+        log.info(
+            "wrote %s (int8 onnx, style '%s', calibrated on %d photos of %s); mean difference from PyTorch "
+            "on two of them: %.4f (%.1f levels)",
+            output,
+            payload["style"],
+            len(photos),
+            cfg.calibration,
+            mean,
+            mean * 255,
+        )
     else:
-        log.info("wrote %s (%s, style '%s'); largest difference from PyTorch on a %dx%d image: %.2e",
-                 output, cfg.format, payload["style"], check_size[0], check_size[1], difference)
+        log.info(
+            "wrote %s (%s, style '%s'); largest difference from PyTorch on a %dx%d image: %.2e",
+            output,
+            cfg.format,
+            payload["style"],
+            check_size[0],
+            check_size[1],
+            difference,
+        )
 
 
 def calibration_photos(quantize: str | None, calibration: str | None, fmt: str) -> list[Path]:

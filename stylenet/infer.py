@@ -11,12 +11,12 @@ import hydra
 from omegaconf import DictConfig
 
 from stylenet.common.errors import StylenetError, exits_cleanly
+from stylenet.common.images import IMAGE_EXTENSIONS
+from stylenet.common.runtime import StopRequest
 from stylenet.config import cli
 from stylenet.config.schema import InferConfig, typed
 from stylenet.inference.files import file_target, other_files, plan, stylize_files
-from stylenet.common.images import IMAGE_EXTENSIONS
 from stylenet.inference.stylizer import PictureOptions, Stylizer, load
-from stylenet.common.runtime import StopRequest
 from stylenet.inference.video import VIDEO_EXTENSIONS, is_stream, is_video_file, stylize_video
 
 log = logging.getLogger("stylenet.infer")
@@ -24,8 +24,16 @@ EXIT_SOME_FAILED = 1
 
 
 def open_network(cfg: InferConfig) -> Stylizer:
-    return load(cfg.checkpoint, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
-                backend=cfg.backend, style_name=cfg.style_name, style_index=cfg.style_index, style_mix=cfg.style_mix)
+    return load(
+        cfg.checkpoint,
+        device=cfg.device,
+        precision=cfg.precision,
+        channels_last=cfg.channels_last,
+        backend=cfg.backend,
+        style_name=cfg.style_name,
+        style_index=cfg.style_index,
+        style_mix=cfg.style_mix,
+    )
 
 
 def infer_video(cfg: InferConfig, source: str, target: Path, into_folder: bool) -> None:
@@ -39,29 +47,62 @@ def infer_video(cfg: InferConfig, source: str, target: Path, into_folder: bool) 
     else:
         target = file_target(Path(source).expanduser(), target, into_folder, is_video_file, wanted)
         if target.resolve() == Path(source).expanduser().resolve():
-            raise StylenetError(f"output {target} is the input video; choose another name so the input is not overwritten")
+            raise StylenetError(
+                f"output {target} is the input video; choose another name so the input is not overwritten"
+            )
     if target.exists() and not cfg.overwrite:
         log.info("%s exists: skipped (pass overwrite=true to replace it)", target)
         return
     stylizer = open_network(cfg)
-    log.info("style '%s' (%s): %s %s%s", stylizer.chosen, stylizer.describe(), "live source" if live else "video",
-             source, " (Ctrl-C ends it; what was read so far is kept)" if live else "")
+    log.info(
+        "style '%s' (%s): %s %s%s",
+        stylizer.chosen,
+        stylizer.describe(),
+        "live source" if live else "video",
+        source,
+        " (Ctrl-C ends it; what was read so far is kept)" if live else "",
+    )
     with StopRequest() as stop:
-        result = stylize_video(stylizer, source if live else Path(source).expanduser(), target, picture_options(cfg),
-                               int(cfg.batch_size), float(cfg.temporal_smoothing), pipelined=cfg.video_pipeline,
-                               live=live, should_stop=stop.event.is_set)
-    dropped = (f", {result['dropped']} late frames dropped (the network is slower than the source)"
-               if result["dropped"] else ", no frame dropped" if live else "")
-    log.info("wrote %s: %d frames in %.1f s (%.1f frames/s)%s%s%s; flicker %.3f (output's frame-to-frame change over "
-             "the input's)", target, result["frames"], result["seconds"], result["fps"], dropped,
-             ", audio copied" if result["audio"] else "", ", stopped by request" if result["stopped"] else "",
-             result["flicker"])
+        result = stylize_video(
+            stylizer,
+            source if live else Path(source).expanduser(),
+            target,
+            picture_options(cfg),
+            int(cfg.batch_size),
+            float(cfg.temporal_smoothing),
+            pipelined=cfg.video_pipeline,
+            live=live,
+            should_stop=stop.event.is_set,
+        )
+    dropped = (
+        f", {result['dropped']} late frames dropped (the network is slower than the source)"
+        if result["dropped"]
+        else ", no frame dropped"
+        if live
+        else ""
+    )
+    log.info(
+        "wrote %s: %d frames in %.1f s (%.1f frames/s)%s%s%s; flicker %.3f (output's frame-to-frame change over "
+        "the input's)",
+        target,
+        result["frames"],
+        result["seconds"],
+        result["fps"],
+        dropped,
+        ", audio copied" if result["audio"] else "",
+        ", stopped by request" if result["stopped"] else "",
+        result["flicker"],
+    )
 
 
 def picture_options(cfg: InferConfig) -> PictureOptions:
-    return PictureOptions(strength=float(cfg.strength), preserve_color=cfg.preserve_color,
-                          stroke_scale=float(cfg.stroke_scale), tile_size=cfg.tile_size,
-                          tile_overlap=cfg.tile_overlap)
+    return PictureOptions(
+        strength=float(cfg.strength),
+        preserve_color=cfg.preserve_color,
+        stroke_scale=float(cfg.stroke_scale),
+        tile_size=cfg.tile_size,
+        tile_overlap=cfg.tile_overlap,
+    )
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="infer")
@@ -76,8 +117,9 @@ def main(config: DictConfig) -> None:
     pairs = plan(source, target, into_folder)
     stylizer = open_network(cfg)
     log.info("style '%s' (%s): %d image(s)", stylizer.chosen, stylizer.describe(), len(pairs))
-    written, skipped, failures = stylize_files(stylizer, pairs, cfg.max_size, cfg.overwrite, picture_options(cfg),
-                                               int(cfg.batch_size))
+    written, skipped, failures = stylize_files(
+        stylizer, pairs, cfg.max_size, cfg.overwrite, picture_options(cfg), int(cfg.batch_size)
+    )
     summary = f"{written} written, {len(failures)} failed"
     if skipped:
         summary += f", {skipped} skipped because the output exists (pass overwrite=true to replace)"

@@ -17,15 +17,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from stylenet.data.photos import load_style_image, read_scaled
 from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import save_image
+from stylenet.common.runtime import pick_device, seed_everything
+from stylenet.config import cli
+from stylenet.config.schema import OptimizeConfig, typed
+from stylenet.data.photos import load_style_image, read_scaled
 from stylenet.loss.gatys import optimize_image
 from stylenet.loss.perceptual import perceptual_loss
 from stylenet.training.monitor import RunLog
-from stylenet.config import cli
-from stylenet.config.schema import OptimizeConfig, typed
-from stylenet.common.runtime import pick_device, seed_everything
 
 log = logging.getLogger("stylenet.optimize")
 
@@ -45,15 +45,25 @@ def main(config: DictConfig) -> None:
     content = read_scaled(cfg.content, cfg.image_size, "content image").unsqueeze(0).to(device)
     entries = cfg.style.entries()
     if len(entries) > 1:
-        raise StylenetError(f"optimisation takes one style image; style '{cfg.style.name}' has {len(entries)}: "
-                            f"pick one with style=<name> or style=custom style.image=...")
+        raise StylenetError(
+            f"optimisation takes one style image; style '{cfg.style.name}' has {len(entries)}: "
+            f"pick one with style=<name> or style=custom style.image=..."
+        )
     style_image = load_style_image(*entries[0]).to(device)
     loss_fn = perceptual_loss(cfg.loss, style_image)
     if cfg.loss.style_layer_norm != "none":  # as training does at step 0, on the photo it starts from
         with torch.no_grad():
             loss_fn.normalise_style_layers(cfg.loss.style_layer_norm, loss_fn.style_layer_losses(content))
-    log.info("optimising %s (%dx%d) towards %s: %s, %d iterations, from the %s",
-             cfg.content, content.shape[-1], content.shape[-2], cfg.style.name, cfg.method, cfg.iterations, cfg.init)
+    log.info(
+        "optimising %s (%dx%d) towards %s: %s, %d iterations, from the %s",
+        cfg.content,
+        content.shape[-1],
+        content.shape[-2],
+        cfg.style.name,
+        cfg.method,
+        cfg.iterations,
+        cfg.init,
+    )
 
     run_log = RunLog(run_dir)
 
@@ -65,8 +75,15 @@ def main(config: DictConfig) -> None:
 
     started = time.perf_counter()
     try:
-        result, history = optimize_image(loss_fn, content, iterations=cfg.iterations, method=cfg.method,
-                                         init=cfg.init, lr=cfg.lr, on_iteration=on_iteration)
+        result, history = optimize_image(
+            loss_fn,
+            content,
+            iterations=cfg.iterations,
+            method=cfg.method,
+            init=cfg.init,
+            lr=cfg.lr,
+            on_iteration=on_iteration,
+        )
     finally:
         run_log.close()
     seconds = time.perf_counter() - started
@@ -79,8 +96,14 @@ def main(config: DictConfig) -> None:
         save_image(result[0], output)
         written.append(output)
     first, last = history[0]["total"], history[-1]["total"]
-    log.info("total loss %.4g -> %.4g in %.1f s (%.2f s per iteration); wrote %s", first, last, seconds,
-             seconds / cfg.iterations, ", ".join(map(str, written)))
+    log.info(
+        "total loss %.4g -> %.4g in %.1f s (%.2f s per iteration); wrote %s",
+        first,
+        last,
+        seconds,
+        seconds / cfg.iterations,
+        ", ".join(map(str, written)),
+    )
 
 
 if __name__ == "__main__":

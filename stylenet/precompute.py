@@ -9,12 +9,20 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from stylenet.data.precomputed import CacheWriter, check_disk_space, fill, identity, mismatches, new_manifest, read_manifest
-from stylenet.data.photos import ImageFolder
 from stylenet.common.errors import StylenetError, exits_cleanly
+from stylenet.common.runtime import StopRequest, data_workers, pick_device, seed_everything
 from stylenet.config import cli
 from stylenet.config.schema import PrecomputeConfig, typed
-from stylenet.common.runtime import StopRequest, data_workers, pick_device, seed_everything
+from stylenet.data.photos import ImageFolder
+from stylenet.data.precomputed import (
+    CacheWriter,
+    check_disk_space,
+    fill,
+    identity,
+    mismatches,
+    new_manifest,
+    read_manifest,
+)
 
 log = logging.getLogger("stylenet.precompute")
 
@@ -31,8 +39,10 @@ def main(config: DictConfig) -> None:
     device = pick_device(cfg.device)
     existing = read_manifest(folder)
     if existing is None and folder.exists() and any(folder.iterdir()):
-        raise StylenetError(f"data.cache={folder} is a folder with other files in it and no cache manifest; "
-                            f"choose a new or empty folder")
+        raise StylenetError(
+            f"data.cache={folder} is a folder with other files in it and no cache manifest; "
+            f"choose a new or empty folder"
+        )
     if existing is not None:
         root = Path(existing["identity"]["source_root"])
         dataset = ImageFolder(root, cfg.data.image_size, files=existing["images"])
@@ -51,8 +61,10 @@ def main(config: DictConfig) -> None:
     if existing is not None:
         found = mismatches(existing["identity"], ident)
         if found:
-            raise StylenetError(f"{folder} holds a cache made for another config ({'; '.join(found)}); "
-                                f"choose another data.cache folder, or delete this one to start over")
+            raise StylenetError(
+                f"{folder} holds a cache made for another config ({'; '.join(found)}); "
+                f"choose another data.cache folder, or delete this one to start over"
+            )
         if existing["complete"]:
             log.info("the cache in %s is already complete; nothing to do", folder)
             return
@@ -64,15 +76,31 @@ def main(config: DictConfig) -> None:
 
     writer = CacheWriter(folder, manifest)
     with StopRequest() as stop:
-        finished = fill(writer, dataset, encoder, layer, batch_size=cfg.batch_size, workers=workers,
-                        device=device, amp=cfg.amp, commit_interval=cfg.commit_interval, should_stop=stop.event.is_set)
+        finished = fill(
+            writer,
+            dataset,
+            encoder,
+            layer,
+            batch_size=cfg.batch_size,
+            workers=workers,
+            device=device,
+            amp=cfg.amp,
+            commit_interval=cfg.commit_interval,
+            should_stop=stop.event.is_set,
+        )
     if not finished:
         done = int(np.count_nonzero(writer.status))
-        raise StylenetError(f"stopped with {done} of {len(writer.status)} images done; the cache is not usable yet: "
-                            f"run the same command again to continue")
+        raise StylenetError(
+            f"stopped with {done} of {len(writer.status)} images done; the cache is not usable yet: "
+            f"run the same command again to continue"
+        )
     manifest = writer.finish()
-    log.info("cache complete: %d images in %s, %d unreadable skipped (listed in its manifest)",
-             len(manifest["images"]) - len(manifest["skipped"]), folder, len(manifest["skipped"]))
+    log.info(
+        "cache complete: %d images in %s, %d unreadable skipped (listed in its manifest)",
+        len(manifest["images"]) - len(manifest["skipped"]),
+        folder,
+        len(manifest["skipped"]),
+    )
 
 
 if __name__ == "__main__":

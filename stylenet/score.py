@@ -17,14 +17,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from stylenet.common.atomic import atomic_write
-from stylenet.data.photos import read_scaled
 from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import list_images
+from stylenet.common.runtime import pick_device
 from stylenet.config import cli
 from stylenet.config.schema import ScoreConfig, typed
-from stylenet.loss.scores import MEASURE_LAYERS, SCORES, PictureScorer
-from stylenet.common.runtime import pick_device
+from stylenet.data.photos import read_scaled
 from stylenet.inference.stylizer import load
+from stylenet.loss.scores import MEASURE_LAYERS, SCORES, PictureScorer
 
 log = logging.getLogger("stylenet.score")
 
@@ -52,34 +52,54 @@ def main(config: DictConfig) -> None:
     labels = ["photo", *networks, *map(str, folders)]
     if len(set(labels)) != len(labels):
         raise StylenetError(f"a method is given twice: {', '.join(labels)}")
-    scorer = PictureScorer(cfg.vgg.encoder(MEASURE_LAYERS).to(device),
-                           read_scaled(cfg.style_image, cfg.size, "style_image").to(device))
+    scorer = PictureScorer(
+        cfg.vgg.encoder(MEASURE_LAYERS).to(device), read_scaled(cfg.style_image, cfg.size, "style_image").to(device)
+    )
 
     rows: list[tuple[str, str, dict[str, float]]] = []
     for path in photos:
         photo = read_scaled(path, cfg.size, "photo").unsqueeze(0).to(device)
         pictures = {"photo": photo}
         pictures.update({label: network(photo) for label, network in networks.items()})
-        pictures.update({str(folder): read_scaled(picture_for(folder, path.stem), cfg.size, "picture")
-                         .unsqueeze(0).to(device) for folder in folders})
+        pictures.update(
+            {
+                str(folder): read_scaled(picture_for(folder, path.stem), cfg.size, "picture").unsqueeze(0).to(device)
+                for folder in folders
+            }
+        )
         for label, picture in pictures.items():
             rows.append((label, path.stem, scorer.score(picture, photo)))
-        log.info("%s: %s", path.name, ", ".join(f"{label} style {scores['style']:.3f} edges {scores['edges']:.3f}"
-                                                for label, stem, scores in rows[-len(pictures):]))
+        log.info(
+            "%s: %s",
+            path.name,
+            ", ".join(
+                f"{label} style {scores['style']:.3f} edges {scores['edges']:.3f}"
+                for label, stem, scores in rows[-len(pictures) :]
+            ),
+        )
 
     output = Path(cfg.output) if cfg.output else Path(HydraConfig.get().runtime.output_dir)
-    lines = [f"Picture scores on {len(photos)} photos from {cfg.photos} at {cfg.size} px, style {cfg.style_image} "
-             f"(VGG weights {scorer.encoder.weights_id}); means over the photos. style: lower is more stylised (1 = the "
-             f"photo's own distance); layout, edges: higher keeps more of the photo; sharpness: 1 = as crisp as the "
-             f"photo; repetition: high = a repeated pattern.", "",
-             "| method | " + " | ".join(SCORES) + " |", "|" + " --- |" * (len(SCORES) + 1)]
+    lines = [
+        f"Picture scores on {len(photos)} photos from {cfg.photos} at {cfg.size} px, style {cfg.style_image} "
+        f"(VGG weights {scorer.encoder.weights_id}); means over the photos. style: lower is more stylised (1 = the "
+        f"photo's own distance); layout, edges: higher keeps more of the photo; sharpness: 1 = as crisp as the "
+        f"photo; repetition: high = a repeated pattern.",
+        "",
+        "| method | " + " | ".join(SCORES) + " |",
+        "|" + " --- |" * (len(SCORES) + 1),
+    ]
     for label in labels:
         mine = [scores for name, _, scores in rows if name == label]
-        lines.append(f"| {label} | " + " | ".join(f"{statistics.fmean(s[key] for s in mine):.3f}" for key in SCORES) + " |")
+        lines.append(
+            f"| {label} | " + " | ".join(f"{statistics.fmean(s[key] for s in mine):.3f}" for key in SCORES) + " |"
+        )
     text = "\n".join(lines)
-    table = "\n".join(["method,photo," + ",".join(SCORES),
-                       *(f"{label},{stem}," + ",".join(f"{scores[key]:.5f}" for key in SCORES)
-                         for label, stem, scores in rows)])
+    table = "\n".join(
+        [
+            "method,photo," + ",".join(SCORES),
+            *(f"{label},{stem}," + ",".join(f"{scores[key]:.5f}" for key in SCORES) for label, stem, scores in rows),
+        ]
+    )
     atomic_write(output / "report.md", lambda stream: stream.write(text.encode() + b"\n"))
     atomic_write(output / "scores.csv", lambda stream: stream.write(table.encode() + b"\n"))
     print(text)

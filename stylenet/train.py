@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable
 
 import hydra
 import torch
@@ -17,20 +17,41 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
-from stylenet.nets.network_file import inference_payload
+from stylenet.common.errors import StylenetError, exits_cleanly
+from stylenet.common.precision import training_autocast
+from stylenet.common.runtime import (
+    Distributed,
+    StopRequest,
+    data_workers,
+    quiet_logging,
+    seed_everything,
+    start_distributed,
+)
 from stylenet.config import cli
 from stylenet.config.schema import TrainConfig, typed
 from stylenet.data.photos import EpochSampler, load_style_images
-from stylenet.common.errors import StylenetError, exits_cleanly
-from stylenet.training.health import HealthMonitor, unstylised_threshold
 from stylenet.loss.perceptual import Distilled, perceptual_loss
+from stylenet.nets.network_file import inference_payload
+from stylenet.training.health import HealthMonitor, unstylised_threshold
+from stylenet.training.loop import (
+    Batches,
+    Plan,
+    Reporting,
+    StepSettings,
+    TrainingDiverged,
+    balance_style_layers,
+    build_network,
+    compile_mode,
+    fit,
+    load_teacher,
+    make_loader,
+    open_training_data,
+    preview_batch,
+    publish,
+    total_steps,
+)
 from stylenet.training.monitor import RunLog
-from stylenet.common.precision import training_autocast
 from stylenet.training.snapshots import Position, Snapshots, find_resume, fingerprint, restore, training_payload
-from stylenet.common.runtime import Distributed, StopRequest, data_workers, quiet_logging, seed_everything, start_distributed
-from stylenet.training.loop import (Batches, Reporting, Plan, StepSettings, TrainingDiverged, balance_style_layers,
-                               build_network, compile_mode, fit, load_teacher, make_loader,
-                               open_training_data, preview_batch, publish, total_steps)
 
 log = logging.getLogger("stylenet.train")
 
@@ -52,10 +73,16 @@ def train(cfg: TrainConfig, ranks: Distributed, device: torch.device) -> None:
     # Every rank uses rank 0's run folder (Hydra's ${now} may differ by a second between processes).
     run_dir = Path(str(ranks.from_main(HydraConfig.get().runtime.output_dir)))
     if cfg.data.batch_size % ranks.world:
-        raise StylenetError(f"data.batch_size={cfg.data.batch_size} is the global batch: it must divide evenly "
-                            f"between the {ranks.world} ranks")
-    log.info("run directory: %s; device: %s%s", run_dir, device,
-             f"; {ranks.world} ranks, {cfg.data.batch_size // ranks.world} images per rank" if ranks.world > 1 else "")
+        raise StylenetError(
+            f"data.batch_size={cfg.data.batch_size} is the global batch: it must divide evenly "
+            f"between the {ranks.world} ranks"
+        )
+    log.info(
+        "run directory: %s; device: %s%s",
+        run_dir,
+        device,
+        f"; {ranks.world} ranks, {cfg.data.batch_size // ranks.world} images per rank" if ranks.world > 1 else "",
+    )
     seed_everything(cfg.seed)
     names, style_images = load_style_images(cfg.style)
     style_images = [image.to(device) for image in style_images]
@@ -69,11 +96,14 @@ def train(cfg: TrainConfig, ranks: Distributed, device: torch.device) -> None:
     model, style_schedule = network.model.to(device), network.style_schedule
     if style_schedule is not None:
         log.info("%d styles in one network; training %s", model.num_styles, ", ".join(style_schedule.names))
-    optimizer = instantiate(cfg.optimizer, params=[parameter for parameter in model.parameters() if parameter.requires_grad])
+    optimizer = instantiate(
+        cfg.optimizer, params=[parameter for parameter in model.parameters() if parameter.requires_grad]
+    )
     per_rank = cfg.data.batch_size // ranks.world
     sampler = EpochSampler(len(dataset), cfg.seed, ranks.rank, ranks.world, per_rank)
-    loader = make_loader(dataset, collate, sampler, per_rank, data_workers(cfg.data.workers), cfg.data.cache_on_device,
-                         device)
+    loader = make_loader(
+        dataset, collate, sampler, per_rank, data_workers(cfg.data.workers), cfg.data.cache_on_device, device
+    )
     steps = total_steps(cfg.steps, cfg.epochs, len(loader))
 
     position, resumed_total = Position(), None
@@ -88,26 +118,65 @@ def train(cfg: TrainConfig, ranks: Distributed, device: torch.device) -> None:
     snapshots = Snapshots(run_dir / "checkpoints", cfg.keep_checkpoints)
 
     def save_snapshot(at: Position, last_losses: dict[str, float]) -> None:
-        snapshots.save(training_payload(model, optimizer, network.model_cfg, network.name, current, at.step, at.epoch,
-                                        at.offset, last_losses=last_losses,
-                                        style_layer_weights=loss_fn.style_layer_weights), at.step)
+        snapshots.save(
+            training_payload(
+                model,
+                optimizer,
+                network.model_cfg,
+                network.name,
+                current,
+                at.step,
+                at.epoch,
+                at.offset,
+                last_losses=last_losses,
+                style_layer_weights=loss_fn.style_layer_weights,
+            ),
+            at.step,
+        )
 
     run_log = RunLog(run_dir, enabled=ranks.is_main)
     # What "keeps nothing of the photo" costs (health: content_lost): the content term of each preview photo
     # against another one, an output with a photo's statistics but none of this photo's content.
     unrelated = loss_fn.content_term(preview_photos.roll(1, 0), preview_photos) if len(preview_photos) > 1 else None
     # ... and what "changes nothing" costs (health: unstylised): the photos' own style term, over every style.
-    unchanged = sum(loss_fn.style_term(preview_photos, torch.full((len(preview_photos),), index, device=device))
-                    for index in range(loss_fn.num_styles)) / loss_fn.num_styles if ranks.is_main else None
-    health = HealthMonitor(cfg.health, run_log, steps, preview_photos, style_images, resumed_total,
-                           content_reference=unrelated, style_reference=unchanged,
-                           unstylised=unstylised_threshold(cfg.loss.style_layer_norm)) if ranks.is_main else None
-    settings = StepSettings(device, training_autocast(cfg.precision, device),
-                            torch.channels_last if cfg.channels_last else torch.contiguous_format, ranks, style_schedule)
+    unchanged = (
+        sum(
+            loss_fn.style_term(preview_photos, torch.full((len(preview_photos),), index, device=device))
+            for index in range(loss_fn.num_styles)
+        )
+        / loss_fn.num_styles
+        if ranks.is_main
+        else None
+    )
+    health = (
+        HealthMonitor(
+            cfg.health,
+            run_log,
+            steps,
+            preview_photos,
+            style_images,
+            resumed_total,
+            content_reference=unrelated,
+            style_reference=unchanged,
+            unstylised=unstylised_threshold(cfg.loss.style_layer_norm),
+        )
+        if ranks.is_main
+        else None
+    )
+    settings = StepSettings(
+        device,
+        training_autocast(cfg.precision, device),
+        torch.channels_last if cfg.channels_last else torch.contiguous_format,
+        ranks,
+        style_schedule,
+    )
     model.to(memory_format=settings.memory_format)
     loss_fn.to(memory_format=settings.memory_format)
-    trained = model if ranks.world == 1 else DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None)
+    trained = (
+        model
+        if ranks.world == 1
+        else DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    )
     step_loss: Callable[..., dict[str, torch.Tensor]] = loss_fn
     if cfg.distill.teacher is not None:
         step_loss = Distilled(loss_fn, load_teacher(str(cfg.distill.teacher), model, device), cfg.distill.weight)
@@ -119,11 +188,22 @@ def train(cfg: TrainConfig, ranks: Distributed, device: torch.device) -> None:
     try:
         with StopRequest() as stop:
             reporting = Reporting(run_log, preview_photos, save_snapshot, health, stop.event.is_set)
-            summary = fit(trained, step_loss, optimizer, Batches(loader, sampler, position, steps, settings), plan,
-                          reporting, settings)
+            summary = fit(
+                trained,
+                step_loss,
+                optimizer,
+                Batches(loader, sampler, position, steps, settings),
+                plan,
+                reporting,
+                settings,
+            )
         if not summary["stopped"]:
-            run_log.hparams(cfg.hyperparameters(HydraConfig.get().runtime.choices), summary["final_losses"],
-                            summary["images_per_sec"], position.step)
+            run_log.hparams(
+                cfg.hyperparameters(HydraConfig.get().runtime.choices),
+                summary["final_losses"],
+                summary["images_per_sec"],
+                position.step,
+            )
     except TrainingDiverged as error:
         last = snapshots.saved()
         kept = f"the last good snapshot is {last[-1]}" if last else "no snapshot had been written yet"
@@ -131,18 +211,36 @@ def train(cfg: TrainConfig, ranks: Distributed, device: torch.device) -> None:
     finally:
         run_log.close()
     if summary["stopped_by_health"]:
-        raise StylenetError(f"health=stop: training stopped at step {position.step} because of "
-                            f"{summary['stopped_by_health']}; snapshot in {snapshots.folder} "
-                            f"(continue with resume=auto, health=warn to go on regardless)")
+        raise StylenetError(
+            f"health=stop: training stopped at step {position.step} because of "
+            f"{summary['stopped_by_health']}; snapshot in {snapshots.folder} "
+            f"(continue with resume=auto, health=warn to go on regardless)"
+        )
     if summary["stopped"]:
         log.info("stopped at step %d; checkpoint in %s. Continue with resume=auto", position.step, snapshots.folder)
         return
     if ranks.is_main:
-        publish(Path(cfg.checkpoint_dir), run_dir, network.name, inference_payload(model, network.model_cfg, network.name, {
-            **summary, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": str(device),
-            "torch": str(torch.__version__), "python": platform.python_version(),
-            "loss_weights": loss_fn.encoder.weights_id, "style_layer_weights": loss_fn.style_layer_weights,
-            "config": asdict(cfg)}, network.style_names))
+        publish(
+            Path(cfg.checkpoint_dir),
+            run_dir,
+            network.name,
+            inference_payload(
+                model,
+                network.model_cfg,
+                network.name,
+                {
+                    **summary,
+                    "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "device": str(device),
+                    "torch": str(torch.__version__),
+                    "python": platform.python_version(),
+                    "loss_weights": loss_fn.encoder.weights_id,
+                    "style_layer_weights": loss_fn.style_layer_weights,
+                    "config": asdict(cfg),
+                },
+                network.style_names,
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -118,13 +118,20 @@ def run_entry(module: str, *overrides: str, cwd: Path, **env: str) -> Finished:
 def run_cli(module: str, *overrides: str, cwd: Path, timeout: float = 300, **env: str) -> Finished:
     """`python -m stylenet.<module>` in a new interpreter: for what only a process shows (start-up, exit status
     as the shell sees it, signals from outside)."""
-    done = subprocess.run([sys.executable, "-m", f"stylenet.{module}", *overrides], cwd=cwd, env=process_env(cwd, **env),
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", f"stylenet.{module}", *overrides],
+        cwd=cwd,
+        env=process_env(cwd, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return Finished(done.returncode, done.stdout, done.stderr)
 
 
-def after_calls(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, calls: int,
-                action: Callable[[tuple[Any, ...]], None]) -> None:
+def after_calls(
+    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, calls: int, action: Callable[[tuple[Any, ...]], None]
+) -> None:
     """Call `action(args)` right after the `calls`-th call of owner.name (a fault: Killed, a Ctrl-C, NaN weights)."""
     original = getattr(owner, name)
     count = 0
@@ -157,19 +164,38 @@ def read_scalars(run_dir: Path) -> EventAccumulator:
 
 def tiny_train_overrides(root: Path, run_dir: Path, steps: int = 30) -> list[str]:
     return [
-        "model=tiny", "loss.pretrained=false", f"data.root={root / 'photos'}", f"style.image={root / 'style.png'}",
-        "style.name=tiny_style", "data.image_size=32", "data.batch_size=2", "data.workers=0", f"steps={steps}",
-        "log_interval=1", "preview.interval=10", "preview.count=2", "checkpoint_interval=10",
-        "keep_checkpoints=2", f"hydra.run.dir={run_dir}", f"checkpoint_dir={run_dir.parent / 'checkpoints'}", "lr=3e-3",
-        "loss.style_layer_norm=auto", "loss.content_weight=3e5",
+        "model=tiny",
+        "loss.pretrained=false",
+        f"data.root={root / 'photos'}",
+        f"style.image={root / 'style.png'}",
+        "style.name=tiny_style",
+        "data.image_size=32",
+        "data.batch_size=2",
+        "data.workers=0",
+        f"steps={steps}",
+        "log_interval=1",
+        "preview.interval=10",
+        "preview.count=2",
+        "checkpoint_interval=10",
+        "keep_checkpoints=2",
+        f"hydra.run.dir={run_dir}",
+        f"checkpoint_dir={run_dir.parent / 'checkpoints'}",
+        "lr=3e-3",
+        "loss.style_layer_norm=auto",
+        "loss.content_weight=3e5",
     ]
 
 
 def multi_style_overrides(root: Path, run_dir: Path, steps: int = 30) -> list[str]:
     """tiny_train_overrides for a network of two styles, 'first' and 'second' (style=multi)."""
-    single = [o for o in tiny_train_overrides(root, run_dir, steps) if not o.startswith(("style.image=", "style.name="))]
-    return single + ["style=multi", f"style.images={{first: {root / 'style.png'}, second: {root / 'style_b.png'}}}",
-                     "style.name=pair"]
+    single = [
+        o for o in tiny_train_overrides(root, run_dir, steps) if not o.startswith(("style.image=", "style.name="))
+    ]
+    return single + [
+        "style=multi",
+        f"style.images={{first: {root / 'style.png'}, second: {root / 'style_b.png'}}}",
+        "style.name=pair",
+    ]
 
 
 @dataclass

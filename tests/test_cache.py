@@ -7,26 +7,47 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import (Finished, after_calls, ctrl_c, kill, multi_style_overrides, read_scalars, run_entry,
-                           tiny_train_overrides)
 from stylenet.data.photos import ImageFolder
 from stylenet.data.precomputed import CacheWriter
 from stylenet.vgg.encoder import VGGEncoder
+from tests.helpers import (
+    Finished,
+    after_calls,
+    ctrl_c,
+    kill,
+    multi_style_overrides,
+    read_scalars,
+    run_entry,
+    tiny_train_overrides,
+)
 
 pytestmark = pytest.mark.slow
 SKIPPED_ROW = 0  # "corrupt.jpg" sorts first in the workspace's photo folder
 
 
 def precompute(workspace: Path, cache: Path, *extra: str, **env: str) -> Finished:
-    overrides = ["data=folder", f"data.root={workspace / 'photos'}", f"data.cache={cache}", "data.image_size=32",
-                 "loss.pretrained=false", "batch_size=2", "commit_interval=1", "data.workers=0", *extra]
+    overrides = [
+        "data=folder",
+        f"data.root={workspace / 'photos'}",
+        f"data.cache={cache}",
+        "data.image_size=32",
+        "loss.pretrained=false",
+        "batch_size=2",
+        "commit_interval=1",
+        "data.workers=0",
+        *extra,
+    ]
     return run_entry("precompute", *overrides, cwd=cache.parent, **env)
 
 
 def train_from_cache(workspace: Path, cache: Path, run_dir: Path, *extra: str) -> Finished:
     # data.root points nowhere: everything must come from the cache.
-    overrides = tiny_train_overrides(workspace, run_dir) + [f"data.cache={cache}", "data.root=/nonexistent",
-                                                            f"checkpoint_dir={run_dir.parent / 'published'}", *extra]
+    overrides = tiny_train_overrides(workspace, run_dir) + [
+        f"data.cache={cache}",
+        "data.root=/nonexistent",
+        f"checkpoint_dir={run_dir.parent / 'published'}",
+        *extra,
+    ]
     return run_entry("train", *overrides, cwd=run_dir.parent)
 
 
@@ -63,8 +84,9 @@ def test_cache_holds_the_crops_and_the_content_features(workspace: Path, cache: 
         torch.testing.assert_close(torch.from_numpy(arrays["features"][row]).float(), expected, rtol=2e-3, atol=2e-3)
 
 
-def test_interrupted_precompute_continues_to_the_same_cache(workspace: Path, cache: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_precompute_continues_to_the_same_cache(
+    workspace: Path, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "cache"
     with monkeypatch.context() as patch:
         after_calls(patch, CacheWriter, "commit", 2, kill)
@@ -88,8 +110,9 @@ def test_interrupted_precompute_continues_to_the_same_cache(workspace: Path, cac
     np.testing.assert_allclose(arrays["features"], expected["features"], rtol=1e-3, atol=1e-6)
 
 
-def test_ctrl_c_stops_precompute_with_progress_kept(workspace: Path, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_stops_precompute_with_progress_kept(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "cache"
     after_calls(monkeypatch, CacheWriter, "commit", 1, ctrl_c)
     stopped = precompute(workspace, folder)
@@ -98,8 +121,9 @@ def test_ctrl_c_stops_precompute_with_progress_kept(workspace: Path, tmp_path: P
     assert np.count_nonzero(np.load(folder / "status.npy")) == 4
 
 
-def test_training_from_the_cache_sees_what_training_from_the_folder_sees(trained_run, cache: Path,
-                                                                        tmp_path: Path) -> None:
+def test_training_from_the_cache_sees_what_training_from_the_folder_sees(
+    trained_run, cache: Path, tmp_path: Path
+) -> None:
     result = train_from_cache(trained_run.root, cache, tmp_path / "run")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "no content VGG pass" in result.stdout
@@ -112,14 +136,18 @@ def test_training_from_the_cache_sees_what_training_from_the_folder_sees(trained
     result = train_from_cache(trained_run.root, cache, tmp_path / "on_device", "data.cache_on_device=true")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "the cache is held in cpu memory" in result.stdout
-    np.testing.assert_allclose([event.value for event in read_scalars(tmp_path / "on_device").Scalars("loss/total")],
-                               cached, rtol=1e-5)
+    np.testing.assert_allclose(
+        [event.value for event in read_scalars(tmp_path / "on_device").Scalars("loss/total")], cached, rtol=1e-5
+    )
 
 
 def test_a_network_of_two_styles_trains_from_the_cache(workspace: Path, cache: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    overrides = multi_style_overrides(workspace, run_dir, steps=6) + [f"data.cache={cache}", "data.root=/nonexistent",
-                                                                      f"checkpoint_dir={tmp_path}"]
+    overrides = multi_style_overrides(workspace, run_dir, steps=6) + [
+        f"data.cache={cache}",
+        "data.root=/nonexistent",
+        f"checkpoint_dir={tmp_path}",
+    ]
     result = run_entry("train", *overrides, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "no content VGG pass" in result.stdout
@@ -127,21 +155,28 @@ def test_a_network_of_two_styles_trains_from_the_cache(workspace: Path, cache: P
     assert torch.load(tmp_path / "pair.pt", weights_only=True)["styles"] == ["first", "second"]
 
 
-@pytest.mark.parametrize("overrides,messages", [
-    (("data.image_size=48", "loss.content_layer=relu3_3"),
-     ("image_size: cache 32, this run 48", "content_layer: cache relu2_2, this run relu3_3")),
-    (("seed=7",), ("VGG weights: cache made with random (digest",)),
-])
-def test_training_refuses_a_cache_made_for_another_config(workspace: Path, cache: Path, tmp_path: Path,
-                                                         overrides: tuple[str, ...], messages: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "overrides,messages",
+    [
+        (
+            ("data.image_size=48", "loss.content_layer=relu3_3"),
+            ("image_size: cache 32, this run 48", "content_layer: cache relu2_2, this run relu3_3"),
+        ),
+        (("seed=7",), ("VGG weights: cache made with random (digest",)),
+    ],
+)
+def test_training_refuses_a_cache_made_for_another_config(
+    workspace: Path, cache: Path, tmp_path: Path, overrides: tuple[str, ...], messages: tuple[str, ...]
+) -> None:
     result = train_from_cache(workspace, cache, tmp_path / "run", *overrides)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert all(message in result.stderr for message in messages), result.stderr
     assert "python -m stylenet.precompute" in result.stderr
 
 
-def test_training_refuses_a_cache_made_with_another_weight_source(workspace: Path, cache: Path, tmp_path: Path,
-                                                                   real_vgg_weights: Path) -> None:
+def test_training_refuses_a_cache_made_with_another_weight_source(
+    workspace: Path, cache: Path, tmp_path: Path, real_vgg_weights: Path
+) -> None:
     result = train_from_cache(workspace, cache, tmp_path / "run", f"loss.weights={real_vgg_weights}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "VGG weights: cache made with random (digest" in result.stderr

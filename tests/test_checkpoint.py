@@ -3,10 +3,10 @@ import os
 import pytest
 import torch
 
-from stylenet.nets.network_file import FORMAT_VERSION, atomic_save, build_model, inference_payload, load_checkpoint
-from stylenet.training.snapshots import latest_training_checkpoint, training_payload
 from stylenet.common.errors import StylenetError
+from stylenet.nets.network_file import FORMAT_VERSION, atomic_save, build_model, inference_payload, load_checkpoint
 from stylenet.nets.transformer import TransformerNet
+from stylenet.training.snapshots import latest_training_checkpoint, training_payload
 
 TINY = {"channels": [8, 16, 16], "num_residual_blocks": 1, "norm": "instance"}
 
@@ -65,10 +65,14 @@ def test_auto_resume_skips_an_unreadable_newest_checkpoint(tmp_path) -> None:
     optimizer = torch.optim.Adam(model.parameters())
     fingerprint = {"seed": 1}
     for run, step in (("old", 4), ("new", 8)):
-        atomic_save(training_payload(model, optimizer, TINY, "x", fingerprint, step, 0, 0),
-                    tmp_path / run / "checkpoints" / f"step_{step:07d}.pt")
-    atomic_save(training_payload(model, optimizer, TINY, "x", {"seed": 2}, 9, 0, 0),
-                tmp_path / "other" / "checkpoints" / "step_0000009.pt")
+        atomic_save(
+            training_payload(model, optimizer, TINY, "x", fingerprint, step, 0, 0),
+            tmp_path / run / "checkpoints" / f"step_{step:07d}.pt",
+        )
+    atomic_save(
+        training_payload(model, optimizer, TINY, "x", {"seed": 2}, 9, 0, 0),
+        tmp_path / "other" / "checkpoints" / "step_0000009.pt",
+    )
     newest = tmp_path / "new" / "checkpoints" / "step_0000008.pt"
     path, payload = latest_training_checkpoint(tmp_path, fingerprint)
     assert path == newest and payload["step"] == 8

@@ -8,7 +8,9 @@ from stylenet.config.compose import CONF_DIR
 from stylenet.nets.transformer import TransformerNet
 from stylenet.vgg.encoder import VGGEncoder
 
-GROUPS = {group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")) for group in ("style", "model", "loss", "data")}
+GROUPS = {
+    group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")) for group in ("style", "model", "loss", "data")
+}
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, options in GROUPS.items() for o in options])
@@ -19,7 +21,9 @@ def test_train_config_composes_with_every_option(group: str, option: str) -> Non
     if group == "model":
         TransformerNet(**container)
     if group == "loss":
-        VGGEncoder(cfg.loss.network, [cfg.loss.content_layer, *cfg.loss.style_layers], cfg.loss.pooling, pretrained=False)
+        VGGEncoder(
+            cfg.loss.network, [cfg.loss.content_layer, *cfg.loss.style_layers], cfg.loss.pooling, pretrained=False
+        )
     if group == "style":
         assert cfg.style.name == option and "size" in cfg.style
 

@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from tests.helpers import random_image, write_images
-from stylenet.data.photos import ImageFolder, collate_skipping_unreadable, load_style_image
 from stylenet.common.errors import StylenetError
+from stylenet.data.photos import ImageFolder, collate_skipping_unreadable, load_style_image
+from tests.helpers import random_image, write_images
 
 
 def test_folder_is_read_recursively_and_cropped(tmp_path) -> None:
@@ -53,9 +53,11 @@ def test_unreachable_style_address_says_how_to_proceed(tmp_path, monkeypatch) ->
 def test_style_addresses_are_cached_by_the_whole_address(tmp_path, monkeypatch) -> None:
     """Two addresses ending in the same file name are two styles; an address ending in '/' still gets a file."""
     monkeypatch.setenv("STYLENET_CACHE", str(tmp_path))
-    served = {"https://a.example/art/style.jpg": random_image(20, 30, seed=1),
-              "https://b.example/other/style.jpg": random_image(30, 20, seed=2),
-              "https://c.example/gallery/": random_image(24, 24, seed=3)}
+    served = {
+        "https://a.example/art/style.jpg": random_image(20, 30, seed=1),
+        "https://b.example/other/style.jpg": random_image(30, 20, seed=2),
+        "https://c.example/gallery/": random_image(24, 24, seed=3),
+    }
     downloads = []
 
     def fake_download(address: str, destination: str, progress: bool = True) -> None:
@@ -63,8 +65,7 @@ def test_style_addresses_are_cached_by_the_whole_address(tmp_path, monkeypatch) 
         served[address].save(destination, format="PNG")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
-    first, second, folder_like = (load_style_image(name, address, 40) for name, address in
-                                  zip(("a", "b", "c"), served))
+    first, second, folder_like = (load_style_image(name, address, 40) for name, address in zip(("a", "b", "c"), served))
     assert first.shape == (3, 27, 40) and second.shape == (3, 40, 27) and folder_like.shape == (3, 40, 40)
     files = sorted((tmp_path / "styles").iterdir())
     assert len(files) == 3 and all(path.is_file() for path in files)
@@ -77,8 +78,8 @@ def test_default_workers_fit_the_machine_without_the_dataloader_warning(tmp_path
     import os
     import warnings
 
-    from stylenet.config.compose import compose_config
     from stylenet.common.runtime import data_workers
+    from stylenet.config.compose import compose_config
 
     assert compose_config("train", ["data=folder", "data.root=x"]).data.workers == "auto"
     for cores, expected in ((1, 0), (2, 1), (3, 2), (64, 4)):
@@ -86,8 +87,12 @@ def test_default_workers_fit_the_machine_without_the_dataloader_warning(tmp_path
         assert data_workers("auto") == expected
     monkeypatch.undo()
     write_images(tmp_path, 4)
-    loader = DataLoader(ImageFolder(tmp_path, 16), batch_size=2, num_workers=data_workers("auto"),
-                        collate_fn=collate_skipping_unreadable)
+    loader = DataLoader(
+        ImageFolder(tmp_path, 16),
+        batch_size=2,
+        num_workers=data_workers("auto"),
+        collate_fn=collate_skipping_unreadable,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # PyTorch warns when the workers exceed what the machine suggests
         assert sum(len(batch) for batch, _, _ in loader) == 4

@@ -14,18 +14,42 @@ STEPS = 6
 
 
 def overrides(root: Path, run_dir: Path, *extra: str) -> list[str]:
-    return ["model=tiny", "loss.pretrained=false", "data=folder", f"data.root={root / 'photos'}",
-            f"style.image={root / 'style.png'}", "style.size=64", "style.name=ddp", "data.image_size=32", "data.batch_size=4",
-            "data.workers=0", f"steps={STEPS}", "log_interval=1", "preview.interval=3", "checkpoint_interval=3",
-            "loss.style_layer_norm=auto", f"hydra.run.dir={run_dir}", f"checkpoint_dir={run_dir.parent / 'published'}",
-            *extra]
+    return [
+        "model=tiny",
+        "loss.pretrained=false",
+        "data=folder",
+        f"data.root={root / 'photos'}",
+        f"style.image={root / 'style.png'}",
+        "style.size=64",
+        "style.name=ddp",
+        "data.image_size=32",
+        "data.batch_size=4",
+        "data.workers=0",
+        f"steps={STEPS}",
+        "log_interval=1",
+        "preview.interval=3",
+        "checkpoint_interval=3",
+        "loss.style_layer_norm=auto",
+        f"hydra.run.dir={run_dir}",
+        f"checkpoint_dir={run_dir.parent / 'published'}",
+        *extra,
+    ]
 
 
 def torchrun(root: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-               "stylenet.train", *overrides(root, run_dir, *extra)]
-    return subprocess.run(command, cwd=run_dir.parent, env=process_env(run_dir.parent), capture_output=True, text=True,
-                          timeout=300)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "stylenet.train",
+        *overrides(root, run_dir, *extra),
+    ]
+    return subprocess.run(
+        command, cwd=run_dir.parent, env=process_env(run_dir.parent), capture_output=True, text=True, timeout=300
+    )
 
 
 def totals(run_dir: Path) -> list[float]:
@@ -88,8 +112,16 @@ def test_a_global_batch_that_does_not_divide_between_the_ranks_is_refused(root: 
 
 def test_every_rank_reads_the_precomputed_cache(root: Path, two_ranks: Path) -> None:
     cache = root / "cache"
-    made = run_entry("precompute", "data=folder", f"data.root={root / 'photos'}", f"data.cache={cache}",
-                     "data.image_size=32", "loss.pretrained=false", "data.workers=0", cwd=root)
+    made = run_entry(
+        "precompute",
+        "data=folder",
+        f"data.root={root / 'photos'}",
+        f"data.cache={cache}",
+        "data.image_size=32",
+        "loss.pretrained=false",
+        "data.workers=0",
+        cwd=root,
+    )
     assert made.returncode == 0, made.stderr[-2000:]
     run_dir = root / "cached" / "run"
     run_dir.parent.mkdir()
@@ -101,24 +133,44 @@ def test_every_rank_reads_the_precomputed_cache(root: Path, two_ranks: Path) -> 
 
 def test_two_ranks_train_a_network_of_two_styles_like_one_process(root: Path) -> None:
     random_image(56, 56, seed=7).save(root / "style_b.png")
-    styles = ["style=multi", f"style.images={{first: {root / 'style.png'}, second: {root / 'style_b.png'}}}",
-              "style.name=ddp", "style.size=64"]
+    styles = [
+        "style=multi",
+        f"style.images={{first: {root / 'style.png'}, second: {root / 'style_b.png'}}}",
+        "style.name=ddp",
+        "style.size=64",
+    ]
     runs = {}
     for name in ("two_styles_two_ranks", "two_styles_one_process"):
         run_dir = root / name / "run"
         run_dir.parent.mkdir()
         extra = [o for o in overrides(root, run_dir) if not o.startswith("style")] + styles
         if name.endswith("ranks"):
-            command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-                       "stylenet.train", *extra]
-            result = subprocess.run(command, cwd=run_dir.parent, env=process_env(run_dir.parent), capture_output=True,
-                                    text=True, timeout=300)
+            command = [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc_per_node=2",
+                "-m",
+                "stylenet.train",
+                *extra,
+            ]
+            result = subprocess.run(
+                command,
+                cwd=run_dir.parent,
+                env=process_env(run_dir.parent),
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         else:
             result = run_entry("train", *extra, cwd=run_dir.parent)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         events = read_scalars(run_dir)
-        runs[name] = {tag: [event.value for event in events.Scalars(tag)]
-                      for tag in ("loss/total", "loss/per_style/first", "loss/per_style/second")}
+        runs[name] = {
+            tag: [event.value for event in events.Scalars(tag)]
+            for tag in ("loss/total", "loss/per_style/first", "loss/per_style/second")
+        }
     for tag, values in runs["two_styles_one_process"].items():
         assert len(values) == STEPS
         assert runs["two_styles_two_ranks"][tag] == pytest.approx(values, rel=1e-4), tag

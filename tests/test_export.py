@@ -12,8 +12,8 @@ from PIL import Image
 import stylenet
 from stylenet.config.compose import model_config
 from stylenet.inference.exported import export_onnx, largest_difference
-from stylenet.nets.transformer import TransformerNet
 from stylenet.inference.onnx_backend import OPSET
+from stylenet.nets.transformer import TransformerNet
 from tests.helpers import TrainedRun, random_image, run_entry, write_images
 
 pytestmark = pytest.mark.slow
@@ -22,8 +22,9 @@ onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed: pip 
 
 
 def export(trained_run: TrainedRun, output: Path, fmt: str, *extra: str):
-    return run_entry("export", f"checkpoint={trained_run.checkpoint}", f"format={fmt}", f"output={output}", *extra,
-                     cwd=output.parent)
+    return run_entry(
+        "export", f"checkpoint={trained_run.checkpoint}", f"format={fmt}", f"output={output}", *extra, cwd=output.parent
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +49,14 @@ def test_onnx_export_matches_pytorch_on_an_odd_size(trained_run: TrainedRun, onn
 
 @pytest.mark.parametrize("variant", ["fast", "realtime"])
 def test_the_exported_graph_of_a_low_resolution_network_is_the_same_function_without_slow_operators(
-        variant: str, tmp_path: Path) -> None:
+    variant: str, tmp_path: Path
+) -> None:
     """Exported, the upsampling stages take their plain form and the padding no index gather: onnxruntime ran
     the pixel shuffle and the gather slowly (BENCHMARKS.md). The function must not change."""
     torch.manual_seed(0)
-    model = TransformerNet(**model_config(variant, ["model.width_multiplier=0.25", "model.num_residual_blocks=1"])).eval()
+    model = TransformerNet(
+        **model_config(variant, ["model.width_multiplier=0.25", "model.num_residual_blocks=1"])
+    ).eval()
     path = tmp_path / f"{variant}.onnx"
     export_onnx(model, path, "{}", OPSET)
     operators = {node.op_type for node in onnx.load(str(path)).graph.node}
@@ -80,10 +84,12 @@ def test_export_keeps_an_existing_file_and_refuses_unknown_formats(trained_run: 
     assert existing.read_bytes() == b"keep me"
     result = export(trained_run, tmp_path / "model.tflite", "tflite")
     assert result.returncode == 2 and "format must be one of onnx, torchscript, got 'tflite'" in result.stderr
-    for override, message in [("tolerance=strict", "tolerance: Value 'strict' of type 'str' could not be converted to Float"),
-                              ("opset=abc", "opset: Value 'abc' of type 'str' could not be converted to Integer"),
-                              ("check_size=[0,0]", "check_size must be [height, width], each at least 16, got [0, 0]"),
-                              ("overwrite=maybe", "overwrite: Value 'maybe' is not a valid bool")]:
+    for override, message in [
+        ("tolerance=strict", "tolerance: Value 'strict' of type 'str' could not be converted to Float"),
+        ("opset=abc", "opset: Value 'abc' of type 'str' could not be converted to Integer"),
+        ("check_size=[0,0]", "check_size must be [height, width], each at least 16, got [0, 0]"),
+        ("overwrite=maybe", "overwrite: Value 'maybe' is not a valid bool"),
+    ]:
         result = export(trained_run, tmp_path / "model.onnx", "onnx", override)
         assert result.returncode == 2 and message in result.stderr, (message, result.stderr)
     result = export(trained_run, tmp_path / "strict.onnx", "onnx", "tolerance=0")  # ONNX differs by ~1e-6
@@ -91,16 +97,27 @@ def test_export_keeps_an_existing_file_and_refuses_unknown_formats(trained_run: 
     assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == [existing]
 
 
-def test_infer_with_onnxruntime_gives_the_pytorch_result(trained_run: TrainedRun, onnx_model: Path,
-                                                         tmp_path: Path) -> None:
+def test_infer_with_onnxruntime_gives_the_pytorch_result(
+    trained_run: TrainedRun, onnx_model: Path, tmp_path: Path
+) -> None:
     random_image(45, 61, seed=2).save(tmp_path / "photo.png")
     outputs, logs = {}, {}
     # an exported file; the inference file on PyTorch; the inference file on the default path (the suite
     # pins STYLENET_BACKEND=torch, conftest.py: here it is cleared, as on a user's machine)
-    for name, backend, checkpoint in [("onnx_file", "onnxruntime", onnx_model), ("torch", "torch", trained_run.checkpoint),
-                                      ("default", "auto", trained_run.checkpoint)]:
-        result = run_entry("infer", f"backend={backend}", f"checkpoint={checkpoint}", f"input={tmp_path / 'photo.png'}",
-                           f"output={tmp_path / name}.png", cwd=tmp_path, STYLENET_BACKEND="")
+    for name, backend, checkpoint in [
+        ("onnx_file", "onnxruntime", onnx_model),
+        ("torch", "torch", trained_run.checkpoint),
+        ("default", "auto", trained_run.checkpoint),
+    ]:
+        result = run_entry(
+            "infer",
+            f"backend={backend}",
+            f"checkpoint={checkpoint}",
+            f"input={tmp_path / 'photo.png'}",
+            f"output={tmp_path / name}.png",
+            cwd=tmp_path,
+            STYLENET_BACKEND="",
+        )
         assert result.returncode == 0, result.stderr
         outputs[name], logs[name] = np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=int), result.stdout
     assert "style 'tiny_style' (onnxruntime, CPUExecutionProvider)" in logs["onnx_file"]
@@ -114,22 +131,36 @@ def test_infer_with_onnxruntime_gives_the_pytorch_result(trained_run: TrainedRun
 
 def test_onnxruntime_says_that_tiles_need_the_torch_backend(onnx_model: Path, tmp_path: Path) -> None:
     random_image(80, 100).save(tmp_path / "big.png")
-    result = run_entry("infer", "backend=onnxruntime", f"checkpoint={onnx_model}", f"input={tmp_path / 'big.png'}",
-                       f"output={tmp_path / 'out.png'}", "tile_size=64", cwd=tmp_path)
+    result = run_entry(
+        "infer",
+        "backend=onnxruntime",
+        f"checkpoint={onnx_model}",
+        f"input={tmp_path / 'big.png'}",
+        f"output={tmp_path / 'out.png'}",
+        "tile_size=64",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "tiles need the network in PyTorch" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out.png").exists()
 
 
 def test_an_onnx_file_refuses_the_torch_backend(onnx_model: Path, tmp_path: Path) -> None:
     random_image(40, 48).save(tmp_path / "photo.png")
-    result = run_entry("infer", "backend=torch", f"checkpoint={onnx_model}", f"input={tmp_path / 'photo.png'}",
-                       f"output={tmp_path / 'out.png'}", cwd=tmp_path)
+    result = run_entry(
+        "infer",
+        "backend=torch",
+        f"checkpoint={onnx_model}",
+        f"input={tmp_path / 'photo.png'}",
+        f"output={tmp_path / 'out.png'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "is an ONNX file: it runs with backend=auto or onnxruntime" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out.png").exists()
 
 
-def test_load_runs_onnxruntime_by_default_on_the_cpu(trained_run: TrainedRun, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_runs_onnxruntime_by_default_on_the_cpu(
+    trained_run: TrainedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from stylenet.common.errors import StylenetError
     from stylenet.inference.stylizer import TorchStylizer, stylize_picture
 
@@ -172,9 +203,11 @@ def test_an_int8_export_is_quantised_calibrated_and_close_to_pytorch(trained_run
     assert int8.describe().startswith("onnxruntime") and int8.style == "tiny_style"
     batch = torch.rand(1, 3, 48, 64)
     assert (int8(batch).clamp(0, 1) - reference(batch).clamp(0, 1)).abs().mean() < 0.03
-    for extra, message in [(["quantize=int8"], "quantize=int8 needs calibration=<a folder of photos"),
-                           (["quantize=int4"], "quantize must be null or one of int8, got 'int4'"),
-                           (["quantize=int8", f"calibration={tmp_path / 'none'}"], "no such folder")]:
+    for extra, message in [
+        (["quantize=int8"], "quantize=int8 needs calibration=<a folder of photos"),
+        (["quantize=int4"], "quantize must be null or one of int8, got 'int4'"),
+        (["quantize=int8", f"calibration={tmp_path / 'none'}"], "no such folder"),
+    ]:
         refused = export(trained_run, tmp_path / "refused.onnx", "onnx", *extra)
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
     refused = export(trained_run, tmp_path / "refused.pt", "torchscript", "quantize=int8", f"calibration={calibration}")

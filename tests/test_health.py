@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import TrainedRun, after_calls, read_scalars, run_entry, tiny_train_overrides
 from stylenet.training.health import FAILURES, HealthMonitor, unstylised_threshold
 from stylenet.training.monitor import RunLog
+from tests.helpers import TrainedRun, after_calls, read_scalars, run_entry, tiny_train_overrides
 
 
 def colourful(seed: int = 0, size: int = 32) -> torch.Tensor:
@@ -18,14 +18,22 @@ def colourful(seed: int = 0, size: int = 32) -> torch.Tensor:
     return torch.rand(2, 3, size, size, generator=generator)
 
 
-HEALTHY = {"content": 900.0, "style": 400.0, "style/relu1_2": 200.0, "style/relu2_2": 200.0, "tv": 350.0, "total": 1650.0}
+HEALTHY = {
+    "content": 900.0,
+    "style": 400.0,
+    "style/relu1_2": 200.0,
+    "style/relu2_2": 200.0,
+    "tv": 350.0,
+    "total": 1650.0,
+}
 
 
 @pytest.fixture
 def monitor(tmp_path: Path):
     run_log = RunLog(tmp_path)
-    yield lambda **options: HealthMonitor(options.pop("mode", "warn"), run_log, options.pop("steps", 100),
-                                          colourful(1), colourful(2)[0], **options)
+    yield lambda **options: HealthMonitor(
+        options.pop("mode", "warn"), run_log, options.pop("steps", 100), colourful(1), colourful(2)[0], **options
+    )
     run_log.close()
 
 
@@ -137,8 +145,15 @@ def test_healthy_run_is_silent_and_tensorboard_tells_its_story(trained_run: Trai
     assert "health:" not in output and "health alarms" not in output
     events = read_scalars(trained_run.run_dir)
     tags = set(events.Tags()["scalars"])
-    assert {"train/grad_norm", "output/mean/r", "output/std/b", "health/output_spatial_std",
-            "health/alarm/collapse", "final/total", "final/images_per_sec"} <= tags
+    assert {
+        "train/grad_norm",
+        "output/mean/r",
+        "output/std/b",
+        "health/output_spatial_std",
+        "health/alarm/collapse",
+        "final/total",
+        "final/images_per_sec",
+    } <= tags
     assert all(event.value > 0 for event in events.Scalars("train/grad_norm"))
     hparams = events.PluginTagToContent("hparams")
     assert any("session_start_info" in tag for tag in hparams)
@@ -157,8 +172,9 @@ def test_style_layer_norm_auto_balances_the_layers_at_the_first_step(trained_run
 
 
 @pytest.mark.slow
-def test_nan_weights_stop_training_and_keep_the_last_good_snapshot(workspace: Path, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nan_weights_stop_training_and_keep_the_last_good_snapshot(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_dir = tmp_path / "run"
     overrides = tiny_train_overrides(workspace, run_dir) + [f"checkpoint_dir={tmp_path / 'published'}"]
 
@@ -180,7 +196,12 @@ def test_health_stop_ends_a_failing_run_with_a_snapshot(workspace: Path, tmp_pat
     run_dir = tmp_path / "run"
     # Nothing but total variation at a high learning rate: within steps the network returns one flat colour.
     overrides = tiny_train_overrides(workspace, run_dir) + [
-        "health=stop", "loss.content_weight=0", "loss.style_weight=0", "loss.tv_weight=1e4", "lr=0.05"]
+        "health=stop",
+        "loss.content_weight=0",
+        "loss.style_weight=0",
+        "loss.tv_weight=1e4",
+        "lr=0.05",
+    ]
     result = run_entry("train", *overrides, cwd=tmp_path)
     assert result.returncode == 2 and "health=stop: training stopped at step" in result.stderr
     assert "because of collapse:" in result.stderr or "because of colour_cast:" in result.stderr
@@ -193,10 +214,14 @@ def test_a_network_that_learns_to_change_nothing_is_caught(workspace: Path, tmp_
     """Trained with a negligible style weight, the network returns its photos: `unstylised` fires once the run is
     late (step 200 of 200), and the inference file records it."""
     run_dir = tmp_path / "run"
-    overrides = [override for override in tiny_train_overrides(workspace, run_dir, steps=200)
-                 if not override.startswith(("log_interval=", "preview.interval="))]
-    result = run_entry("train", *overrides, "log_interval=50", "preview.interval=200", "loss.style_weight=1e-9",
-                       cwd=tmp_path)
+    overrides = [
+        override
+        for override in tiny_train_overrides(workspace, run_dir, steps=200)
+        if not override.startswith(("log_interval=", "preview.interval="))
+    ]
+    result = run_entry(
+        "train", *overrides, "log_interval=50", "preview.interval=200", "loss.style_weight=1e-9", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "health: unstylised at step 200" in result.stdout + result.stderr
     payload = torch.load(tmp_path / "checkpoints" / "tiny_style.pt", weights_only=True)
@@ -206,10 +231,14 @@ def test_a_network_that_learns_to_change_nothing_is_caught(workspace: Path, tmp_
 @pytest.mark.slow
 def test_style_layer_norm_photos_weighs_the_layers_by_the_photos_own_distance(workspace: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    overrides = [override for override in tiny_train_overrides(workspace, run_dir, steps=2)
-                 if not override.startswith("loss.style_layer_norm=")]
-    result = run_entry("train", *overrides, "loss.style_layer_norm=photos", f"checkpoint_dir={tmp_path / 'published'}",
-                       cwd=tmp_path)
+    overrides = [
+        override
+        for override in tiny_train_overrides(workspace, run_dir, steps=2)
+        if not override.startswith("loss.style_layer_norm=")
+    ]
+    result = run_entry(
+        "train", *overrides, "loss.style_layer_norm=photos", f"checkpoint_dir={tmp_path / 'published'}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "style_layer_norm=photos: style layer weights" in result.stdout + result.stderr
     payload = torch.load(tmp_path / "published" / "tiny_style.pt", weights_only=True)

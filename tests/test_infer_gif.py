@@ -33,8 +33,14 @@ def test_a_folder_of_gifs_keeps_animation_timing_and_loop(trained_run: TrainedRu
     random_image(20, 30, seed=9).save(folder / "still.gif")
     (folder / "notes.txt").write_text("not an image")
     (folder / "clip.mov").write_bytes(b"")
-    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={folder}", f"output={tmp_path / 'out'}",
-                       "batch_size=2", cwd=tmp_path)
+    result = run_entry(
+        "infer",
+        f"checkpoint={trained_run.checkpoint}",
+        f"input={folder}",
+        f"output={tmp_path / 'out'}",
+        "batch_size=2",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "3 written, 0 failed; 2 file(s) in" in result.stdout and "are not images" in result.stdout
 
@@ -51,8 +57,13 @@ def test_a_folder_of_gifs_keeps_animation_timing_and_loop(trained_run: TrainedRu
 
 def test_an_animated_gif_needs_a_gif_output(trained_run: TrainedRun, tmp_path: Path) -> None:
     write_animation(tmp_path / "moving.gif", [100, 100], loop=0)
-    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'moving.gif'}",
-                       f"output={tmp_path / 'moving.png'}", cwd=tmp_path)
+    result = run_entry(
+        "infer",
+        f"checkpoint={trained_run.checkpoint}",
+        f"input={tmp_path / 'moving.gif'}",
+        f"output={tmp_path / 'moving.png'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "is an animated GIF: its output is an animated GIF too, so name it .gif" in result.stderr
     assert not (tmp_path / "moving.png").exists()

@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 import stylenet
-from tests.helpers import TrainedRun, random_image, run_entry
-from stylenet.nets.transformer import InstanceNorm, TransformerNet
 from stylenet.inference.stylizer import PictureOptions, TorchStylizer, stylize_pictures
 from stylenet.inference.tiling import stylize_in_tiles, tile_spans
+from stylenet.nets.transformer import InstanceNorm, TransformerNet
+from tests.helpers import TrainedRun, random_image, run_entry
 
 pytestmark = pytest.mark.slow
 
@@ -29,12 +29,16 @@ def test_tile_spans_cover_the_length_on_the_networks_grid() -> None:
     assert tile_spans(100, 160, 64, multiple=8) == [(0, 100)]
 
 
-@pytest.mark.parametrize("variant,tile,overlap", [
-    (dict(channels=(8, 16, 16), num_residual_blocks=1), 128, 64),
-    # at half resolution the receptive field is twice as wide, and so must be the overlap
-    (dict(channels=(8, 16, 16), num_residual_blocks=1, downsample=2, separable=True, detail_skip=True), 200, 100),
-    (dict(channels=(8, 16, 16), num_residual_blocks=1, num_styles=2), 128, 64),
-], ids=["johnson-like", "fast-like", "two-styles-blended"])
+@pytest.mark.parametrize(
+    "variant,tile,overlap",
+    [
+        (dict(channels=(8, 16, 16), num_residual_blocks=1), 128, 64),
+        # at half resolution the receptive field is twice as wide, and so must be the overlap
+        (dict(channels=(8, 16, 16), num_residual_blocks=1, downsample=2, separable=True, detail_skip=True), 200, 100),
+        (dict(channels=(8, 16, 16), num_residual_blocks=1, num_styles=2), 128, 64),
+    ],
+    ids=["johnson-like", "fast-like", "two-styles-blended"],
+)
 def test_tiles_with_the_whole_images_statistics_equal_the_whole_image(variant: dict, tile: int, overlap: int) -> None:
     torch.manual_seed(0)
     model = TransformerNet(**variant)
@@ -42,22 +46,27 @@ def test_tiles_with_the_whole_images_statistics_equal_the_whole_image(variant: d
         for parameter in model.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))  # norms that do something
     blend = torch.tensor([0.3, 0.7]) if model.num_styles > 1 else None
-    stylizer = TorchStylizer(model, torch.device("cpu"), "test", {}, styles=["a", "b"][:model.num_styles], weights=blend)
+    stylizer = TorchStylizer(
+        model, torch.device("cpu"), "test", {}, styles=["a", "b"][: model.num_styles], weights=blend
+    )
     image = smooth_image(250, 330)
     whole = stylizer.run(image)
     with torch.inference_mode():
         tiled = stylize_in_tiles(stylizer.run, model, image, tile, overlap)
     assert tiled.shape == whole.shape
     assert (tiled - whole).abs().max() < 0.02 and (tiled - whole).abs().mean() < 1e-3
-    assert all(norm.statistics is None
-               for norm in model.modules() if isinstance(norm, InstanceNorm))  # the network is left as it was
+    assert all(
+        norm.statistics is None for norm in model.modules() if isinstance(norm, InstanceNorm)
+    )  # the network is left as it was
 
 
 def test_tiles_share_the_whole_images_statistics_instead_of_their_own(trained_run: TrainedRun) -> None:
     stylizer = stylenet.load(trained_run.checkpoint, device="cpu")
     photo = random_image(150, 200, seed=3)
     whole = np.asarray(stylize_pictures(stylizer, [photo])[0], dtype=float)
-    tiled = np.asarray(stylize_pictures(stylizer, [photo], PictureOptions(tile_size=64, tile_overlap=32))[0], dtype=float)
+    tiled = np.asarray(
+        stylize_pictures(stylizer, [photo], PictureOptions(tile_size=64, tile_overlap=32))[0], dtype=float
+    )
     image = torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
     naive = torch.zeros_like(image)
     for top, bottom in tile_spans(150, 64, 0, 4):
@@ -71,26 +80,44 @@ def test_tiles_share_the_whole_images_statistics_instead_of_their_own(trained_ru
 
 def test_a_large_image_is_stylised_in_tiles_by_the_entry_point(trained_run: TrainedRun, tmp_path: Path) -> None:
     random_image(150, 200, seed=3).save(tmp_path / "big.png")
-    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'big.png'}",
-                       f"output={tmp_path / 'tiled.png'}", "tile_size=64", "tile_overlap=32", cwd=tmp_path)
+    result = run_entry(
+        "infer",
+        f"checkpoint={trained_run.checkpoint}",
+        f"input={tmp_path / 'big.png'}",
+        f"output={tmp_path / 'tiled.png'}",
+        "tile_size=64",
+        "tile_overlap=32",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     stylizer = stylenet.load(trained_run.checkpoint, device="cpu")
-    expected = stylize_pictures(stylizer, [Image.open(tmp_path / "big.png")], PictureOptions(tile_size=64, tile_overlap=32))
+    expected = stylize_pictures(
+        stylizer, [Image.open(tmp_path / "big.png")], PictureOptions(tile_size=64, tile_overlap=32)
+    )
     assert Image.open(tmp_path / "tiled.png").tobytes() == expected[0].tobytes()
 
 
 def test_bad_settings_are_clear_errors(trained_run: TrainedRun, tmp_path: Path) -> None:
     random_image(90, 90).save(tmp_path / "in.png")
-    for override, message in [("tile_overlap=40", "tile_overlap must be between 0 and half of tile_size (64), got 40"),
-                              ("tile_size=8", "tile_size must be at least 32 pixels (or null), got 8"),
-                              ("backend=tensorrt", "backend must be one of auto, torch, onnxruntime, got 'tensorrt'"),
-                              ("tile_size=big", "tile_size: Value 'big' of type 'str' could not be converted to Integer"),
-                              ("strength=lots", "strength: Value 'lots' of type 'str' could not be converted to Float"),
-                              ("preserve_color=maybe", "preserve_color: Value 'maybe' is not a valid bool"),
-                              ("overwrite=maybe", "overwrite: Value 'maybe' is not a valid bool"),
-                              ("max_size=big", "max_size: Value 'big' of type 'str' could not be converted to Integer")]:
-        result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'in.png'}",
-                           f"output={tmp_path / 'out.png'}", "tile_size=64", override, cwd=tmp_path)
+    for override, message in [
+        ("tile_overlap=40", "tile_overlap must be between 0 and half of tile_size (64), got 40"),
+        ("tile_size=8", "tile_size must be at least 32 pixels (or null), got 8"),
+        ("backend=tensorrt", "backend must be one of auto, torch, onnxruntime, got 'tensorrt'"),
+        ("tile_size=big", "tile_size: Value 'big' of type 'str' could not be converted to Integer"),
+        ("strength=lots", "strength: Value 'lots' of type 'str' could not be converted to Float"),
+        ("preserve_color=maybe", "preserve_color: Value 'maybe' is not a valid bool"),
+        ("overwrite=maybe", "overwrite: Value 'maybe' is not a valid bool"),
+        ("max_size=big", "max_size: Value 'big' of type 'str' could not be converted to Integer"),
+    ]:
+        result = run_entry(
+            "infer",
+            f"checkpoint={trained_run.checkpoint}",
+            f"input={tmp_path / 'in.png'}",
+            f"output={tmp_path / 'out.png'}",
+            "tile_size=64",
+            override,
+            cwd=tmp_path,
+        )
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 

@@ -38,8 +38,9 @@ def perceptual() -> PerceptualLoss:
     torch.manual_seed(0)
     layers = {"relu1_2": 1.0, "relu2_2": 0.5}
     encoder = VGGEncoder("vgg16", ["relu2_2", *layers], pretrained=False)
-    return PerceptualLoss(encoder, torch.rand(3, 40, 30), "relu2_2", layers,
-                          content_weight=2.0, style_weight=10.0, tv_weight=3.0)
+    return PerceptualLoss(
+        encoder, torch.rand(3, 40, 30), "relu2_2", layers, content_weight=2.0, style_weight=10.0, tv_weight=3.0
+    )
 
 
 def test_perceptual_loss_terms_add_up(perceptual: PerceptualLoss) -> None:
@@ -99,7 +100,8 @@ def test_stored_layer_weights_must_name_the_losss_layers() -> None:
 
 
 def test_weights_relative_to_the_photos_make_every_painting_as_far_from_an_unchanged_photo(
-        perceptual: PerceptualLoss) -> None:
+    perceptual: PerceptualLoss,
+) -> None:
     photos = torch.rand(4, 3, 32, 32)
     configured = {"relu1_2": 1.0, "relu2_2": 3.0}
     owns = []
@@ -109,7 +111,10 @@ def test_weights_relative_to_the_photos_make_every_painting_as_far_from_an_uncha
         before = loss.style_term(photos)
         raw = {name: float(value) for name, value in loss.style_layer_losses(photos).items()}
         loss.relative_to_photos(raw)
-        shares = {name: float(value) * loss.style_layer_weights[name] for name, value in loss.style_layer_losses(photos).items()}
+        shares = {
+            name: float(value) * loss.style_layer_weights[name]
+            for name, value in loss.style_layer_losses(photos).items()
+        }
         assert shares == pytest.approx(configured, rel=1e-4)  # each layer counts as configured
         owns.append((before, loss.style_term(photos)))
     assert owns[0][0] != pytest.approx(owns[1][0], rel=0.1)  # the paintings differ before ...

@@ -26,9 +26,15 @@ def test_gradients_reach_every_parameter() -> None:
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
-@pytest.mark.parametrize("kwargs,message", [({"channels": (8, 16)}, "3 widths"), ({"norm": "layer"}, "norm must be"),
-                                            ({"downsample": 3}, "downsample must be one of 1, 2, 4"),
-                                            ({"upsampling": "cubic"}, "upsampling must be one of learned, bilinear")])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"channels": (8, 16)}, "3 widths"),
+        ({"norm": "layer"}, "norm must be"),
+        ({"downsample": 3}, "downsample must be one of 1, 2, 4"),
+        ({"upsampling": "cubic"}, "upsampling must be one of learned, bilinear"),
+    ],
+)
 def test_bad_config_is_refused_with_a_message(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TransformerNet(**kwargs)
@@ -51,8 +57,11 @@ def test_variants_are_what_their_names_say() -> None:
     assert TransformerNet(**model_config("resize")).downsample == 2
     realtime = TransformerNet(**model_config("realtime"))
     assert realtime.downsample == 4 and realtime.detail is not None and counts["realtime"] < counts["johnson"] / 3
-    grouped = [m for m in TransformerNet(**model_config("separable")).modules()
-               if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    grouped = [
+        m
+        for m in TransformerNet(**model_config("separable")).modules()
+        if isinstance(m, torch.nn.Conv2d) and m.groups > 1
+    ]
     assert grouped and all(m.groups == m.in_channels for m in grouped)
 
 
@@ -96,8 +105,9 @@ def test_width_multiplier_and_depth_are_config() -> None:
 @pytest.mark.parametrize("groups,in_channels,out_channels", [(1, 5, 3), (6, 6, 6)])
 def test_fused_upsample_conv_equals_upsample_pad_conv(groups: int, in_channels: int, out_channels: int) -> None:
     fused = FusedUpsampleConv(in_channels, out_channels, groups=groups)
-    reference = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2, mode="nearest"), torch.nn.ReflectionPad2d(1),
-                                    fused.conv)
+    reference = torch.nn.Sequential(
+        torch.nn.Upsample(scale_factor=2, mode="nearest"), torch.nn.ReflectionPad2d(1), fused.conv
+    )
     image = torch.randn(2, in_channels, 7, 10)
     assert torch.allclose(fused(image), reference(image), atol=1e-5)
     fused(image).sum().backward()

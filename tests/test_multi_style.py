@@ -11,16 +11,16 @@ import torch
 from PIL import Image
 
 import stylenet
-from tests.helpers import multi_style_overrides, random_image, read_scalars, run_entry
+from stylenet.common.errors import StylenetError
+from stylenet.common.runtime import Distributed
 from stylenet.config.compose import compose_options, model_config
 from stylenet.data.photos import StyleOptions
-from stylenet.common.errors import StylenetError
+from stylenet.inference.stylizer import style_weights
 from stylenet.loss.perceptual import PER_IMAGE_STYLE, PerceptualLoss
 from stylenet.nets.transformer import TransformerNet
-from stylenet.common.runtime import Distributed
-from stylenet.inference.stylizer import style_weights
 from stylenet.training.loop import Interval, StyleSchedule
 from stylenet.vgg.encoder import VGGEncoder
+from tests.helpers import multi_style_overrides, random_image, read_scalars, run_entry
 
 VARIANTS = ("johnson", "separable", "resize", "fast", "realtime")
 
@@ -52,9 +52,15 @@ def test_each_style_gives_its_own_output_and_a_one_hot_mix_is_that_style_exactly
 
 def test_a_mix_of_one_and_zero_equals_the_style_bit_for_bit_through_the_python_api(tmp_path: Path) -> None:
     model = two_style_network()
-    payload = {"kind": "inference", "format_version": 2, "model": model.state_dict(),
-               "model_cfg": {**model_config("tiny", ["model.width_multiplier=0.5"]), "num_styles": 2},
-               "style": "pair", "styles": ["calm", "storm"], "summary": {}}
+    payload = {
+        "kind": "inference",
+        "format_version": 2,
+        "model": model.state_dict(),
+        "model_cfg": {**model_config("tiny", ["model.width_multiplier=0.5"]), "num_styles": 2},
+        "style": "pair",
+        "styles": ["calm", "storm"],
+        "summary": {},
+    }
     torch.save(payload, tmp_path / "pair.pt")
     photos = torch.rand(3, 3, 24, 40)
     by_index = stylenet.load(tmp_path / "pair.pt", device="cpu", style_index=0)(photos)
@@ -70,12 +76,22 @@ def test_inference_files_of_format_1_still_load(tmp_path: Path) -> None:
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.1)
-    old_keys = {key.replace("scales.0", "weight").replace("shifts.0", "bias"): value
-                for key, value in model.state_dict().items()}
+    old_keys = {
+        key.replace("scales.0", "weight").replace("shifts.0", "bias"): value
+        for key, value in model.state_dict().items()
+    }
     assert "encoder.0.1.weight" in old_keys  # nn.InstanceNorm2d's names, as format 1 files have them
-    torch.save({"kind": "inference", "format_version": 1, "model": old_keys,
-                "model_cfg": {"channels": [8, 16, 16], "num_residual_blocks": 1}, "style": "old", "summary": {}},
-               tmp_path / "old.pt")
+    torch.save(
+        {
+            "kind": "inference",
+            "format_version": 1,
+            "model": old_keys,
+            "model_cfg": {"channels": [8, 16, 16], "num_residual_blocks": 1},
+            "style": "old",
+            "summary": {},
+        },
+        tmp_path / "old.pt",
+    )
     reloaded = stylenet.load(tmp_path / "old.pt", device="cpu")
     photo = torch.rand(1, 3, 20, 28)
     assert reloaded.styles == ["old"] and torch.equal(reloaded(photo), model.eval()(photo))
@@ -104,8 +120,13 @@ def test_multi_style_loss_compares_each_image_with_its_own_style() -> None:
     torch.manual_seed(0)
     encoder = VGGEncoder("vgg16", ["relu2_2", "relu1_2", "relu3_3"], "max", pretrained=False)
     styles = [torch.rand(3, 40, 48), torch.rand(3, 32, 32)]
-    weights = {"content_layer": "relu2_2", "style_layers": {"relu1_2": 1.0, "relu3_3": 2.0}, "content_weight": 1.0,
-               "style_weight": 1e3, "tv_weight": 1.0}
+    weights = {
+        "content_layer": "relu2_2",
+        "style_layers": {"relu1_2": 1.0, "relu3_3": 2.0},
+        "content_weight": 1.0,
+        "style_weight": 1e3,
+        "tv_weight": 1.0,
+    }
     both = PerceptualLoss(encoder, styles, **weights)
     output, content = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
     index = torch.tensor([0, 1, 1, 0])
@@ -142,12 +163,14 @@ def test_choosing_a_style_refuses_what_does_not_fit() -> None:
     names = ["calm", "storm"]
     assert style_weights(["only"]) is None
     assert style_weights(names, mix={"calm": 0.25, 1: 0.75}).tolist() == [0.25, 0.75]
-    for kwargs, message in [({}, "has 2 styles \\(0 calm, 1 storm\\): choose one with style_name"),
-                            ({"name": "sun"}, "no style 'sun' in this network"),
-                            ({"index": 2}, "style_index: no style 2"),
-                            ({"name": "calm", "index": 0}, "not with style_name and style_index"),
-                            ({"mix": {"calm": 0.5, "storm": 0.6}}, "must add up to 1, got 1.1"),
-                            ({"mix": {"calm": -1, "storm": 2}}, "must be a number from 0")]:
+    for kwargs, message in [
+        ({}, "has 2 styles \\(0 calm, 1 storm\\): choose one with style_name"),
+        ({"name": "sun"}, "no style 'sun' in this network"),
+        ({"index": 2}, "style_index: no style 2"),
+        ({"name": "calm", "index": 0}, "not with style_name and style_index"),
+        ({"mix": {"calm": 0.5, "storm": 0.6}}, "must add up to 1, got 1.1"),
+        ({"mix": {"calm": -1, "storm": 2}}, "must be a number from 0"),
+    ]:
         with pytest.raises(StylenetError, match=message):
             style_weights(names, **kwargs)
 
@@ -175,8 +198,9 @@ class Pair:
 @pytest.fixture(scope="module")
 def pair(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Pair:
     root = tmp_path_factory.mktemp("pair")
-    result = run_entry("train", *multi_style_overrides(workspace, root / "run", steps=20), f"checkpoint_dir={root}",
-                       cwd=root)
+    result = run_entry(
+        "train", *multi_style_overrides(workspace, root / "run", steps=20), f"checkpoint_dir={root}", cwd=root
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 styles in one network; training first, second" in result.stdout + result.stderr
     return Pair(root, root / "run", root / "pair.pt")
@@ -185,7 +209,9 @@ def pair(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Pair:
 @pytest.mark.slow
 def test_training_logs_a_loss_per_style_and_records_the_names(pair: Pair) -> None:
     events = read_scalars(pair.run_dir)
-    first, second = ([event.value for event in events.Scalars(f"loss/per_style/{name}")] for name in ("first", "second"))
+    first, second = (
+        [event.value for event in events.Scalars(f"loss/per_style/{name}")] for name in ("first", "second")
+    )
     # Batches of 2 take one image of each style, or one image where the corrupt photo was skipped.
     assert len(events.Scalars("loss/style")) == 20 and 10 <= len(first) <= 20 and 10 <= len(second) <= 20
     assert len(first) + len(second) >= 30
@@ -202,15 +228,28 @@ def test_infer_picks_styles_by_index_name_or_mix(pair: Pair, tmp_path: Path) -> 
     random_image(37, 53).save(tmp_path / "photo.png")
 
     def infer(output: str, *choice: str):
-        return run_entry("infer", f"checkpoint={pair.checkpoint}", f"input={tmp_path / 'photo.png'}",
-                         f"output={tmp_path / output}", *choice, cwd=tmp_path)
+        return run_entry(
+            "infer",
+            f"checkpoint={pair.checkpoint}",
+            f"input={tmp_path / 'photo.png'}",
+            f"output={tmp_path / output}",
+            *choice,
+            cwd=tmp_path,
+        )
 
-    for output, choice in [("index0.png", "style_index=0"), ("mix.png", "style_mix={first: 1, second: 0}"),
-                           ("second.png", "style_name=second"), ("half.png", "style_mix={first: 0.5, second: 0.5}")]:
+    for output, choice in [
+        ("index0.png", "style_index=0"),
+        ("mix.png", "style_mix={first: 1, second: 0}"),
+        ("second.png", "style_name=second"),
+        ("half.png", "style_mix={first: 0.5, second: 0.5}"),
+    ]:
         result = infer(output, choice)
         assert result.returncode == 0, result.stderr
     assert "style 'pair: 0.5 first + 0.5 second'" in result.stdout + result.stderr
-    pixels = {name: np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=int) for name in ("index0", "mix", "second", "half")}
+    pixels = {
+        name: np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=int)
+        for name in ("index0", "mix", "second", "half")
+    }
     assert np.array_equal(pixels["index0"], pixels["mix"])
     assert np.abs(pixels["index0"] - pixels["second"]).mean() > 1
     unchosen = infer("none.png")
@@ -222,10 +261,19 @@ def test_infer_picks_styles_by_index_name_or_mix(pair: Pair, tmp_path: Path) -> 
 def added(pair: Pair, workspace: Path) -> Path:
     """A third style added to the pair: only its normalisation parameters train."""
     random_image(48, 64, seed=23).save(pair.root / "third.png")
-    overrides = [o for o in multi_style_overrides(workspace, pair.root / "added_run", steps=10)
-                 if not o.startswith("style")]
-    result = run_entry("train", *overrides, "style=custom", f"style.image={pair.root / 'third.png'}", "style.name=third",
-                       f"add_style_to={pair.checkpoint}", f"checkpoint_dir={pair.root}", cwd=pair.root)
+    overrides = [
+        o for o in multi_style_overrides(workspace, pair.root / "added_run", steps=10) if not o.startswith("style")
+    ]
+    result = run_entry(
+        "train",
+        *overrides,
+        "style=custom",
+        f"style.image={pair.root / 'third.png'}",
+        "style.name=third",
+        f"add_style_to={pair.checkpoint}",
+        f"checkpoint_dir={pair.root}",
+        cwd=pair.root,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return pair.root / "pair+third.pt"
 
@@ -251,16 +299,24 @@ def test_adding_a_style_leaves_the_first_two_bit_for_bit(pair: Pair, added: Path
 @pytest.mark.slow
 def test_adding_a_style_refuses_a_name_the_network_has(pair: Pair, workspace: Path, tmp_path: Path) -> None:
     overrides = [o for o in multi_style_overrides(workspace, tmp_path / "run", steps=2) if not o.startswith("style")]
-    result = run_entry("train", *overrides, "style=custom", f"style.image={workspace / 'style.png'}", "style.name=first",
-                       f"add_style_to={pair.checkpoint}", cwd=tmp_path)
+    result = run_entry(
+        "train",
+        *overrides,
+        "style=custom",
+        f"style.image={workspace / 'style.png'}",
+        "style.name=first",
+        f"add_style_to={pair.checkpoint}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "already has style(s) first" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow
 def test_num_styles_must_match_the_style_images(workspace: Path, tmp_path: Path) -> None:
-    result = run_entry("train", *multi_style_overrides(workspace, tmp_path / "run", steps=2), "model.num_styles=3",
-                       cwd=tmp_path)
+    result = run_entry(
+        "train", *multi_style_overrides(workspace, tmp_path / "run", steps=2), "model.num_styles=3", cwd=tmp_path
+    )
     assert result.returncode == 2
     assert "model.num_styles=3, but style 'pair' has 2 image(s)" in result.stderr and "Traceback" not in result.stderr
 
@@ -278,8 +334,9 @@ def added_onnx(added: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_export_takes_the_style_weights_as_an_input(added: Path, tmp_path: Path, fmt: str,
-                                                    request: pytest.FixtureRequest) -> None:
+def test_export_takes_the_style_weights_as_an_input(
+    added: Path, tmp_path: Path, fmt: str, request: pytest.FixtureRequest
+) -> None:
     if fmt == "onnx":
         output = request.getfixturevalue("added_onnx")
     else:
@@ -287,8 +344,12 @@ def test_export_takes_the_style_weights_as_an_input(added: Path, tmp_path: Path,
         result = run_entry("export", f"checkpoint={added}", f"format={fmt}", f"output={output}", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
     photos, weights = torch.rand(2, 3, 41, 29), torch.tensor([[0.0, 0.0, 1.0], [0.2, 0.3, 0.5]])
-    expected = torch.stack([stylenet.load(added, device="cpu", style_mix=dict(enumerate(row.tolist())))(photos[i:i + 1])[0]
-                            for i, row in enumerate(weights)])
+    expected = torch.stack(
+        [
+            stylenet.load(added, device="cpu", style_mix=dict(enumerate(row.tolist())))(photos[i : i + 1])[0]
+            for i, row in enumerate(weights)
+        ]
+    )
     if fmt == "onnx":
         import onnxruntime
 
@@ -307,8 +368,15 @@ def test_onnxruntime_backend_picks_a_style_by_name(added: Path, added_onnx: Path
     random_image(40, 48).save(tmp_path / "photo.png")
     outputs = {}
     for backend, checkpoint in (("torch", added), ("onnxruntime", added_onnx)):
-        result = run_entry("infer", f"checkpoint={checkpoint}", f"backend={backend}", f"input={tmp_path / 'photo.png'}",
-                           f"output={tmp_path / backend}.png", "style_name=third", cwd=tmp_path)
+        result = run_entry(
+            "infer",
+            f"checkpoint={checkpoint}",
+            f"backend={backend}",
+            f"input={tmp_path / 'photo.png'}",
+            f"output={tmp_path / backend}.png",
+            "style_name=third",
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr
         outputs[backend] = np.asarray(Image.open(tmp_path / f"{backend}.png"), dtype=int)
     assert np.abs(outputs["torch"] - outputs["onnxruntime"]).max() <= 1
@@ -316,19 +384,35 @@ def test_onnxruntime_backend_picks_a_style_by_name(added: Path, added_onnx: Path
 
 @pytest.mark.slow
 def test_evaluate_scores_one_style_of_the_network(pair: Pair, workspace: Path, tmp_path: Path) -> None:
-    result = run_entry("evaluate", f"checkpoint={pair.checkpoint}", f"photos={workspace / 'photos'}", "iterations=[2]",
-                       "image_size=32", "loss.pretrained=false", "style_name=second", f"output={tmp_path}", cwd=tmp_path)
+    result = run_entry(
+        "evaluate",
+        f"checkpoint={pair.checkpoint}",
+        f"photos={workspace / 'photos'}",
+        "iterations=[2]",
+        "image_size=32",
+        "loss.pretrained=false",
+        "style_name=second",
+        f"output={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(pair: second)" in (tmp_path / "report.md").read_text()
-
 
 
 @pytest.mark.slow
 def test_optimisation_refuses_a_set_of_styles(workspace: Path, tmp_path: Path) -> None:
     random_image(24, 24).save(tmp_path / "photo.png")
-    result = run_entry("optimize", f"content={tmp_path / 'photo.png'}", "style=multi",
-                       f"style.images=[{workspace / 'style.png'},{workspace / 'style_b.png'}]", "loss.pretrained=false",
-                       "iterations=1", "image_size=24", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    result = run_entry(
+        "optimize",
+        f"content={tmp_path / 'photo.png'}",
+        "style=multi",
+        f"style.images=[{workspace / 'style.png'},{workspace / 'style_b.png'}]",
+        "loss.pretrained=false",
+        "iterations=1",
+        "image_size=24",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "optimisation takes one style image; style 'multi' has 2" in result.stderr
 
@@ -339,10 +423,20 @@ def test_style_images_must_be_a_list_or_mapping() -> None:
 
 
 @pytest.mark.slow
-def test_evaluate_asks_for_the_image_of_a_style_trained_in_an_earlier_run(added: Path, workspace: Path,
-                                                                       tmp_path: Path) -> None:
-    result = run_entry("evaluate", f"checkpoint={added}", f"photos={workspace / 'photos'}", "iterations=[1]",
-                       "image_size=32", "loss.pretrained=false", "style_name=first", f"output={tmp_path}", cwd=tmp_path)
+def test_evaluate_asks_for_the_image_of_a_style_trained_in_an_earlier_run(
+    added: Path, workspace: Path, tmp_path: Path
+) -> None:
+    result = run_entry(
+        "evaluate",
+        f"checkpoint={added}",
+        f"photos={workspace / 'photos'}",
+        "iterations=[1]",
+        "image_size=32",
+        "loss.pretrained=false",
+        "style_name=first",
+        f"output={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "the image of style 'first' is not recorded" in result.stderr and "pass style_image=" in result.stderr
 
@@ -350,10 +444,27 @@ def test_evaluate_asks_for_the_image_of_a_style_trained_in_an_earlier_run(added:
 @pytest.mark.slow
 def test_adding_a_style_needs_a_network_with_instance_norm(workspace: Path, tmp_path: Path) -> None:
     model_cfg = {**model_config("tiny"), "norm": "batch"}
-    torch.save({"kind": "inference", "format_version": 2, "model": TransformerNet(**model_cfg).state_dict(),
-                "model_cfg": model_cfg, "style": "batchy", "styles": ["batchy"], "summary": {}}, tmp_path / "batchy.pt")
+    torch.save(
+        {
+            "kind": "inference",
+            "format_version": 2,
+            "model": TransformerNet(**model_cfg).state_dict(),
+            "model_cfg": model_cfg,
+            "style": "batchy",
+            "styles": ["batchy"],
+            "summary": {},
+        },
+        tmp_path / "batchy.pt",
+    )
     overrides = [o for o in multi_style_overrides(workspace, tmp_path / "run", steps=2) if not o.startswith("style")]
-    result = run_entry("train", *overrides, "style=custom", f"style.image={workspace / 'style.png'}", "style.name=new",
-                       f"add_style_to={tmp_path / 'batchy.pt'}", cwd=tmp_path)
+    result = run_entry(
+        "train",
+        *overrides,
+        "style=custom",
+        f"style.image={workspace / 'style.png'}",
+        "style.name=new",
+        f"add_style_to={tmp_path / 'batchy.pt'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "has no instance norm" in result.stderr

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers import random_image, run_entry, write_images
 from stylenet.common.images import pil_to_tensor, save_image
 from stylenet.loss.scores import MEASURE_LAYERS, PictureScorer
 from stylenet.vgg.encoder import VGGEncoder
+from tests.helpers import random_image, run_entry, write_images
 
 SIZE = 96
 
@@ -23,7 +23,7 @@ def scene(seed: int = 3) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     for _ in range(6):
         top, left = torch.randint(0, SIZE - 24, (2,), generator=generator).tolist()
-        image[..., top:top + 20, left:left + 20] = torch.rand(3, 1, 1, generator=generator)
+        image[..., top : top + 20, left : left + 20] = torch.rand(3, 1, 1, generator=generator)
     return image
 
 
@@ -53,8 +53,13 @@ def test_the_photo_itself_keeps_everything_and_is_not_stylised(scorer: PictureSc
 
 def test_the_style_image_itself_is_fully_stylised_and_keeps_nothing(scorer: PictureScorer) -> None:
     photo = scene()
-    style = F.interpolate(pil_to_tensor(random_image(64, 80, seed=99)).unsqueeze(0), size=photo.shape[-2:],
-                          mode="bilinear", align_corners=False, antialias=True)
+    style = F.interpolate(
+        pil_to_tensor(random_image(64, 80, seed=99)).unsqueeze(0),
+        size=photo.shape[-2:],
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )
     scores = scorer.score(style, photo)
     assert scores["style"] < 0.2 and scores["strokes"] < 0.2, scores
     assert scores["layout"] < 0.5 and scores["edges"] < 0.5, scores
@@ -87,10 +92,21 @@ def test_score_entry_point_scores_networks_and_finished_pictures(workspace: Path
     pictures = tmp_path / "elsewhere"
     for path in paths:
         save_image(blurred(pil_to_tensor(random_image(48, 48, seed=1)).unsqueeze(0)), pictures / f"{path.stem}.png")
-    common = [f"photos={photos}", f"style_image={workspace / 'style.png'}", "size=48", "vgg.pretrained=false",
-              "vgg.weights=null"]
-    result = run_entry("score", *common, f"checkpoint=[{trained_run.checkpoint}]", f"pictures=[{pictures}]",
-                       f"output={tmp_path / 'report'}", cwd=tmp_path)
+    common = [
+        f"photos={photos}",
+        f"style_image={workspace / 'style.png'}",
+        "size=48",
+        "vgg.pretrained=false",
+        "vgg.weights=null",
+    ]
+    result = run_entry(
+        "score",
+        *common,
+        f"checkpoint=[{trained_run.checkpoint}]",
+        f"pictures=[{pictures}]",
+        f"output={tmp_path / 'report'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = (tmp_path / "report" / "report.md").read_text()
     assert "| photo | 1.000 | 1.000 | 1.000 | 1.000 |" in report

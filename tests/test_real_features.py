@@ -7,22 +7,21 @@ and fail under CI (conftest.real_vgg_weights).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import random_image, run_entry, write_images
-from dataclasses import replace
-
-from stylenet.config.compose import compose_options
 from stylenet.common.images import pil_to_tensor
-from stylenet.nets.network_file import build_model
-from stylenet.loss.perceptual import LossOptions, PerceptualLoss, gram_matrix, perceptual_loss, style_loss
-from stylenet.nets.transformer import TransformerNet
+from stylenet.config.compose import compose_options
 from stylenet.loss.gatys import optimize_image
+from stylenet.loss.perceptual import LossOptions, PerceptualLoss, gram_matrix, perceptual_loss, style_loss
+from stylenet.nets.network_file import build_model
+from stylenet.nets.transformer import TransformerNet
 from stylenet.vgg.encoder import VGGEncoder
+from tests.helpers import random_image, run_entry, write_images
 
 SIZE = 64
 OPTIMISATION_STYLE_WEIGHT = 3e4  # loss=vgg16_hed_balanced's, for stylenet.optimize
@@ -41,7 +40,9 @@ def striped_painting(size: int = 96) -> Image.Image:
 @pytest.fixture(scope="module")
 def real_loss_cfg(real_vgg_weights: Path):
     """conf/loss/vgg16_hed_balanced.yaml as a user gets it, pointed at the converted file."""
-    return compose_options("optimize", ["content=unused", "loss=vgg16_hed_balanced", f"loss.weights={real_vgg_weights}"]).loss
+    return compose_options(
+        "optimize", ["content=unused", "loss=vgg16_hed_balanced", f"loss.weights={real_vgg_weights}"]
+    ).loss
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +67,9 @@ def test_the_packaged_weights_take_caffe_input_and_identify_themselves(real_vgg_
 
 def test_lbfgs_cuts_the_loss_by_ninety_percent_and_keeps_going(real_loss_cfg, photo: torch.Tensor) -> None:
     """Johnson et al.'s reference optimiser: from the photo, with real features, 100 iterations."""
-    _, history = optimize_image(real_loss(real_loss_cfg, style_weight=OPTIMISATION_STYLE_WEIGHT), photo,
-                                iterations=100, progress=False)
+    _, history = optimize_image(
+        real_loss(real_loss_cfg, style_weight=OPTIMISATION_STYLE_WEIGHT), photo, iterations=100, progress=False
+    )
     totals = [losses["total"] for losses in history]
     assert totals[100] < 0.1 * totals[0], totals[::10]
     assert totals[100] < totals[90] < totals[80], totals[80:]  # still falling: not stalled, not diverged
@@ -75,12 +77,14 @@ def test_lbfgs_cuts_the_loss_by_ninety_percent_and_keeps_going(real_loss_cfg, ph
 
 
 def test_more_style_weight_moves_the_result_toward_the_style_and_away_from_the_photo(
-        real_loss_cfg, photo: torch.Tensor) -> None:
+    real_loss_cfg, photo: torch.Tensor
+) -> None:
     measure = real_loss(real_loss_cfg, style_weight=OPTIMISATION_STYLE_WEIGHT)  # one fixed yardstick for both
     distances = []
     for style_weight in (OPTIMISATION_STYLE_WEIGHT / 1000, OPTIMISATION_STYLE_WEIGHT):
-        image, _ = optimize_image(real_loss(real_loss_cfg, style_weight=style_weight), photo, iterations=30,
-                                  progress=False)
+        image, _ = optimize_image(
+            real_loss(real_loss_cfg, style_weight=style_weight), photo, iterations=30, progress=False
+        )
         with torch.no_grad():
             losses = measure(image, photo)
         distances.append((losses["style"].item(), losses["content"].item()))
@@ -95,12 +99,28 @@ def train_stripes(real_vgg_weights: Path, folder: Path, style_weight: float) -> 
     style term was some 2,000 times the content term at 48 px)."""
     write_images(folder / "photos", 8, size=(64, 64))
     striped_painting().save(folder / "style.png")
-    result = run_entry("train", "model=tiny", "loss=vgg16_hed_balanced", f"loss.weights={real_vgg_weights}",
-                       f"data.root={folder / 'photos'}", f"style.image={folder / 'style.png'}", "style.size=96",
-                       "style.name=stripes", "data.image_size=48", "data.batch_size=4", "data.workers=0", "steps=120",
-                       "lr=1e-2", "log_interval=10", "preview.interval=120", "checkpoint_interval=120",
-                       f"hydra.run.dir={folder / 'run'}", f"checkpoint_dir={folder / 'checkpoints'}", f"loss.style_weight={style_weight}",
-                       cwd=folder)
+    result = run_entry(
+        "train",
+        "model=tiny",
+        "loss=vgg16_hed_balanced",
+        f"loss.weights={real_vgg_weights}",
+        f"data.root={folder / 'photos'}",
+        f"style.image={folder / 'style.png'}",
+        "style.size=96",
+        "style.name=stripes",
+        "data.image_size=48",
+        "data.batch_size=4",
+        "data.workers=0",
+        "steps=120",
+        "lr=1e-2",
+        "log_interval=10",
+        "preview.interval=120",
+        "checkpoint_interval=120",
+        f"hydra.run.dir={folder / 'run'}",
+        f"checkpoint_dir={folder / 'checkpoints'}",
+        f"loss.style_weight={style_weight}",
+        cwd=folder,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return torch.load(folder / "checkpoints" / "stripes.pt", weights_only=True)
 
@@ -134,4 +154,3 @@ def test_a_short_training_run_lowers_the_heldout_style_loss(real_vgg_weights: Pa
     with torch.no_grad():
         photos, before, after = (style_distance(images) for images in (heldout, untrained(heldout), trained(heldout)))
     assert after < 0.5 * photos and after < 0.5 * before, (photos, before, after)
-

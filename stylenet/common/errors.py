@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, TypeVar
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_USER_ERROR = 2

@@ -97,7 +97,9 @@ def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
         if tensor.shape[0] != 1:
             raise ValueError(f"expected one image, got a batch of {tensor.shape[0]}")
         tensor = tensor[0]
-    levels = tensor.detach().float().mul(255.0).clamp_(0, 255).round_().to(torch.uint8)  # one new tensor, then in place: half the time of four
+    levels = (
+        tensor.detach().float().mul(255.0).clamp_(0, 255).round_().to(torch.uint8)
+    )  # one new tensor, then in place: half the time of four
     return Image.fromarray(levels.permute(1, 2, 0).contiguous().cpu().numpy(), mode="RGB")
 
 
@@ -107,12 +109,13 @@ def image_grid(images: torch.Tensor, columns: int, padding: int = 2, pad_value: 
     count, channels, height, width = images.shape
     columns = min(columns, count)
     rows = math.ceil(count / columns)
-    grid = images.new_full((channels, rows * (height + padding) + padding, columns * (width + padding) + padding),
-                           pad_value)
+    grid = images.new_full(
+        (channels, rows * (height + padding) + padding, columns * (width + padding) + padding), pad_value
+    )
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
         top, left = padding + row * (height + padding), padding + column * (width + padding)
-        grid[:, top:top + height, left:left + width] = image
+        grid[:, top : top + height, left : left + width] = image
     return grid
 
 
@@ -136,7 +139,9 @@ def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> No
     """Write an 8-bit image, format chosen by the extension, atomically (never a half-written file)."""
     path = Path(path)
     if not is_image_file(path):
-        raise StylenetError(f"unsupported output extension '{path.suffix}' for {path}; use one of {', '.join(IMAGE_EXTENSIONS)}")
+        raise StylenetError(
+            f"unsupported output extension '{path.suffix}' for {path}; use one of {', '.join(IMAGE_EXTENSIONS)}"
+        )
     if isinstance(image, torch.Tensor):
         image = tensor_to_pil(image)
     image_format = Image.registered_extensions()[path.suffix.lower()]

@@ -8,8 +8,8 @@ UNSET marks a field whose default lives in a YAML file, not here.
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Iterable
+from typing import Any
 
 from stylenet.common.errors import StylenetError
 

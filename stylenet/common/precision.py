@@ -33,6 +33,7 @@ def inference_dtype(device: torch.device, precision: str = "auto") -> torch.dtyp
 def training_autocast(precision: str, device: torch.device) -> bool:
     """Whether training steps run under bf16 autocast (the weights and the optimiser stay fp32)."""
     if _known(precision) == "fp16":
-        raise StylenetError("precision=fp16 is for inference; train in half precision with precision=bf16 "
-                            "(no loss scaling needed)")
+        raise StylenetError(
+            "precision=fp16 is for inference; train in half precision with precision=bf16 (no loss scaling needed)"
+        )
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")

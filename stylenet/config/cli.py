@@ -36,8 +36,9 @@ def one_line(error: BaseException) -> str:
     cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
     key = getattr(cause, "full_key", None)
     text = str(cause).split("\n    full_key:")[0]  # OmegaConf appends the key, the value's type and the object's
-    text = re.sub(r"\s+", " ", text.replace("Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack "
-                                            "trace.", "")).strip()
+    text = re.sub(
+        r"\s+", " ", text.replace("Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.", "")
+    ).strip()
     return f"{key}: {text}" if key and not text.startswith(str(key)) else text
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from stylenet.config import schema  # noqa: F401  (registers each entry point's schema, the base of its YAML)
-
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 

@@ -11,9 +11,9 @@ imported where a check needs them, so that checking inference's options does not
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, is_dataclass
 from typing import Any, TypeVar, get_type_hints
-from collections.abc import Mapping
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -93,7 +93,9 @@ class TrainConfig:
         one_of("precision", self.precision, PRECISIONS)
         one_of("health", self.health, MODES)
         if not isinstance(self.compile, bool) and self.compile not in COMPILE_MODES:
-            raise StylenetError(f"compile must be true, false or one of {', '.join(COMPILE_MODES)}, got '{self.compile}'")
+            raise StylenetError(
+                f"compile must be true, false or one of {', '.join(COMPILE_MODES)}, got '{self.compile}'"
+            )
         for name in ("log_interval", "checkpoint_interval", "keep_checkpoints"):
             at_least(name, getattr(self, name))
 
@@ -101,12 +103,21 @@ class TrainConfig:
         """What TensorBoard's HParams tab compares runs by: the config group choices (Hydra's `choices`) and
         the numbers people tune."""
         return {
-            "style": self.style.name, "model": choices.get("model"), "loss": choices.get("loss"),
-            "content_layer": self.loss.content_layer, "content_weight": self.loss.content_weight,
-            "style_weight": self.loss.style_weight, "tv_weight": self.loss.tv_weight,
-            "style_layer_norm": self.loss.style_layer_norm, "lr": self.lr, "batch_size": self.data.batch_size,
-            "image_size": self.data.image_size, "style_size": self.style.size, "seed": self.seed,
-            "add_style_to": str(self.add_style_to), "optimizer": str(self.optimizer["_target_"]),
+            "style": self.style.name,
+            "model": choices.get("model"),
+            "loss": choices.get("loss"),
+            "content_layer": self.loss.content_layer,
+            "content_weight": self.loss.content_weight,
+            "style_weight": self.loss.style_weight,
+            "tv_weight": self.loss.tv_weight,
+            "style_layer_norm": self.loss.style_layer_norm,
+            "lr": self.lr,
+            "batch_size": self.data.batch_size,
+            "image_size": self.data.image_size,
+            "style_size": self.style.size,
+            "seed": self.seed,
+            "add_style_to": str(self.add_style_to),
+            "optimizer": str(self.optimizer["_target_"]),
         }
 
 
@@ -164,8 +175,9 @@ class ExportConfig:
         one_of("quantize", self.quantize, QUANTIZATIONS, nullable=True)
         at_least("opset", self.opset)
         if len(self.check_size) != 2 or min(self.check_size) < MIN_EXPORTED_SIZE:
-            raise StylenetError(f"check_size must be [height, width], each at least {MIN_EXPORTED_SIZE}, "
-                                f"got {list(self.check_size)}")
+            raise StylenetError(
+                f"check_size must be [height, width], each at least {MIN_EXPORTED_SIZE}, got {list(self.check_size)}"
+            )
 
 
 @dataclass
@@ -256,8 +268,15 @@ class ScoreConfig:
         at_least("size", self.size)
 
 
-SCHEMAS = {"train": TrainConfig, "infer": InferConfig, "export": ExportConfig, "optimize": OptimizeConfig,
-           "evaluate": EvaluateConfig, "precompute": PrecomputeConfig, "score": ScoreConfig}
+SCHEMAS = {
+    "train": TrainConfig,
+    "infer": InferConfig,
+    "export": ExportConfig,
+    "optimize": OptimizeConfig,
+    "evaluate": EvaluateConfig,
+    "precompute": PrecomputeConfig,
+    "score": ScoreConfig,
+}
 for _entry, _schema in SCHEMAS.items():
     ConfigStore.instance().store(name=f"{_entry}_schema", node=_schema)
 
@@ -287,6 +306,7 @@ def typed(cfg: DictConfig, schema: type[Config]) -> Config:
     except MissingMandatoryValue as error:
         raise StylenetError(f"missing required option '{error.full_key}': pass it as {error.full_key}=...") from None
     if not isinstance(options, schema):
-        raise TypeError(f"conf/ composed {type(options).__name__}, not {schema.__name__}: its defaults must name "
-                        f"the schema first")
+        raise TypeError(
+            f"conf/ composed {type(options).__name__}, not {schema.__name__}: its defaults must name the schema first"
+        )
     return options

@@ -46,9 +46,11 @@ class ContactSheet(Callback):
         if not jobs:
             return
         shared = set.intersection(*(set(overrides) for _, overrides in jobs))
-        cells = [(read_image(path), "  ".join(short(o) for o in overrides if o not in shared) or path.parent.name)
-                 for path, overrides in jobs]
+        cells = [
+            (read_image(path), "  ".join(short(o) for o in overrides if o not in shared) or path.parent.name)
+            for path, overrides in jobs
+        ]
         columns = math.ceil(math.sqrt(len(cells)))
-        sheet = labelled_sheet([cells[i:i + columns] for i in range(0, len(cells), columns)], self.cell)
+        sheet = labelled_sheet([cells[i : i + columns] for i in range(0, len(cells), columns)], self.cell)
         save_image(sheet, sweep_dir / "contact_sheet.png")
         log.info("contact sheet of %d results: %s", len(cells), sweep_dir / "contact_sheet.png")

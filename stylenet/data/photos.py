@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from collections.abc import Mapping, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -17,9 +17,16 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset, Sampler
 
 from stylenet.common.errors import StylenetError
+from stylenet.common.images import (
+    IMAGE_EXTENSIONS,
+    UnreadableImageError,
+    list_images,
+    pil_to_tensor,
+    read_image,
+    resize_to_long_side,
+)
 from stylenet.common.options import UNSET, at_least
 from stylenet.common.paths import user_cache_dir
-from stylenet.common.images import IMAGE_EXTENSIONS, UnreadableImageError, list_images, pil_to_tensor, read_image, resize_to_long_side
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +62,10 @@ class ImageFolder(Dataset):
     def __init__(self, root: str | os.PathLike, image_size: int, files: Sequence[str] | None = None) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
-            raise StylenetError(f"training image folder not found: {self.root} (set data.root=/path/to/images; "
-                                f"for COCO: python scripts/download_coco.py --dest data/coco)")
+            raise StylenetError(
+                f"training image folder not found: {self.root} (set data.root=/path/to/images; "
+                f"for COCO: python scripts/download_coco.py --dest data/coco)"
+            )
         # `files` (relative to root) pins the order, e.g. to a cache manifest's list; default: list the folder.
         self.files = [self.root / name for name in files] if files is not None else list_images(self.root)
         if not self.files:
@@ -105,7 +114,7 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.num_items, generator=generator)[self.offset:self.epoch_length]
+        order = torch.randperm(self.num_items, generator=generator)[self.offset : self.epoch_length]
         if self.world > 1:
             order = order.view(-1, self.world, self.batch_size)[:, self.rank].flatten()
         return iter(order.tolist())
@@ -215,7 +224,9 @@ class StyleOptions:
             entries = []
             for name, entry in images.items():
                 if isinstance(entry, Mapping):
-                    entries.append((str(entry.get("name", name)), entry.get("image"), int(entry.get("size", self.size))))
+                    entries.append(
+                        (str(entry.get("name", name)), entry.get("image"), int(entry.get("size", self.size)))
+                    )
                 else:
                     entries.append((str(name), entry, self.size))
         else:
@@ -223,8 +234,10 @@ class StyleOptions:
         names = [name for name, _, _ in entries]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
-            raise StylenetError(f"style.images names {', '.join(repeated)} more than once: name each style with a "
-                                f"mapping, style.images={{name: path, ...}}")
+            raise StylenetError(
+                f"style.images names {', '.join(repeated)} more than once: name each style with a "
+                f"mapping, style.images={{name: path, ...}}"
+            )
         return entries
 
 

@@ -16,10 +16,10 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
-from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from stylenet.common.atomic import atomic_write
-from stylenet.data.photos import ImageFolder, TrainingBatch
 from stylenet.common.errors import StylenetError
+from stylenet.data.photos import ImageFolder, TrainingBatch
 from stylenet.vgg.encoder import VGGEncoder, layer_shape
 
 log = logging.getLogger("stylenet.precompute")
@@ -52,13 +52,21 @@ def human_bytes(count: float) -> str:
     return f"{count / 1000:.1f} TB"
 
 
-def identity(source_root: Path, image_size: int, encoder: VGGEncoder | None, content_layer: str | None) -> dict[str, Any]:
+def identity(
+    source_root: Path, image_size: int, encoder: VGGEncoder | None, content_layer: str | None
+) -> dict[str, Any]:
     """What a cache's numbers depend on: the images, their size, and the VGG layers that made the features."""
     fields: dict[str, Any] = {"source_root": str(source_root.resolve()), "image_size": int(image_size)}
     if encoder is None:
         return {**fields, **dict.fromkeys(VGG_FIELDS), "weights": None}
-    return {**fields, "network": encoder.network, "pooling": encoder.pooling, "weights": encoder.weights_id,
-            "digest": encoder.digest(str(content_layer)), "content_layer": content_layer}
+    return {
+        **fields,
+        "network": encoder.network,
+        "pooling": encoder.pooling,
+        "weights": encoder.weights_id,
+        "digest": encoder.digest(str(content_layer)),
+        "content_layer": content_layer,
+    }
 
 
 def new_manifest(files: Sequence[str], ident: dict[str, Any]) -> dict[str, Any]:
@@ -69,10 +77,21 @@ def new_manifest(files: Sequence[str], ident: dict[str, Any]) -> dict[str, Any]:
         "status": {"file": "status.npy", "dtype": "uint8", "shape": [count]},
     }
     if layer is not None:
-        arrays["features"] = {"file": f"features_{layer}.npy", "dtype": "float16",
-                              "shape": [count, *layer_shape(ident["network"], layer, size)]}
-    return {"format_version": FORMAT_VERSION, "complete": False, "identity": ident, "arrays": arrays,
-            "images": list(files), "skipped": [], "created": _now(), "finished": None}
+        arrays["features"] = {
+            "file": f"features_{layer}.npy",
+            "dtype": "float16",
+            "shape": [count, *layer_shape(ident["network"], layer, size)],
+        }
+    return {
+        "format_version": FORMAT_VERSION,
+        "complete": False,
+        "identity": ident,
+        "arrays": arrays,
+        "images": list(files),
+        "skipped": [],
+        "created": _now(),
+        "finished": None,
+    }
 
 
 def _now() -> str:
@@ -102,31 +121,42 @@ def mismatches(cached: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     for field, value in wanted.items():
         if field != "weights" and cached.get(field) != value:  # weights names a source; the digest decides
             if field == "digest":
-                found.append(f"VGG weights: cache made with {cached.get('weights')} (digest {cached.get(field)}), "
-                             f"this run uses {wanted.get('weights', 'other weights')} (digest {value})")
+                found.append(
+                    f"VGG weights: cache made with {cached.get('weights')} (digest {cached.get(field)}), "
+                    f"this run uses {wanted.get('weights', 'other weights')} (digest {value})"
+                )
             else:
                 found.append(f"{field}: cache {cached.get(field)}, this run {value}")
     return found
 
 
 def array_bytes(manifest: dict[str, Any]) -> dict[str, int]:
-    return {name: math.prod(spec["shape"]) * np.dtype(spec["dtype"]).itemsize for name, spec in manifest["arrays"].items()}
+    return {
+        name: math.prod(spec["shape"]) * np.dtype(spec["dtype"]).itemsize for name, spec in manifest["arrays"].items()
+    }
 
 
 def check_disk_space(folder: Path, manifest: dict[str, Any]) -> str:
     """Refuse to start a cache the disk cannot hold; return a line that says what it takes."""
     sizes = array_bytes(manifest)
-    allocated = sum(os.stat(folder / spec["file"]).st_blocks * 512 for spec in manifest["arrays"].values()
-                    if (folder / spec["file"]).exists())
+    allocated = sum(
+        os.stat(folder / spec["file"]).st_blocks * 512
+        for spec in manifest["arrays"].values()
+        if (folder / spec["file"]).exists()
+    )
     still_needed = max(0, sum(sizes.values()) - allocated)
     existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
     free = shutil.disk_usage(existing).free
     parts = ", ".join(f"{name} {human_bytes(size)}" for name, size in sizes.items() if name != "status")
-    summary = (f"the cache takes {human_bytes(sum(sizes.values()))} ({parts}); {human_bytes(still_needed)} still "
-               f"to write, {human_bytes(free)} free on the disk of {existing}")
+    summary = (
+        f"the cache takes {human_bytes(sum(sizes.values()))} ({parts}); {human_bytes(still_needed)} still "
+        f"to write, {human_bytes(free)} free on the disk of {existing}"
+    )
     if still_needed > free:
-        raise StylenetError(f"not enough disk space: {summary}. Free some space, choose another data.cache folder, "
-                            f"a smaller data.image_size, a deeper loss.content_layer, or features=false")
+        raise StylenetError(
+            f"not enough disk space: {summary}. Free some space, choose another data.cache folder, "
+            f"a smaller data.image_size, a deeper loss.content_layer, or features=false"
+        )
     return summary
 
 
@@ -136,8 +166,10 @@ def _open_array(folder: Path, spec: dict[str, Any], mode: Literal["r", "r+"]) ->
         return np.lib.format.open_memmap(path, mode="w+", dtype=spec["dtype"], shape=tuple(spec["shape"]))
     array = np.load(path, mmap_mode=mode)
     if list(array.shape) != spec["shape"] or array.dtype != np.dtype(spec["dtype"]):
-        raise StylenetError(f"{path} has shape {list(array.shape)} {array.dtype}, its manifest says "
-                            f"{spec['shape']} {spec['dtype']}: the cache is damaged; delete the folder and precompute again")
+        raise StylenetError(
+            f"{path} has shape {list(array.shape)} {array.dtype}, its manifest says "
+            f"{spec['shape']} {spec['dtype']}: the cache is damaged; delete the folder and precompute again"
+        )
     return array
 
 
@@ -184,10 +216,14 @@ class CacheWriter:
         """Commit, then mark the cache complete: from now on training may use it."""
         self.commit()
         files = self.manifest["images"]
-        self.manifest.update(complete=True, finished=_now(), skipped=[
-            {"index": int(row), "path": files[row], "reason": self.reasons.get(int(row), "unreadable")}
-            for row in np.flatnonzero(self.status == UNREADABLE)
-        ])
+        self.manifest.update(
+            complete=True,
+            finished=_now(),
+            skipped=[
+                {"index": int(row), "path": files[row], "reason": self.reasons.get(int(row), "unreadable")}
+                for row in np.flatnonzero(self.status == UNREADABLE)
+            ],
+        )
         write_manifest(self.folder, self.manifest)
         return self.manifest
 
@@ -203,19 +239,22 @@ class CachedImages(Dataset):
         self.root = Path(folder).expanduser()
         manifest = read_manifest(self.root)
         if manifest is None:
-            raise StylenetError(f"no precomputed cache in {self.root} (no {MANIFEST}); create it with {PRECOMPUTE_HINT}")
+            raise StylenetError(
+                f"no precomputed cache in {self.root} (no {MANIFEST}); create it with {PRECOMPUTE_HINT}"
+            )
         self.status = np.array(_open_array(self.root, manifest["arrays"]["status"], "r"))
         if not manifest["complete"]:
             done = int(np.count_nonzero(self.status != PENDING))
-            raise StylenetError(f"the cache in {self.root} is incomplete ({done} of {len(self.status)} images done): "
-                                f"run the same precompute command again to finish it")
+            raise StylenetError(
+                f"the cache in {self.root} is incomplete ({done} of {len(self.status)} images done): "
+                f"run the same precompute command again to finish it"
+            )
         if not np.any(self.status == WRITTEN):
             raise StylenetError(f"the cache in {self.root} holds no readable image")
         self.manifest = manifest
         self.identity: dict[str, Any] = manifest["identity"]
         self.image_size = int(self.identity["image_size"])
-        self.problems = {entry["index"]: f"{entry['reason']} (skipped by precompute)"
-                         for entry in manifest["skipped"]}
+        self.problems = {entry["index"]: f"{entry['reason']} (skipped by precompute)" for entry in manifest["skipped"]}
         self._arrays: dict[str, np.ndarray] | None = None
 
     @property
@@ -228,8 +267,10 @@ class CachedImages(Dataset):
             wanted = {field: value for field, value in wanted.items() if field not in (*VGG_FIELDS, "weights")}
         found = mismatches(self.identity, wanted)
         if found:
-            raise StylenetError(f"the cache in {self.root} was made for another config: {'; '.join(found)}. "
-                                f"Make one for this config: {PRECOMPUTE_HINT}")
+            raise StylenetError(
+                f"the cache in {self.root} was made for another config: {'; '.join(found)}. "
+                f"Make one for this config: {PRECOMPUTE_HINT}"
+            )
 
     def require_for(self, encoder: VGGEncoder, content_layer: str, image_size: int) -> None:
         """The one check of a cache against a loss: features from other VGG weights or layers, or crops of
@@ -240,8 +281,11 @@ class CachedImages(Dataset):
 
     def _open(self) -> dict[str, np.ndarray]:
         if self._arrays is None:  # opened lazily so that each DataLoader worker maps the files itself
-            self._arrays = {name: _open_array(self.root, spec, "r") for name, spec in self.manifest["arrays"].items()
-                            if name != "status"}
+            self._arrays = {
+                name: _open_array(self.root, spec, "r")
+                for name, spec in self.manifest["arrays"].items()
+                if name != "status"
+            }
         return self._arrays
 
     def __len__(self) -> int:
@@ -257,8 +301,9 @@ class CachedImages(Dataset):
         """A whole batch in one indexed read per array (DataLoader calls this instead of __getitem__ per item)."""
         wanted = np.asarray(indices, dtype=np.int64)
         rows = wanted[self.status[wanted] == WRITTEN]
-        problems = [self.problems.get(int(row), f"row {row} of {self.root}") for row in wanted
-                    if self.status[row] != WRITTEN]
+        problems = [
+            self.problems.get(int(row), f"row {row} of {self.root}") for row in wanted if self.status[row] != WRITTEN
+        ]
         arrays = self._open()
         # Contiguous NCHW, like ImageFolder's batches: the same tensors whichever source trains.
         images = torch.from_numpy(arrays["images"][rows]).permute(0, 3, 1, 2).contiguous()
@@ -288,10 +333,11 @@ class DeviceBatches:
     def __iter__(self) -> Iterator[TrainingBatch]:
         order = list(self.sampler)
         for start in range(0, len(order), self.batch_size):
-            indices = order[start:start + self.batch_size]
+            indices = order[start : start + self.batch_size]
             rows = torch.tensor([row for row in indices if self.written[row]], dtype=torch.long, device=self.device)
-            problems = [self.problems.get(int(row), f"row {row} of {self.root}") for row in indices
-                        if not self.written[row]]
+            problems = [
+                self.problems.get(int(row), f"row {row} of {self.root}") for row in indices if not self.written[row]
+            ]
             features = None if self.features is None else self.features[rows]
             yield self.images[rows].permute(0, 3, 1, 2).contiguous(), features, problems
 
@@ -301,12 +347,22 @@ def pass_batch_through(batch: TrainingBatch) -> TrainingBatch:
     return batch
 
 
-def fill(writer: CacheWriter, dataset: ImageFolder, encoder: VGGEncoder | None, layer: str | None, *,
-         batch_size: int, workers: int, device: torch.device, amp: bool, commit_interval: int,
-         should_stop: Callable[[], bool] = lambda: False) -> bool:
+def fill(
+    writer: CacheWriter,
+    dataset: ImageFolder,
+    encoder: VGGEncoder | None,
+    layer: str | None,
+    *,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    amp: bool,
+    commit_interval: int,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> bool:
     """Write every pending row; returns False when stopped early (progress up to the last batch is kept)."""
     pending = writer.pending()
-    batches = [pending[start:start + batch_size].tolist() for start in range(0, len(pending), batch_size)]
+    batches = [pending[start : start + batch_size].tolist() for start in range(0, len(pending), batch_size)]
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=list)
     total = len(writer.status)
     log.info("%d of %d images to do", len(pending), total)

@@ -41,8 +41,7 @@ def read_animation(path: str | os.PathLike) -> tuple[list[Image.Image], list[int
     return frames, durations, loop
 
 
-def save_animation(frames: list[Image.Image], durations: list[int], loop: int | None,
-                   path: str | os.PathLike) -> None:
+def save_animation(frames: list[Image.Image], durations: list[int], loop: int | None, path: str | os.PathLike) -> None:
     """Write an animated GIF atomically; `loop` None writes no loop block, so it plays once like its source."""
     options: dict[str, Any] = {"save_all": True, "append_images": frames[1:], "duration": durations}
     if loop is not None:

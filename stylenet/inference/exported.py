@@ -15,16 +15,16 @@ import json
 import logging
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from stylenet.nets.network_file import style_names
 from stylenet.common.errors import StylenetError, needs
 from stylenet.common.images import pil_to_tensor, read_image, resize_to_long_side
+from stylenet.nets.network_file import style_names
 from stylenet.nets.transformer import TransformerNet
 
 FORMATS = ("onnx", "torchscript")
@@ -73,9 +73,16 @@ def export_onnx(model: TransformerNet, path: Path, metadata: str, opset: int) ->
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-export.") as workdir:
         exported_path = Path(workdir) / "model.onnx"
         with quiet():
-            torch.onnx.export(model, example_inputs(model, EXAMPLE_SIZE), str(exported_path), dynamo=True,
-                              opset_version=opset, input_names=list(shapes), output_names=["styled"],
-                              dynamic_shapes=shapes)
+            torch.onnx.export(
+                model,
+                example_inputs(model, EXAMPLE_SIZE),
+                str(exported_path),
+                dynamo=True,
+                opset_version=opset,
+                input_names=list(shapes),
+                output_names=["styled"],
+                dynamic_shapes=shapes,
+            )
         exported = onnx.load(str(exported_path))
     exported.metadata_props.add(key=METADATA_KEY, value=metadata)
     onnx.save(exported, str(path), save_as_external_data=False)
@@ -86,8 +93,13 @@ def quantize_int8(source: Path, target: Path, photos: Sequence[Path], size: int 
     int8 weights per channel, uint8 activations (QDQ). Only the convolutions: onnxruntime's quantised Add cannot
     broadcast the detail skip's sum, and the convolutions are the time (BENCHMARKS.md "int8")."""
     needs("onnxruntime", "onnx")
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
 
     class Calibration(CalibrationDataReader):
         def __init__(self) -> None:
@@ -100,9 +112,16 @@ def quantize_int8(source: Path, target: Path, photos: Sequence[Path], size: int 
         prepared = Path(workdir) / "prepared.onnx"
         # Symbolic shape inference cannot follow the edge padding's computed sizes; the optimiser's own suffices.
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(target), Calibration(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        op_types_to_quantize=["Conv"])
+        quantize_static(
+            str(prepared),
+            str(target),
+            Calibration(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["Conv"],
+        )
 
 
 def calibration_photo(path: Path, size: int) -> torch.Tensor:
@@ -155,5 +174,11 @@ def largest_difference(model: TransformerNet, path: Path, fmt: str, size: tuple[
 
 def metadata(payload: dict[str, Any]) -> str:
     """What travels inside an exported file: the style names, the training summary and the model config."""
-    return json.dumps({"style": payload["style"], "styles": style_names(payload),
-                       "summary": payload.get("summary", {}), "model_cfg": payload["model_cfg"]})
+    return json.dumps(
+        {
+            "style": payload["style"],
+            "styles": style_names(payload),
+            "summary": payload.get("summary", {}),
+            "model_cfg": payload["model_cfg"],
+        }
+    )

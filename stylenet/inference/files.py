@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import glob
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from PIL import Image
 from tqdm import tqdm
 
-from stylenet.inference.animation import is_animated, read_animation, save_animation
 from stylenet.common.errors import StylenetError
 from stylenet.common.images import is_image_file, list_images, read_image_and_alpha, resize_to_long_side, save_image
+from stylenet.inference.animation import is_animated, read_animation, save_animation
 from stylenet.inference.stylizer import PictureOptions, Stylizer, stylize_pictures
 
 ALPHA_EXTENSIONS = (".png", ".webp")  # JPEG and BMP outputs cannot keep transparency: it is flattened onto white
@@ -26,10 +26,14 @@ def plan_glob(pattern: str, target: Path) -> list[tuple[Path, Path]]:
     if is_image_file(target):
         raise StylenetError(f"input {pattern} is a pattern, so output must be a folder, not {target}")
     parts = Path(pattern).parts
-    base = Path(*parts[:next(i for i, part in enumerate(parts) if any(c in part for c in GLOB_CHARACTERS))] or ".")
-    matches = sorted(Path(match) for match in glob.glob(pattern, recursive=True)
-                     if is_image_file(Path(match)) and Path(match).is_file()
-                     and not Path(match).resolve().is_relative_to(target.resolve()))
+    base = Path(*parts[: next(i for i, part in enumerate(parts) if any(c in part for c in GLOB_CHARACTERS))] or ".")
+    matches = sorted(
+        Path(match)
+        for match in glob.glob(pattern, recursive=True)
+        if is_image_file(Path(match))
+        and Path(match).is_file()
+        and not Path(match).resolve().is_relative_to(target.resolve())
+    )
     if not matches:
         raise StylenetError(f"no images match {pattern}")
     return [(match, target / match.relative_to(base)) for match in matches]
@@ -45,7 +49,9 @@ def plan(source: Path, target: Path, into_folder: bool = False) -> list[tuple[Pa
         if target.exists() and not target.is_dir():
             raise StylenetError(f"input {source} is a folder, so output must be a folder, but {target} is a file")
         if target.resolve() == source.resolve():
-            raise StylenetError(f"output folder {target} is the input folder; choose another so no input is overwritten")
+            raise StylenetError(
+                f"output folder {target} is the input folder; choose another so no input is overwritten"
+            )
         # An output folder inside the input folder must not feed earlier outputs back in as inputs.
         inputs = [path for path in list_images(source) if not path.resolve().is_relative_to(target.resolve())]
         pairs = [(path, target / path.relative_to(source)) for path in inputs]
@@ -66,8 +72,14 @@ def file_target(source: Path, target: Path, into_folder: bool, fits: Callable[[P
     return target
 
 
-def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: int | None, overwrite: bool,
-                  options: PictureOptions = PictureOptions(), batch_size: int = 1) -> tuple[int, int, list[str]]:
+def stylize_files(
+    stylizer: Stylizer,
+    pairs: list[tuple[Path, Path]],
+    max_size: int | None,
+    overwrite: bool,
+    options: PictureOptions = PictureOptions(),
+    batch_size: int = 1,
+) -> tuple[int, int, list[str]]:
     """Stylise each pair, `batch_size` files at a time (same-size images share one network call); an
     unreadable input is reported and skipped. Returns (written, skipped, failures)."""
     written, skipped, failures = 0, 0, []
@@ -114,19 +126,21 @@ def stylize_files(stylizer: Stylizer, pairs: list[tuple[Path, Path]], max_size: 
     return written, skipped, failures
 
 
-def stylize_animation(stylizer: Stylizer, source: Path, target: Path, max_size: int | None, options: PictureOptions,
-                      batch_size: int) -> None:
+def stylize_animation(
+    stylizer: Stylizer, source: Path, target: Path, max_size: int | None, options: PictureOptions, batch_size: int
+) -> None:
     """An animated GIF: every frame stylised (`batch_size` frames per network call), written as an animated GIF
     with the source's frame durations and loop."""
     if target.suffix.lower() != ".gif":
-        raise StylenetError(f"{source} is an animated GIF: its output is an animated GIF too, so name it .gif "
-                            f"(not {target.name})")
+        raise StylenetError(
+            f"{source} is an animated GIF: its output is an animated GIF too, so name it .gif (not {target.name})"
+        )
     frames, durations, loop = read_animation(source)
     if max_size and max(frames[0].size) > max_size:
         frames = [resize_to_long_side(frame, int(max_size)) for frame in frames]
     styled: list[Image.Image] = []
     for start in range(0, len(frames), batch_size):
-        styled += stylize_pictures(stylizer, frames[start:start + batch_size], options)
+        styled += stylize_pictures(stylizer, frames[start : start + batch_size], options)
     save_animation(styled, durations, loop, target)
 
 

@@ -13,17 +13,17 @@ import importlib.util
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from collections.abc import Mapping
 
 import torch
 
 from stylenet.common.atomic import atomic_path
-from stylenet.common.paths import user_cache_dir
 from stylenet.common.errors import StylenetError, needs
-from stylenet.inference.exported import METADATA_KEY, export_onnx, metadata
+from stylenet.common.paths import user_cache_dir
 from stylenet.common.runtime import pick_device
+from stylenet.inference.exported import METADATA_KEY, export_onnx, metadata
 from stylenet.inference.stylizer import Stylizer, TorchStylizer, style_weights
 
 log = logging.getLogger("stylenet.onnx")
@@ -53,8 +53,10 @@ def chosen_backend(backend: str, device: torch.device, dtype: torch.dtype, chann
         fits = device.type == "cpu" and dtype == torch.float32 and not channels_last
         return "onnxruntime" if fits and installed() else "torch"
     if backend == "onnxruntime" and (dtype != torch.float32 or channels_last):
-        raise StylenetError("backend=onnxruntime runs the network in float32 and its own memory format: "
-                            "use precision=fp32 and channels_last=false, or backend=torch")
+        raise StylenetError(
+            "backend=onnxruntime runs the network in float32 and its own memory format: "
+            "use precision=fp32 and channels_last=false, or backend=torch"
+        )
     return backend
 
 
@@ -74,8 +76,15 @@ class OnnxStylizer(Stylizer):
     second input ("style", (N, styles)). Pictures larger than tile_size go through `tiles` (the same
     network in PyTorch) where there is one: the exported graph computes instance-norm statistics itself."""
 
-    def __init__(self, session: Any, style: str, summary: dict[str, Any], styles: list[str] | None = None,
-                 weights: torch.Tensor | None = None, tiles: TorchStylizer | None = None) -> None:
+    def __init__(
+        self,
+        session: Any,
+        style: str,
+        summary: dict[str, Any],
+        styles: list[str] | None = None,
+        weights: torch.Tensor | None = None,
+        tiles: TorchStylizer | None = None,
+    ) -> None:
         self.session = session
         self.provider = session.get_providers()[0]
         device = torch.device("cuda" if self.provider == "CUDAExecutionProvider" else "cpu")
@@ -83,8 +92,14 @@ class OnnxStylizer(Stylizer):
         self.tiles = tiles
 
     @classmethod
-    def open(cls, path: str | os.PathLike, device: str = "auto", style_name: str | None = None,
-             style_index: int | None = None, style_mix: Mapping[str | int, float] | None = None) -> OnnxStylizer:
+    def open(
+        cls,
+        path: str | os.PathLike,
+        device: str = "auto",
+        style_name: str | None = None,
+        style_index: int | None = None,
+        style_mix: Mapping[str | int, float] | None = None,
+    ) -> OnnxStylizer:
         """A .onnx file written by stylenet.export, with the style chosen as in stylenet.load."""
         path = Path(path).expanduser()
         if not path.is_file():
@@ -93,8 +108,9 @@ class OnnxStylizer(Stylizer):
         about: dict[str, Any] = json.loads(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY, "{}"))
         style = about.get("style", path.stem)
         styles = about.get("styles", [style])
-        return cls(session, style, about.get("summary", {}), styles,
-                   style_weights(styles, style_name, style_index, style_mix))
+        return cls(
+            session, style, about.get("summary", {}), styles, style_weights(styles, style_name, style_index, style_mix)
+        )
 
     def describe(self) -> str:
         return f"onnxruntime, {self.provider}"
@@ -110,14 +126,18 @@ class OnnxStylizer(Stylizer):
             self.tiles.weights = self.weights
             return self.tiles.tiled(image, tile, overlap)
         height, width = image.shape[-2:]
-        raise StylenetError(f"a {width}x{height} image is larger than tile_size={tile}, and tiles need the network "
-                            "in PyTorch (the exported graph computes instance-norm statistics itself): pass "
-                            "tile_size=null to run it whole with onnxruntime, or stylise with the inference file")
+        raise StylenetError(
+            f"a {width}x{height} image is larger than tile_size={tile}, and tiles need the network "
+            "in PyTorch (the exported graph computes instance-norm statistics itself): pass "
+            "tile_size=null to run it whole with onnxruntime, or stylise with the inference file"
+        )
 
 
 def cached_export(network_file: Path, network: TorchStylizer, payload: dict[str, Any]) -> Path:
     """The network as ONNX in the cache, exported the first time it is asked for."""
-    key = hashlib.sha256(network_file.read_bytes() + f"{torch.__version__} opset {OPSET} graph {GRAPH_VERSION}".encode()).hexdigest()[:20]
+    key = hashlib.sha256(
+        network_file.read_bytes() + f"{torch.__version__} opset {OPSET} graph {GRAPH_VERSION}".encode()
+    ).hexdigest()[:20]
     path = user_cache_dir() / "onnx" / f"{key}.onnx"
     if not path.is_file():
         log.info("onnxruntime: exporting %s to ONNX once (about 10 s here), kept as %s", network_file.name, path)

@@ -3,36 +3,46 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
-from collections.abc import Mapping, Sequence
 
 import torch
 from PIL import Image
 
-from stylenet.nets.network_file import build_model, load_checkpoint, resolve_checkpoint, style_names
 from stylenet.common.errors import StylenetError
 from stylenet.common.images import keep_colours, pil_to_tensor, tensor_to_pil
-from stylenet.nets.transformer import TransformerNet
 from stylenet.common.precision import inference_dtype
 from stylenet.common.runtime import pick_device
 from stylenet.inference.tiling import stylize_in_tiles
+from stylenet.nets.network_file import build_model, load_checkpoint, resolve_checkpoint, style_names
+from stylenet.nets.transformer import TransformerNet
 
-def style_weights(names: Sequence[str], name: str | None = None, index: int | None = None,
-                  mix: Mapping[str | int, float] | None = None) -> torch.Tensor | None:
+
+def style_weights(
+    names: Sequence[str],
+    name: str | None = None,
+    index: int | None = None,
+    mix: Mapping[str | int, float] | None = None,
+) -> torch.Tensor | None:
     """The weights (len(names),) of the style a user chose from a network's styles: by name, by index,
     or a mix {name (or index): weight} with weights from 0 that add up to 1 (Dumoulin et al.'s
     blending of the conditional instance norm parameters). None: a network of one style, not chosen."""
-    given = [option for option, value in (("style_name", name), ("style_index", index), ("style_mix", mix))
-             if value is not None]
+    given = [
+        option
+        for option, value in (("style_name", name), ("style_index", index), ("style_mix", mix))
+        if value is not None
+    ]
     listing = ", ".join(f"{position} {name}" for position, name in enumerate(names))
     if len(given) > 1:
         raise StylenetError(f"choose the style in one way, not with {' and '.join(given)}")
     if not given:
         if len(names) == 1:
             return None
-        raise StylenetError(f"this network has {len(names)} styles ({listing}): choose one with style_name=<name>, "
-                            f"style_index=<k> or style_mix={{name: weight, ...}}")
+        raise StylenetError(
+            f"this network has {len(names)} styles ({listing}): choose one with style_name=<name>, "
+            f"style_index=<k> or style_mix={{name: weight, ...}}"
+        )
 
     def position(key: object, option: str) -> int:
         if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(names):
@@ -75,16 +85,23 @@ class Stylizer:
     float batches in, the same out. A network of several styles runs with `weights` (see style_weights);
     select() changes them. Subclasses say how a batch runs (run, tiled) and describe themselves."""
 
-    def __init__(self, device: torch.device, style: str, summary: dict[str, Any],
-                 styles: Sequence[str] | None = None, weights: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        device: torch.device,
+        style: str,
+        summary: dict[str, Any],
+        styles: Sequence[str] | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> None:
         self.device = device
         self.style = style
         self.styles = list(styles or [style])
         self.summary = summary
         self.weights = weights
 
-    def select(self, name: str | None = None, index: int | None = None,
-               mix: Mapping[str | int, float] | None = None) -> Stylizer:
+    def select(
+        self, name: str | None = None, index: int | None = None, mix: Mapping[str | int, float] | None = None
+    ) -> Stylizer:
         """Use another of the network's styles, or a mix of them (see style_weights); returns self."""
         self.weights = style_weights(self.styles, name, index, mix)
         return self
@@ -122,9 +139,17 @@ class TorchStylizer(Stylizer):
     """The network in PyTorch: no autograd, eval mode, on its device, in its precision and memory format
     (the input is converted; the output is always float32)."""
 
-    def __init__(self, model: TransformerNet, device: torch.device, style: str, summary: dict[str, Any],
-                 dtype: torch.dtype = torch.float32, channels_last: bool = False,
-                 styles: Sequence[str] | None = None, weights: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        model: TransformerNet,
+        device: torch.device,
+        style: str,
+        summary: dict[str, Any],
+        dtype: torch.dtype = torch.float32,
+        channels_last: bool = False,
+        styles: Sequence[str] | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> None:
         super().__init__(device, style, summary, styles, weights)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.dtype = dtype
@@ -177,20 +202,28 @@ class PictureOptions:
         return self.stroke_scale != 1 or self.preserve_color or self.strength < 1
 
 
-def stylize_pictures(stylizer: Stylizer, pictures: list[Image.Image], options: PictureOptions = PictureOptions()
-                     ) -> list[Image.Image]:
+def stylize_pictures(
+    stylizer: Stylizer, pictures: list[Image.Image], options: PictureOptions = PictureOptions()
+) -> list[Image.Image]:
     """Stylise several pictures: those of the same working size go through the network as one batch,
     those larger than options.tile_size in tiles."""
     contents = [picture.convert("RGB") for picture in pictures]
-    works = [content if options.stroke_scale == 1 else content.resize(
-        (max(1, round(content.width * options.stroke_scale)), max(1, round(content.height * options.stroke_scale))),
-        Image.Resampling.LANCZOS) for content in contents]
+    works = [
+        content
+        if options.stroke_scale == 1
+        else content.resize(
+            (max(1, round(content.width * options.stroke_scale)), max(1, round(content.height * options.stroke_scale))),
+            Image.Resampling.LANCZOS,
+        )
+        for content in contents
+    ]
     styled: dict[int, Image.Image] = {}
     same_size: dict[tuple[int, int], list[int]] = {}
     for index, work in enumerate(works):
         if options.tile_size is not None and max(work.size) > options.tile_size:
-            styled[index] = tensor_to_pil(stylizer.tiled(pil_to_tensor(work).unsqueeze(0), options.tile_size,
-                                                         options.tile_overlap))
+            styled[index] = tensor_to_pil(
+                stylizer.tiled(pil_to_tensor(work).unsqueeze(0), options.tile_size, options.tile_overlap)
+            )
         else:
             same_size.setdefault(work.size, []).append(index)
     for indices in same_size.values():
@@ -213,9 +246,16 @@ def stylize_picture(stylizer: Stylizer, picture: Image.Image, **options: Any) ->
     return stylize_pictures(stylizer, [picture], PictureOptions(**options))[0]
 
 
-def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto", channels_last: bool = False,
-         style_name: str | None = None, style_index: int | None = None,
-         style_mix: Mapping[str | int, float] | None = None, backend: str = "auto") -> Stylizer:
+def load(
+    path: str | os.PathLike,
+    device: str = "auto",
+    precision: str = "auto",
+    channels_last: bool = False,
+    style_name: str | None = None,
+    style_index: int | None = None,
+    style_mix: Mapping[str | int, float] | None = None,
+    backend: str = "auto",
+) -> Stylizer:
     """Load a network safely and return a Stylizer for it: an inference file (checkpoints/<style>.pt, or a
     name such as "candy"), or a .onnx file of stylenet.export.
 
@@ -237,8 +277,16 @@ def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto",
     weights = style_weights(names, style_name, style_index, style_mix)
     target = pick_device(device)
     dtype = inference_dtype(target, precision)
-    network = TorchStylizer(build_model(payload, path), target, payload["style"], payload.get("summary", {}), dtype,
-                            channels_last, names, weights)
+    network = TorchStylizer(
+        build_model(payload, path),
+        target,
+        payload["style"],
+        payload.get("summary", {}),
+        dtype,
+        channels_last,
+        names,
+        weights,
+    )
     if onnx_backend.chosen_backend(backend, target, dtype, channels_last) == "torch":
         return network
     return onnx_backend.onnx_stylizer(resolve_checkpoint(path), network, payload)

@@ -57,14 +57,20 @@ def edge_weights(length: int, overlap: int, blend_start: bool, blend_end: bool) 
     edge = torch.cat([torch.zeros(margin), ramp])
     weights = torch.ones(length)
     if blend_start:
-        weights[:len(edge)] = edge
+        weights[: len(edge)] = edge
     if blend_end:
-        weights[length - len(edge):] = edge.flip(0)
+        weights[length - len(edge) :] = edge.flip(0)
     return weights
 
 
-def measure_statistics(network: Callable[[torch.Tensor], torch.Tensor], norm: InstanceNorm, image: torch.Tensor,
-                       rows: list[tuple[int, int]], columns: list[tuple[int, int]], multiple: int) -> None:
+def measure_statistics(
+    network: Callable[[torch.Tensor], torch.Tensor],
+    norm: InstanceNorm,
+    image: torch.Tensor,
+    rows: list[tuple[int, int]],
+    columns: list[tuple[int, int]],
+    multiple: int,
+) -> None:
     """`norm`'s input statistics over the whole image, from each tile's core; sets norm.statistics."""
     total: torch.Tensor | None = None
     total_squares: torch.Tensor | None = None
@@ -95,15 +101,18 @@ def measure_statistics(network: Callable[[torch.Tensor], torch.Tensor], norm: In
             x1 = features.shape[-1] if right == columns[-1][1] else round((core_right - left) * scale_x)
             core = features[0, :, y0:y1, x0:x1]
             total = core.sum((1, 2)) if total is None else total + core.sum((1, 2))
-            total_squares = core.square().sum((1, 2)) if total_squares is None else total_squares + core.square().sum((1, 2))
+            total_squares = (
+                core.square().sum((1, 2)) if total_squares is None else total_squares + core.square().sum((1, 2))
+            )
             count += core.shape[1] * core.shape[2]
     assert total is not None and total_squares is not None  # every tile has a core
     mean = total / count
     norm.statistics = (mean.float(), (total_squares / count - mean.square()).clamp_min(0).float())
 
 
-def stylize_in_tiles(network: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, image: torch.Tensor,
-                     tile: int, overlap: int) -> torch.Tensor:
+def stylize_in_tiles(
+    network: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, image: torch.Tensor, tile: int, overlap: int
+) -> torch.Tensor:
     """`network` (which runs `model`) over a (1, 3, H, W) image in tiles of at most `tile` pixels a side,
     normalised with the whole image's statistics; returns the (1, 3, H, W) result on the CPU in float32."""
     if not 0 <= overlap <= tile // 2:
@@ -120,8 +129,10 @@ def stylize_in_tiles(network: Callable[[torch.Tensor], torch.Tensor], model: nn.
         for top, bottom in rows:
             for left, right in columns:
                 styled = network(image[..., top:bottom, left:right])[0].float().cpu()
-                weights = torch.outer(edge_weights(bottom - top, overlap, top > 0, bottom < height),
-                                      edge_weights(right - left, overlap, left > 0, right < width))
+                weights = torch.outer(
+                    edge_weights(bottom - top, overlap, top > 0, bottom < height),
+                    edge_weights(right - left, overlap, left > 0, right < width),
+                )
                 result[:, top:bottom, left:right] += styled * weights
                 total[top:bottom, left:right] += weights
     finally:

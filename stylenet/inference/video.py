@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -70,7 +70,7 @@ def open_source(av: Any, source: str | Path, hwaccel: Any) -> Any:
     if text.startswith("/dev/video"):
         options["format"] = "v4l2"
     elif text.lower().startswith(LAVFI):
-        text, options["format"] = text[len(LAVFI):], "lavfi"
+        text, options["format"] = text[len(LAVFI) :], "lavfi"
     return av.open(text, timeout=(10.0, 10.0), **options)
 
 
@@ -130,7 +130,9 @@ class Smoother:
         return styled
 
 
-def stylize_frames(stylizer: Stylizer, frames: list[np.ndarray], options: PictureOptions) -> tuple[torch.Tensor, torch.Tensor]:
+def stylize_frames(
+    stylizer: Stylizer, frames: list[np.ndarray], options: PictureOptions
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(input, styled) float (N, 3, H, W) batches in [0, 1], on the network's device. Without picture
     options the frames go straight to the network as one tensor batch (no PIL round trip per frame)."""
     pixels = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
@@ -155,15 +157,21 @@ def choose_codecs(av: Any, device: torch.device) -> Codecs:
     """NVDEC and NVENC when the network runs on CUDA and this FFmpeg has them; software otherwise."""
     software = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     if device.type != "cuda":
-        return Codecs(None, software, f"video: software decoding and encoding ({software}); NVDEC/NVENC only with a CUDA device")
+        return Codecs(
+            None, software, f"video: software decoding and encoding ({software}); NVDEC/NVENC only with a CUDA device"
+        )
     from av.codec.hwaccel import HWAccel, hwdevices_available
 
     hwaccel = HWAccel("cuda", allow_software_fallback=True) if "cuda" in hwdevices_available() else None
     encoder = "h264_nvenc" if "h264_nvenc" in av.codecs_available and _opens(av, "h264_nvenc") else software
     if hwaccel is not None and encoder == "h264_nvenc":
         return Codecs(hwaccel, encoder, "video: NVDEC decoding, NVENC encoding (h264_nvenc)")
-    return Codecs(hwaccel, encoder, f"video: {'NVDEC' if hwaccel else 'software'} decoding, {encoder} encoding "
-                                    f"(this FFmpeg or driver lacks {'NVENC' if hwaccel else 'NVDEC'}: software instead)")
+    return Codecs(
+        hwaccel,
+        encoder,
+        f"video: {'NVDEC' if hwaccel else 'software'} decoding, {encoder} encoding "
+        f"(this FFmpeg or driver lacks {'NVENC' if hwaccel else 'NVDEC'}: software instead)",
+    )
 
 
 def _opens(av: Any, codec: str) -> bool:
@@ -177,9 +185,18 @@ def _opens(av: Any, codec: str) -> bool:
         return False
 
 
-def stylize_video(stylizer: Stylizer, source: str | Path, target: Path, options: PictureOptions, batch_size: int,
-                  temporal_smoothing: float, *, pipelined: bool = True, live: bool = False,
-                  should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+def stylize_video(
+    stylizer: Stylizer,
+    source: str | Path,
+    target: Path,
+    options: PictureOptions,
+    batch_size: int,
+    temporal_smoothing: float,
+    *,
+    pipelined: bool = True,
+    live: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, Any]:
     """Stylise every frame of `source` (a file, or with `live` a stream or capture device) into `target`,
     written to a temporary file and renamed when done, so no half-written video is ever published.
 
@@ -289,5 +306,12 @@ def stylize_video(stylizer: Stylizer, source: str | Path, target: Path, options:
     except av.error.FFmpegError as error:
         raise StylenetError(f"video {source}: {error}") from None
     seconds = time.perf_counter() - started
-    return {"frames": frames, "seconds": seconds, "fps": frames / seconds, "dropped": stages.dropped,
-            "flicker": flicker.ratio, "audio": audio is not None, "stopped": stopped}
+    return {
+        "frames": frames,
+        "seconds": seconds,
+        "fps": frames / seconds,
+        "dropped": stages.dropped,
+        "flicker": flicker.ratio,
+        "audio": audio is not None,
+        "stopped": stopped,
+    }

@@ -4,8 +4,8 @@ L-BFGS (the reference) or Adam. Used by python -m stylenet.optimize, the evaluat
 from __future__ import annotations
 
 import math
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -37,10 +37,17 @@ class _InRange(torch.autograd.Function):
 LINE_SEARCH_EVALUATIONS = 25
 
 
-def optimize_image(loss_fn: PerceptualLoss, content: torch.Tensor, *, iterations: int, method: str = "lbfgs",
-                   init: str = "content", lr: float | None = None,
-                   on_iteration: Callable[[int, torch.Tensor, dict[str, float]], None] | None = None,
-                   progress: bool = True) -> tuple[torch.Tensor, list[dict[str, float]]]:
+def optimize_image(
+    loss_fn: PerceptualLoss,
+    content: torch.Tensor,
+    *,
+    iterations: int,
+    method: str = "lbfgs",
+    init: str = "content",
+    lr: float | None = None,
+    on_iteration: Callable[[int, torch.Tensor, dict[str, float]], None] | None = None,
+    progress: bool = True,
+) -> tuple[torch.Tensor, list[dict[str, float]]]:
     """Optimise the pixels of an image (1, 3, H, W) in [0, 1] for `iterations` iterations.
 
     Returns the image and the loss terms of the image after each iteration (history[i]: after i
@@ -75,8 +82,13 @@ def optimize_image(loss_fn: PerceptualLoss, content: torch.Tensor, *, iterations
     lr = DEFAULT_LR[method] if lr is None else float(lr)
     if method == "lbfgs":
         optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-            [image], lr=lr, max_iter=1, max_eval=1 + LINE_SEARCH_EVALUATIONS, history_size=50,
-            line_search_fn="strong_wolfe")
+            [image],
+            lr=lr,
+            max_iter=1,
+            max_eval=1 + LINE_SEARCH_EVALUATIONS,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+        )
     else:
         optimizer = torch.optim.Adam([image], lr=lr)
     last: dict[str, Any] = {}  # the latest evaluation: where, its gradient, its loss terms
@@ -89,8 +101,12 @@ def optimize_image(loss_fn: PerceptualLoss, content: torch.Tensor, *, iterations
         losses = loss_fn(_InRange.apply(image), content_features=content_features)
         losses["total"].backward()
         assert image.grad is not None
-        last.update(at=image.detach().clone(), grad=image.grad.detach().clone(), total=losses["total"].detach(),
-                    terms={name: float(value.detach()) for name, value in losses.items()})
+        last.update(
+            at=image.detach().clone(),
+            grad=image.grad.detach().clone(),
+            total=losses["total"].detach(),
+            terms={name: float(value.detach()) for name, value in losses.items()},
+        )
         return losses["total"]
 
     def terms_now() -> dict[str, float]:

@@ -7,9 +7,9 @@ ImageNet normalisation, mean-squared errors, Gram matrices divided by C*H*W. Wit
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
-from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -66,9 +66,16 @@ class PerceptualLoss(nn.Module):
     image's weighted style term (N,), from which training logs a loss per style.
     """
 
-    def __init__(self, encoder: VGGEncoder, style_images: torch.Tensor | Sequence[torch.Tensor], content_layer: str,
-                 style_layers: Mapping[str, float], content_weight: float, style_weight: float,
-                 tv_weight: float) -> None:
+    def __init__(
+        self,
+        encoder: VGGEncoder,
+        style_images: torch.Tensor | Sequence[torch.Tensor],
+        content_layer: str,
+        style_layers: Mapping[str, float],
+        content_weight: float,
+        style_weight: float,
+        tv_weight: float,
+    ) -> None:
         super().__init__()
         missing = [name for name in (content_layer, *style_layers) if name not in encoder.layers]
         if missing:
@@ -101,22 +108,34 @@ class PerceptualLoss(nn.Module):
     def same_objective(self, other: PerceptualLoss) -> bool:
         """Whether `other` scores every image as this loss does (same VGG weights, layers, weights and
         style targets): networks trained with equal losses can share one optimisation run."""
+
         def settings(loss: PerceptualLoss) -> tuple:
-            return (loss.encoder.weights_id, loss.encoder.input, loss.content_layer, loss.style_layer_weights,
-                    loss.content_weight, loss.style_weight, loss.tv_weight, loss.num_styles)
+            return (
+                loss.encoder.weights_id,
+                loss.encoder.input,
+                loss.content_layer,
+                loss.style_layer_weights,
+                loss.content_weight,
+                loss.style_weight,
+                loss.tv_weight,
+                loss.num_styles,
+            )
 
         def grams(loss: PerceptualLoss) -> list[torch.Tensor]:
             return [getattr(loss, f"target_gram_{name}").cpu() for name in loss.style_layer_weights]
 
         return settings(self) == settings(other) and all(
-            torch.allclose(mine, theirs, rtol=1e-4, atol=0) for mine, theirs in zip(grams(self), grams(other)))
+            torch.allclose(mine, theirs, rtol=1e-4, atol=0) for mine, theirs in zip(grams(self), grams(other))
+        )
 
     @torch.no_grad()
     def style_layer_losses(self, output: torch.Tensor, style_index: torch.Tensor | None = None) -> dict[str, float]:
         """Each style layer's unweighted loss on `output`: what balance_style_layers needs."""
         features = self.encoder(output, list(self.style_layer_weights))
-        return {name: float(style_loss(features[name], self.target_gram(name, style_index)))
-                for name in self.style_layer_weights}
+        return {
+            name: float(style_loss(features[name], self.target_gram(name, style_index)))
+            for name in self.style_layer_weights
+        }
 
     @torch.no_grad()
     def style_term(self, images: torch.Tensor, style_index: torch.Tensor | None = None) -> float:
@@ -129,7 +148,7 @@ class PerceptualLoss(nn.Module):
     def content_term(self, output: torch.Tensor, content: torch.Tensor) -> float:
         """The weighted content term alone (no style targets needed): e.g. of a reference output."""
         features = self.encoder(torch.cat([output, content]), [self.content_layer])[self.content_layer]
-        return self.content_weight * float(content_loss(features[: len(output)], features[len(output):]))
+        return self.content_weight * float(content_loss(features[: len(output)], features[len(output) :]))
 
     def use_layer_weights(self, weights: Mapping[str, float] | None) -> None:
         """Style layer weights stored with a run (style_layer_norm=auto balances them at step 0, and a resumed
@@ -137,8 +156,10 @@ class PerceptualLoss(nn.Module):
         if weights is None:
             return
         if set(weights) != set(self.style_layer_weights):
-            raise StylenetError(f"stored style layer weights are for layers {sorted(weights)}, "
-                                f"this loss has {sorted(self.style_layer_weights)}")
+            raise StylenetError(
+                f"stored style layer weights are for layers {sorted(weights)}, "
+                f"this loss has {sorted(self.style_layer_weights)}"
+            )
         self.style_layer_weights = {name: float(weights[name]) for name in self.style_layer_weights}
 
     def balance_style_layers(self, raw: dict[str, float]) -> dict[str, float]:
@@ -149,7 +170,9 @@ class PerceptualLoss(nn.Module):
             raise ValueError(f"cannot balance style layers with a zero loss: {raw}")
         weighted_total = sum(weight * raw[name] for name, weight in self.style_layer_weights.items())
         scale = weighted_total / sum(self.style_layer_weights.values())
-        self.style_layer_weights = {name: weight * scale / raw[name] for name, weight in self.style_layer_weights.items()}
+        self.style_layer_weights = {
+            name: weight * scale / raw[name] for name, weight in self.style_layer_weights.items()
+        }
         return dict(self.style_layer_weights)
 
     def relative_to_photos(self, raw: dict[str, float]) -> dict[str, float]:
@@ -173,9 +196,13 @@ class PerceptualLoss(nn.Module):
             return self.balance_style_layers(raw)
         return dict(self.style_layer_weights)
 
-    def forward(self, output: torch.Tensor, content: torch.Tensor | None = None,
-                content_features: torch.Tensor | None = None,
-                style_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        output: torch.Tensor,
+        content: torch.Tensor | None = None,
+        content_features: torch.Tensor | None = None,
+        style_index: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Loss of `output` against `content` images, or against their precomputed content-layer
         features; with several style images, `style_index` (N,) says which style each image is for."""
         if content_features is None:
@@ -193,8 +220,11 @@ class PerceptualLoss(nn.Module):
         }
         per_image = output.new_zeros(len(output), dtype=torch.float32)
         for name, layer_weight in self.style_layer_weights.items():
-            term = self.style_weight * layer_weight * style_loss_per_image(output_features[name],
-                                                                           self.target_gram(name, style_index))
+            term = (
+                self.style_weight
+                * layer_weight
+                * style_loss_per_image(output_features[name], self.target_gram(name, style_index))
+            )
             losses[f"style/{name}"] = term.mean()
             per_image = per_image + term
         losses["style"] = per_image.mean()
@@ -219,7 +249,9 @@ class Distilled(nn.Module):
         self.teacher = teacher.eval().requires_grad_(False)
         self.weight = weight
 
-    def forward(self, output: torch.Tensor, content: torch.Tensor | None = None, **terms: Any) -> dict[str, torch.Tensor]:
+    def forward(
+        self, output: torch.Tensor, content: torch.Tensor | None = None, **terms: Any
+    ) -> dict[str, torch.Tensor]:
         losses = self.loss(output, content, **terms)
         if content is None:
             raise ValueError("distillation needs the content images")
@@ -258,12 +290,25 @@ def perceptual_loss(options: LossOptions, style_images: torch.Tensor | Sequence[
         style_images = [style_images]
     style_layers = dict(options.style_layers)
     encoder = options.encoder([options.content_layer, *style_layers]).to(style_images[0].device)
-    return PerceptualLoss(encoder, style_images, options.content_layer, style_layers, options.content_weight,
-                          options.style_weight, options.tv_weight)
+    return PerceptualLoss(
+        encoder,
+        style_images,
+        options.content_layer,
+        style_layers,
+        options.content_weight,
+        options.style_weight,
+        options.tv_weight,
+    )
 
 
-def trained_loss(payload: Mapping[str, Any], checkpoint: str, device: torch.device, style_name: str | None = None,
-                 style_image: str | None = None, loss_overrides: Mapping[str, Any] | None = None) -> PerceptualLoss:
+def trained_loss(
+    payload: Mapping[str, Any],
+    checkpoint: str,
+    device: torch.device,
+    style_name: str | None = None,
+    style_image: str | None = None,
+    loss_overrides: Mapping[str, Any] | None = None,
+) -> PerceptualLoss:
     """The loss an inference file's network was trained with (layers, weights, style image, the effective
     layer weights of style_layer_norm=auto), on this machine's VGG weights; for a network of several
     styles, the loss of the style named `style_name`. `style_image` replaces the recorded image;
@@ -272,18 +317,23 @@ def trained_loss(payload: Mapping[str, Any], checkpoint: str, device: torch.devi
     trained = summary.get("config")
     if not trained:
         raise StylenetError(f"{checkpoint} does not record its training config; it cannot be evaluated")
-    options = LossOptions.recorded({**trained["loss"], **{key: value for key, value in (loss_overrides or {}).items()
-                                                          if value is not None}})
+    options = LossOptions.recorded(
+        {**trained["loss"], **{key: value for key, value in (loss_overrides or {}).items() if value is not None}}
+    )
     entries = {name: (image, size) for name, image, size in StyleOptions.recorded(trained["style"]).entries()}
     name = style_name or next(iter(entries))
     if name not in entries and not style_image:
-        raise StylenetError(f"the image of style '{name}' is not recorded in {checkpoint} (it was trained in an "
-                            f"earlier run): pass style_image=/path/to/it")
+        raise StylenetError(
+            f"the image of style '{name}' is not recorded in {checkpoint} (it was trained in an "
+            f"earlier run): pass style_image=/path/to/it"
+        )
     image, size = entries.get(name, (None, int(trained["style"]["size"])))
     try:
         style = load_style_image(name, style_image or image, size)
     except StylenetError as error:
-        raise StylenetError(f"{error} (the style image recorded in the checkpoint; pass style_image=/path/to/it)") from None
+        raise StylenetError(
+            f"{error} (the style image recorded in the checkpoint; pass style_image=/path/to/it)"
+        ) from None
     loss_fn = perceptual_loss(options, style.to(device))
     loss_fn.use_layer_weights(summary.get("style_layer_weights"))
     return loss_fn

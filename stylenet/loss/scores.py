@@ -17,8 +17,13 @@ TERMS = ("content", "style", "tv", "total")
 
 
 @torch.no_grad()
-def heldout_losses(model: nn.Module, loss_fn: PerceptualLoss, photos: torch.Tensor, batch_size: int = 4,
-                   style: torch.Tensor | None = None) -> dict[str, float]:
+def heldout_losses(
+    model: nn.Module,
+    loss_fn: PerceptualLoss,
+    photos: torch.Tensor,
+    batch_size: int = 4,
+    style: torch.Tensor | None = None,
+) -> dict[str, float]:
     """Every loss term of the model's outputs on `photos` (float NCHW in [0, 1]), averaged per photo;
     `style`: the weights of the style to run a network of several styles with."""
     model.eval()
@@ -36,8 +41,13 @@ def equivalent_iterations(history: list[dict[str, float]], network_total: float)
     return next((iteration for iteration, losses in enumerate(history) if losses["total"] <= network_total), None)
 
 
-def report(rows: dict[str, dict[str, float]], seconds: dict[str, float], equivalents: dict[str, list[int | None]],
-           iterations: list[int], header: str) -> str:
+def report(
+    rows: dict[str, dict[str, float]],
+    seconds: dict[str, float],
+    equivalents: dict[str, list[int | None]],
+    iterations: list[int],
+    header: str,
+) -> str:
     lines = [header, "", "| method | " + " | ".join(TERMS) + " | s/image |", "|" + " --- |" * (len(TERMS) + 2)]
     for name, losses in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{losses[term]:.4g}" for term in TERMS) + f" | {seconds[name]:.3f} |")
@@ -60,10 +70,10 @@ def report(rows: dict[str, dict[str, float]], seconds: dict[str, float], equival
 # different losses, the optimisation and other tools' pictures can be compared on one scale.
 
 MEASURE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-LAYOUT_SIZE = 64            # shorter side at which the photo's layout (light and shapes) is compared
-EDGE_FRACTION = 0.05        # the photo's strongest edges: this fraction of its pixels
+LAYOUT_SIZE = 64  # shorter side at which the photo's layout (light and shapes) is compared
+EDGE_FRACTION = 0.05  # the photo's strongest edges: this fraction of its pixels
 REPEAT_LAGS = range(2, 17)  # shifts (pixels) at which a repeated texture shows up in the autocorrelation
-STROKE_SHRINK = 4           # strokes: the style distance with picture, photo and painting at a quarter of the size
+STROKE_SHRINK = 4  # strokes: the style distance with picture, photo and painting at a quarter of the size
 SCORES = ("style", "strokes", "layout", "edges", "sharpness", "repetition")
 
 
@@ -152,28 +162,35 @@ class PictureScorer:
         """The picture's Gram distance from the style relative to the photo's, layers in a geometric mean: a
         layer at which the photo already sits near the style (a small denominator) must not outweigh the others."""
         theirs, ours = self.style_distances(photo, coarse), self.style_distances(picture, coarse)
-        return math.exp(statistics.fmean(math.log(max(ours[name], 1e-20) / max(theirs[name], 1e-20))
-                                         for name in MEASURE_LAYERS))
+        return math.exp(
+            statistics.fmean(math.log(max(ours[name], 1e-20) / max(theirs[name], 1e-20)) for name in MEASURE_LAYERS)
+        )
 
     @torch.no_grad()
     def score(self, picture: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
         """`picture` and `photo`: (1, 3, H, W) in [0, 1]; the picture is resized to the photo's size."""
         if picture.shape[-2:] != photo.shape[-2:]:
-            picture = F.interpolate(picture, size=photo.shape[-2:], mode="bilinear",
-                                                      align_corners=False, antialias=True)
+            picture = F.interpolate(
+                picture, size=photo.shape[-2:], mode="bilinear", align_corners=False, antialias=True
+            )
         picture = picture.clamp(0, 1)
         gray_picture, gray_photo = luminance(picture), luminance(photo)
         scale = LAYOUT_SIZE / min(photo.shape[-2:])
-        small = [F.interpolate(gray, scale_factor=scale, mode="area") if scale < 1 else gray
-                 for gray in (gray_picture, gray_photo)]
+        small = [
+            F.interpolate(gray, scale_factor=scale, mode="area") if scale < 1 else gray
+            for gray in (gray_picture, gray_photo)
+        ]
         edges_picture, edges_photo = gradient_magnitude(gray_picture), gradient_magnitude(gray_photo)
         strongest = edges_photo >= torch.quantile(edges_photo.flatten().float(), 1 - EDGE_FRACTION)
 
         def contrast(edges: torch.Tensor) -> float:
             return float(edges[strongest].mean() / edges.mean().clamp_min(1e-8))
 
-        return {"style": self.relative_style(picture, photo),
-                "strokes": self.relative_style(picture, photo, coarse=True), "layout": correlation(*small), "edges": correlation(edges_picture, edges_photo),
-                "sharpness": contrast(edges_picture) / max(contrast(edges_photo), 1e-8),
-                "repetition": repetition(gray_picture)}
-
+        return {
+            "style": self.relative_style(picture, photo),
+            "strokes": self.relative_style(picture, photo, coarse=True),
+            "layout": correlation(*small),
+            "edges": correlation(edges_picture, edges_photo),
+            "sharpness": contrast(edges_picture) / max(contrast(edges_photo), 1e-8),
+            "repetition": repetition(gray_picture),
+        }

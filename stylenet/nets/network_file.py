@@ -32,8 +32,13 @@ def atomic_save(payload: dict[str, Any], path: str | os.PathLike) -> None:
     atomic_write(path, lambda stream: torch.save(payload, stream), durable=True)
 
 
-def inference_payload(model: TransformerNet, model_cfg: dict[str, Any], style: str,
-                      summary: dict[str, Any], styles: list[str] | None = None) -> dict[str, Any]:
+def inference_payload(
+    model: TransformerNet,
+    model_cfg: dict[str, Any],
+    style: str,
+    summary: dict[str, Any],
+    styles: list[str] | None = None,
+) -> dict[str, Any]:
     """`style` names the file; `styles` names the network's styles in order (default: just `style`)."""
     return {
         "kind": "inference",
@@ -76,8 +81,10 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     if given.name == str(path) and not given.suffix and str(path) in named:
         return named[str(path)]
     available = ", ".join(named) or "none"
-    raise StylenetError(f"checkpoint not found: {given} (networks that can be named: {available}; or give the path "
-                        f"of an inference file written by python -m stylenet.train)")
+    raise StylenetError(
+        f"checkpoint not found: {given} (networks that can be named: {available}; or give the path "
+        f"of an inference file written by python -m stylenet.train)"
+    )
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str = "inference") -> dict[str, Any]:
@@ -124,5 +131,7 @@ def build_model(payload: dict[str, Any], path: str | os.PathLike) -> Transformer
         model = TransformerNet(**model_config(payload["model_cfg"]))
         model.load_state_dict(payload["model"])
     except (TypeError, ValueError, RuntimeError) as error:
-        raise StylenetError(f"{path}: weights do not match the stored model config {payload['model_cfg']}: {error}") from None
+        raise StylenetError(
+            f"{path}: weights do not match the stored model config {payload['model_cfg']}: {error}"
+        ) from None
     return model

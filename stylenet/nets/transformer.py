@@ -11,8 +11,8 @@ Variants differ only in constructor arguments, which come from conf/model/<varia
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -67,8 +67,10 @@ class InstanceNorm(nn.Module):
         # Elementwise products rather than a matrix product, so that a one-hot weight selects a
         # style's parameters exactly (TF32 matrix products would round them).
         weights = style.to(dtype).unsqueeze(-1)
-        return ((weights * torch.stack(list(self.scales)).to(dtype)).sum(-2),
-                (weights * torch.stack(list(self.shifts)).to(dtype)).sum(-2))
+        return (
+            (weights * torch.stack(list(self.scales)).to(dtype)).sum(-2),
+            (weights * torch.stack(list(self.shifts)).to(dtype)).sum(-2),
+        )
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         scale, shift = self.affine(style, x.dtype)
@@ -104,7 +106,9 @@ def _norm(kind: str, channels: int, num_styles: int) -> nn.Module:
     return nn.Identity()
 
 
-def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, separable: bool = False) -> nn.Sequential:
+def conv(
+    in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, separable: bool = False
+) -> nn.Sequential:
     """Reflection padding (no dark borders) + a full or depthwise-separable convolution."""
     layers: list[nn.Module] = [nn.ReflectionPad2d(kernel_size // 2)]
     if separable:
@@ -120,10 +124,21 @@ def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
 class ConvLayer(Styled):
     """Convolution + norm + ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 norm: str = "instance", separable: bool = False, num_styles: int = 1) -> None:
-        super().__init__(conv(in_channels, out_channels, kernel_size, stride, separable),
-                         _norm(norm, out_channels, num_styles), nn.ReLU(inplace=True))
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        norm: str = "instance",
+        separable: bool = False,
+        num_styles: int = 1,
+    ) -> None:
+        super().__init__(
+            conv(in_channels, out_channels, kernel_size, stride, separable),
+            _norm(norm, out_channels, num_styles),
+            nn.ReLU(inplace=True),
+        )
 
 
 class ResidualBlock(nn.Module):
@@ -173,8 +188,7 @@ class FusedUpsampleConv(nn.Module):
     """
 
     # PHASE_TAPS[phase, low-resolution tap (-1, 0, +1), original tap (0, 1, 2)]
-    PHASE_TAPS = torch.tensor([[[1.0, 0, 0], [0, 1, 1], [0, 0, 0]],
-                               [[0.0, 0, 0], [1, 1, 0], [0, 0, 1]]])
+    PHASE_TAPS = torch.tensor([[[1.0, 0, 0], [0, 1, 1], [0, 0, 0]], [[0.0, 0, 0], [1, 1, 0], [0, 0, 1]]])
 
     def __init__(self, in_channels: int, out_channels: int, groups: int = 1, bias: bool = True) -> None:
         super().__init__()
@@ -199,8 +213,10 @@ class UpsampleConv(Styled):
 
     def __init__(self, in_channels: int, out_channels: int, norm: str, separable: bool, num_styles: int = 1) -> None:
         if separable:
-            layers = [FusedUpsampleConv(in_channels, in_channels, groups=in_channels, bias=False),
-                      nn.Conv2d(in_channels, out_channels, 1)]
+            layers = [
+                FusedUpsampleConv(in_channels, in_channels, groups=in_channels, bias=False),
+                nn.Conv2d(in_channels, out_channels, 1),
+            ]
         else:
             layers = [FusedUpsampleConv(in_channels, out_channels)]
         super().__init__(*layers, _norm(norm, out_channels, num_styles), nn.ReLU(inplace=True))
@@ -215,10 +231,18 @@ class TransformerNet(nn.Module):
     None counts as 1 (a config that leaves the number to the style set, filled in by training).
     """
 
-    def __init__(self, channels: Sequence[int] = (32, 64, 128), num_residual_blocks: int = 5,
-                 norm: str = "instance", separable: bool = False, downsample: int = 1,
-                 width_multiplier: float = 1.0, num_styles: int | None = 1, detail_skip: bool = False,
-                 upsampling: str = "learned") -> None:
+    def __init__(
+        self,
+        channels: Sequence[int] = (32, 64, 128),
+        num_residual_blocks: int = 5,
+        norm: str = "instance",
+        separable: bool = False,
+        downsample: int = 1,
+        width_multiplier: float = 1.0,
+        num_styles: int | None = 1,
+        detail_skip: bool = False,
+        upsampling: str = "learned",
+    ) -> None:
         super().__init__()
         num_styles = 1 if num_styles is None else num_styles
         if len(channels) != 3:
@@ -234,7 +258,9 @@ class TransformerNet(nn.Module):
         if not isinstance(num_styles, int) or num_styles < 1:
             raise ValueError(f"num_styles must be a positive whole number, got {num_styles}")
         if num_styles > 1 and norm != "instance":
-            raise ValueError(f"num_styles={num_styles} needs norm=instance (styles live in its scale and shift), got '{norm}'")
+            raise ValueError(
+                f"num_styles={num_styles} needs norm=instance (styles live in its scale and shift), got '{norm}'"
+            )
         full, half, quarter = (max(1, round(int(c) * width_multiplier)) for c in channels)
         self.downsample = downsample
         self.bilinear = downsample > 1 and upsampling == "bilinear"
@@ -279,8 +305,9 @@ class TransformerNet(nn.Module):
 
     def style_parameters(self, indices: Sequence[int]) -> list[nn.Parameter]:
         """The scale and shift of the given styles in every norm: all that adding a style trains."""
-        return [parameters[index] for norm in self.norms() for parameters in (norm.scales, norm.shifts)
-                for index in indices]
+        return [
+            parameters[index] for norm in self.norms() for parameters in (norm.scales, norm.shifts) for index in indices
+        ]
 
     def padding(self, length: int) -> int:
         """Pixels to add so that `length` suits the stride-2 stages (written with a remainder rather than
@@ -291,8 +318,10 @@ class TransformerNet(nn.Module):
     def forward(self, image: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         height, width = image.shape[-2:]
         if self.num_styles > 1 and (style is None or style.shape[-1] != self.num_styles or style.dim() > 2):
-            raise ValueError(f"this network has {self.num_styles} styles: pass style weights "
-                             f"({self.num_styles},) or (N, {self.num_styles})")
+            raise ValueError(
+                f"this network has {self.num_styles} styles: pass style weights "
+                f"({self.num_styles},) or (N, {self.num_styles})"
+            )
         padded = replicate_pad(image, (0, self.padding(width), 0, self.padding(height)))
         x = padded
         if self.downsample > 1:

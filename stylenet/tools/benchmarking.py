@@ -8,9 +8,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TypeVar
-from collections.abc import Callable
 
 import torch
 from torch.autograd import DeviceType
@@ -57,7 +57,9 @@ def describe_machine(device: torch.device) -> str:
         what = f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
     else:
         what = f"{_cpu_name()}, {torch.get_num_threads()} threads"
-    return f"{what}; torch {torch.__version__}, Python {platform.python_version()}; {datetime.now(timezone.utc):%Y-%m-%d}"
+    return (
+        f"{what}; torch {torch.__version__}, Python {platform.python_version()}; {datetime.now(timezone.utc):%Y-%m-%d}"
+    )
 
 
 def _cpu_name() -> str:

@@ -11,8 +11,8 @@ whatever the mode (see training.fit). Every measured signal goes to TensorBoard 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -24,24 +24,24 @@ MODES = ("warn", "stop", "off")
 FAILURES = ("collapse", "colour_cast", "saturation_collapse", "resume_jump", "content_lost", "unstylised")
 ADVICE = ("content_below_style", "tv_above_content")
 
-FLAT_STD = 0.01             # spatial standard deviation (images in [0, 1]) below which an output is flat
-CAST_MARGIN = 0.3           # channel-mean spread beyond both the photos' and the style's
-SATURATION_FRACTION = 0.2   # output saturation below this fraction of both the photos' and the style's
-COLOURFUL = 0.1             # ... when both of those are at least this saturated
-RESUME_JUMP = 1.5           # first total after a resume over the total stored in the checkpoint
-STYLE_DROPPED = 0.5         # the style loss "has dropped" below this fraction of its first value
-CONTENT_SHARE = 0.02        # ... and the content term is below this fraction of the style term: gross imbalance
-                            # (real VGG16 features, BENCHMARKS.md "Health thresholds": a style weight 100 times
-                            # too high sat at 0.001-0.004; the ratio cannot tell a lost content from a kept one)
-UNSTYLISED = 0.2            # late style term above this fraction of the photos' own: the photo barely changed
-                            # (BENCHMARKS.md "Health thresholds": on 9 held-out photos the two demo networks that
-                            # returned a tinted photo sat at 0.39 and 0.55 of it, a stylised network at 0.009)
-UNSTYLISED_PHOTOS = 0.45     # the same, for loss.style_layer_norm=photos, whose style term gives every layer an
-                            # equal share: the deep layers stay farther from the painting (2026-12-03, 16 training
-                            # crops: stylised zoo networks 0.15-0.25, candy's 0.29 in training; photo almost
-                            # unchanged 0.58-0.92)
-LATE_STEP = 200             # "late in training": the second half, and not before this step (the untrained
-                            # network's outputs are noisy, so TV starts high)
+FLAT_STD = 0.01  # spatial standard deviation (images in [0, 1]) below which an output is flat
+CAST_MARGIN = 0.3  # channel-mean spread beyond both the photos' and the style's
+SATURATION_FRACTION = 0.2  # output saturation below this fraction of both the photos' and the style's
+COLOURFUL = 0.1  # ... when both of those are at least this saturated
+RESUME_JUMP = 1.5  # first total after a resume over the total stored in the checkpoint
+STYLE_DROPPED = 0.5  # the style loss "has dropped" below this fraction of its first value
+CONTENT_SHARE = 0.02  # ... and the content term is below this fraction of the style term: gross imbalance
+# (real VGG16 features, BENCHMARKS.md "Health thresholds": a style weight 100 times
+# too high sat at 0.001-0.004; the ratio cannot tell a lost content from a kept one)
+UNSTYLISED = 0.2  # late style term above this fraction of the photos' own: the photo barely changed
+# (BENCHMARKS.md "Health thresholds": on 9 held-out photos the two demo networks that
+# returned a tinted photo sat at 0.39 and 0.55 of it, a stylised network at 0.009)
+UNSTYLISED_PHOTOS = 0.45  # the same, for loss.style_layer_norm=photos, whose style term gives every layer an
+# equal share: the deep layers stay farther from the painting (2026-12-03, 16 training
+# crops: stylised zoo networks 0.15-0.25, candy's 0.29 in training; photo almost
+# unchanged 0.58-0.92)
+LATE_STEP = 200  # "late in training": the second half, and not before this step (the untrained
+# network's outputs are noisy, so TV starts high)
 CHANNELS = ("r", "g", "b")
 
 
@@ -50,7 +50,9 @@ def colour_statistics(images: torch.Tensor) -> dict[str, float]:
     images = images.detach().float().clamp(0, 1)
     channel_means = images.mean(dim=(0, 2, 3))
     brightest, darkest = images.amax(dim=1), images.amin(dim=1)
-    saturation = torch.where(brightest > 1e-6, (brightest - darkest) / brightest.clamp_min(1e-6), torch.zeros_like(brightest))
+    saturation = torch.where(
+        brightest > 1e-6, (brightest - darkest) / brightest.clamp_min(1e-6), torch.zeros_like(brightest)
+    )
     stats = {
         "spatial_std": float(images.flatten(2).std(dim=-1).mean()),
         "channel_spread": float(channel_means.max() - channel_means.min()),
@@ -86,10 +88,18 @@ class HealthMonitor:
     images the most lenient of them counts (the largest channel spread, the least saturation).
     """
 
-    def __init__(self, mode: str, run_log: RunLog, steps: int, photos: torch.Tensor,
-                 styles: torch.Tensor | Sequence[torch.Tensor], resumed_total: float | None = None,
-                 content_reference: float | None = None, style_reference: float | None = None,
-                 unstylised: float = UNSTYLISED) -> None:
+    def __init__(
+        self,
+        mode: str,
+        run_log: RunLog,
+        steps: int,
+        photos: torch.Tensor,
+        styles: torch.Tensor | Sequence[torch.Tensor],
+        resumed_total: float | None = None,
+        content_reference: float | None = None,
+        style_reference: float | None = None,
+        unstylised: float = UNSTYLISED,
+    ) -> None:
         """`content_reference`: the content term of each photo against another photo (an output that keeps
         nothing of its photo); a network whose content term stays above it has lost the content.
         `style_reference`: the style term of the photos themselves (an output that changes nothing); a network
@@ -97,11 +107,15 @@ class HealthMonitor:
         if mode not in MODES:
             raise ValueError(f"health must be one of {', '.join(MODES)}, got '{mode}'")
         self.mode, self.run_log, self.steps = mode, run_log, steps
-        each = [colour_statistics(style.unsqueeze(0) if style.dim() == 3 else style)
-                for style in ([styles] if isinstance(styles, torch.Tensor) else styles)]
+        each = [
+            colour_statistics(style.unsqueeze(0) if style.dim() == 3 else style)
+            for style in ([styles] if isinstance(styles, torch.Tensor) else styles)
+        ]
         self.photos = colour_statistics(photos)
-        self.style = {"channel_spread": max(stats["channel_spread"] for stats in each),
-                      "saturation": min(stats["saturation"] for stats in each)}
+        self.style = {
+            "channel_spread": max(stats["channel_spread"] for stats in each),
+            "saturation": min(stats["saturation"] for stats in each),
+        }
         self.resumed_total = resumed_total
         self.content_reference, self.style_reference = content_reference, style_reference
         self.unstylised = unstylised
@@ -137,54 +151,79 @@ class HealthMonitor:
             log.warning("health: %s at step %d: %s", alarm.name, alarm.step, alarm.message)
         return new
 
-    def _detect(self, step: int, stats: dict[str, float], losses: Mapping[str, float],
-                signals: dict[str, float]) -> dict[str, Alarm]:
+    def _detect(
+        self, step: int, stats: dict[str, float], losses: Mapping[str, float], signals: dict[str, float]
+    ) -> dict[str, Alarm]:
         found: dict[str, Alarm] = {}
 
         def alarm(name: str, message: str) -> None:
             found[name] = Alarm(name, step, message)
 
         if stats["spatial_std"] < FLAT_STD:
-            alarm("collapse", f"the outputs are flat (spatial std {stats['spatial_std']:.4f} < {FLAT_STD}; the photos' is "
-                              f"{self.photos['spatial_std']:.3f}): the network returns one colour whatever the input. "
-                              f"Lower lr, or raise loss.content_weight")
+            alarm(
+                "collapse",
+                f"the outputs are flat (spatial std {stats['spatial_std']:.4f} < {FLAT_STD}; the photos' is "
+                f"{self.photos['spatial_std']:.3f}): the network returns one colour whatever the input. "
+                f"Lower lr, or raise loss.content_weight",
+            )
         reference_spread = max(self.photos["channel_spread"], self.style["channel_spread"])
         if stats["channel_spread"] > reference_spread + CAST_MARGIN:
             means = ", ".join(f"{name} {stats[f'mean/{name}']:.2f}" for name in CHANNELS)
-            alarm("colour_cast", f"one channel dominates the outputs (channel means {means}; spread "
-                                 f"{stats['channel_spread']:.2f} against at most {reference_spread:.2f} in the photos "
-                                 f"and the style)")
+            alarm(
+                "colour_cast",
+                f"one channel dominates the outputs (channel means {means}; spread "
+                f"{stats['channel_spread']:.2f} against at most {reference_spread:.2f} in the photos "
+                f"and the style)",
+            )
         least_colourful = min(self.photos["saturation"], self.style["saturation"])
         if least_colourful >= COLOURFUL and stats["saturation"] < SATURATION_FRACTION * least_colourful:
-            alarm("saturation_collapse", f"the outputs lost their colour (mean saturation {stats['saturation']:.3f}; "
-                                         f"photos {self.photos['saturation']:.3f}, style {self.style['saturation']:.3f})")
+            alarm(
+                "saturation_collapse",
+                f"the outputs lost their colour (mean saturation {stats['saturation']:.3f}; "
+                f"photos {self.photos['saturation']:.3f}, style {self.style['saturation']:.3f})",
+            )
         if self.resumed_total is not None:
             if losses["total"] > RESUME_JUMP * self.resumed_total:
-                alarm("resume_jump", f"the loss jumped after resuming: {losses['total']:.4g} against "
-                                     f"{self.resumed_total:.4g} when the checkpoint was written. Was the data, loss "
-                                     f"or optimizer changed?")
+                alarm(
+                    "resume_jump",
+                    f"the loss jumped after resuming: {losses['total']:.4g} against "
+                    f"{self.resumed_total:.4g} when the checkpoint was written. Was the data, loss "
+                    f"or optimizer changed?",
+                )
             self.resumed_total = None  # only the first interval after a resume can show the jump
 
         late = step >= max(self.steps // 2, LATE_STEP)
         if self.first_style is None:
             self.first_style = losses["style"]
         elif late and self.content_reference is not None and losses["content"] > self.content_reference:
-            alarm("content_lost", f"late in training the content loss ({losses['content']:.4g}) is still above that of "
-                                  f"an unrelated photo ({self.content_reference:.4g}): the outputs keep nothing of their "
-                                  f"photos, only the style's texture. Raise loss.content_weight or lower "
-                                  f"loss.style_weight")
+            alarm(
+                "content_lost",
+                f"late in training the content loss ({losses['content']:.4g}) is still above that of "
+                f"an unrelated photo ({self.content_reference:.4g}): the outputs keep nothing of their "
+                f"photos, only the style's texture. Raise loss.content_weight or lower "
+                f"loss.style_weight",
+            )
         if late and self.style_reference and losses["style"] > self.unstylised * self.style_reference:
-            alarm("unstylised", f"late in training the style loss ({losses['style']:.4g}) is still "
-                                f"{losses['style'] / self.style_reference:.2f} of the photos' own ({self.style_reference:.4g}; "
-                                f"stylised outputs reach under {self.unstylised:g}): the network returns its photos almost "
-                                f"unchanged. Raise loss.style_weight or train longer")
+            alarm(
+                "unstylised",
+                f"late in training the style loss ({losses['style']:.4g}) is still "
+                f"{losses['style'] / self.style_reference:.2f} of the photos' own ({self.style_reference:.4g}; "
+                f"stylised outputs reach under {self.unstylised:g}): the network returns its photos almost "
+                f"unchanged. Raise loss.style_weight or train longer",
+            )
         if losses["style"] < STYLE_DROPPED * self.first_style and losses["content"] < CONTENT_SHARE * losses["style"]:
-            alarm("content_below_style", f"the style loss has dropped but the content loss ({losses['content']:.4g}) is "
-                                         f"under {CONTENT_SHARE:g} of it ({losses['style']:.4g}): the content hardly counts, "
-                                         f"so too little of it is learned; raise loss.content_weight or lower "
-                                         f"loss.style_weight")
+            alarm(
+                "content_below_style",
+                f"the style loss has dropped but the content loss ({losses['content']:.4g}) is "
+                f"under {CONTENT_SHARE:g} of it ({losses['style']:.4g}): the content hardly counts, "
+                f"so too little of it is learned; raise loss.content_weight or lower "
+                f"loss.style_weight",
+            )
         if late and losses["tv"] > losses["content"]:
-            alarm("tv_above_content", f"late in training the TV loss ({losses['tv']:.4g}) exceeds the content loss "
-                                      f"({losses['content']:.4g}; about half is healthy): neighbouring colours blur "
-                                      f"together; lower loss.tv_weight")
+            alarm(
+                "tv_above_content",
+                f"late in training the TV loss ({losses['tv']:.4g}) exceeds the content loss "
+                f"({losses['content']:.4g}; about half is healthy): neighbouring colours blur "
+                f"together; lower loss.tv_weight",
+            )
         return found

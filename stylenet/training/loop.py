@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,18 +25,26 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from stylenet.data.precomputed import CachedImages, DeviceBatches, pass_batch_through
-from stylenet.nets.network_file import atomic_save, build_model, load_checkpoint, style_names
-from stylenet.data.photos import (DataOptions, EpochSampler, ImageFolder, Photos, TrainingBatch, center_crop_resized,
-                                  collate_skipping_unreadable, readable_batch)
 from stylenet.common.errors import StylenetError
-from stylenet.training.health import Alarm, HealthMonitor
 from stylenet.common.images import pil_to_tensor, read_image
+from stylenet.common.runtime import Distributed
+from stylenet.data.photos import (
+    DataOptions,
+    EpochSampler,
+    ImageFolder,
+    Photos,
+    TrainingBatch,
+    center_crop_resized,
+    collate_skipping_unreadable,
+    readable_batch,
+)
+from stylenet.data.precomputed import CachedImages, DeviceBatches, pass_batch_through
 from stylenet.loss.perceptual import PER_IMAGE_STYLE, PerceptualLoss
+from stylenet.nets.network_file import atomic_save, build_model, load_checkpoint, style_names
 from stylenet.nets.transformer import TransformerNet
+from stylenet.training.health import Alarm, HealthMonitor
 from stylenet.training.monitor import RunLog
 from stylenet.training.snapshots import Position
-from stylenet.common.runtime import Distributed
 
 log = logging.getLogger("stylenet.train")
 
@@ -61,8 +69,9 @@ class StyleSchedule:
     network_styles: tuple[int, ...]
     num_network_styles: int
 
-    def assign(self, step: int, images: int, first: int, global_batch: int,
-               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def assign(
+        self, step: int, images: int, first: int, global_batch: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The loss's style index (images,) and the network's one-hot style weights (images, styles)
         for `images` images starting at position `first` of the global batch of step `step`."""
         targets = (torch.arange(first, first + images) + step * global_batch) % len(self.names)
@@ -152,9 +161,16 @@ class StepSettings:
     style_schedule: StyleSchedule | None = None
 
 
-def train_step(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer,
-               content: torch.Tensor, features: torch.Tensor | None, step: int, settings: StepSettings,
-               interval: Interval) -> torch.Tensor:
+def train_step(
+    model: nn.Module,
+    loss_fn: Callable[..., dict[str, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    content: torch.Tensor,
+    features: torch.Tensor | None,
+    step: int,
+    settings: StepSettings,
+    interval: Interval,
+) -> torch.Tensor:
     """One optimiser step on a batch of photos (float, [0, 1]); returns the output, adds the losses to `interval`."""
     ranks, schedule = settings.ranks, settings.style_schedule
     with torch.autocast(settings.device.type, dtype=torch.bfloat16, enabled=settings.amp):  # bf16: no loss scaling
@@ -162,8 +178,9 @@ def train_step(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]]
             output = model(content)
             losses = loss_fn(output, content, content_features=features)
         else:
-            style_index, style_weights = schedule.assign(step, len(content), ranks.rank * len(content),
-                                                         len(content) * ranks.world, settings.device)
+            style_index, style_weights = schedule.assign(
+                step, len(content), ranks.rank * len(content), len(content) * ranks.world, settings.device
+            )
             output = model(content, style_weights)
             losses = loss_fn(output, content, content_features=features, style_index=style_index)
             interval.add_style_terms(losses.pop(PER_IMAGE_STYLE), style_index, len(schedule.names))
@@ -182,8 +199,14 @@ class Batches:
     images are skipped with one warning each; a whole pass that gives no batch is an error. Distributed: every
     rank skips a batch that is empty on any rank, so that all ranks step together."""
 
-    def __init__(self, loader: Iterable[TrainingBatch], sampler: EpochSampler, position: Position, steps: int,
-                 settings: StepSettings) -> None:
+    def __init__(
+        self,
+        loader: Iterable[TrainingBatch],
+        sampler: EpochSampler,
+        position: Position,
+        steps: int,
+        settings: StepSettings,
+    ) -> None:
         self.loader, self.sampler, self.position, self.steps, self.settings = loader, sampler, position, steps, settings
         self.unreadable: set[str] = set()
         self.waited = 0.0  # seconds spent waiting for the loader
@@ -204,15 +227,20 @@ class Batches:
                     log.warning("skipped unreadable training image: %s", problem)
                 if not ranks.any(batch.numel() == 0, device):
                     stepped = True
-                    yield (batch.to(device, non_blocking=True).float().div_(255.0)
-                           .contiguous(memory_format=self.settings.memory_format),
-                           None if features is None else features.to(device, non_blocking=True))
+                    yield (
+                        batch.to(device, non_blocking=True)
+                        .float()
+                        .div_(255.0)
+                        .contiguous(memory_format=self.settings.memory_format),
+                        None if features is None else features.to(device, non_blocking=True),
+                    )
                     if position.step >= self.steps:
                         return
                 fetch_started = time.perf_counter()
             if whole_pass and not stepped:
-                raise StylenetError(f"a whole pass over the data gave no usable batch ({len(self.unreadable)} "
-                                    "unreadable images)")
+                raise StylenetError(
+                    f"a whole pass over the data gave no usable batch ({len(self.unreadable)} unreadable images)"
+                )
 
 
 class AfterStep:
@@ -220,8 +248,15 @@ class AfterStep:
     progress bar, health checks, previews, the ranks' joint decision to stop, snapshots. NaN or Inf in the
     loss or the weights raises TrainingDiverged before any snapshot of them is written."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, batches: Batches, plan: Plan,
-                 reporting: Reporting, settings: StepSettings) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        batches: Batches,
+        plan: Plan,
+        reporting: Reporting,
+        settings: StepSettings,
+    ) -> None:
         self.model, self.optimizer, self.batches, self.plan = model, optimizer, batches, plan
         self.reporting, self.settings = reporting, settings
         self.interval, self.waited_before = Interval(), 0.0
@@ -230,8 +265,14 @@ class AfterStep:
         self.stopped = False
         self.stopped_by: Alarm | None = None
         self.started, self.images = time.perf_counter(), 0
-        self.progress = tqdm(total=plan.steps, initial=batches.position.step, desc="train", unit="step",
-                             dynamic_ncols=True, disable=not settings.ranks.is_main)
+        self.progress = tqdm(
+            total=plan.steps,
+            initial=batches.position.step,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            disable=not settings.ranks.is_main,
+        )
 
     def __call__(self, output: torch.Tensor) -> bool:
         """Reports on the step just taken; True when the loop should end."""
@@ -242,8 +283,12 @@ class AfterStep:
             self.log(step, output)
         if step % plan.preview_interval == 0 or last:
             schedule = self.settings.style_schedule
-            self.reporting.run_log.preview(unwrapped(self.model), self.reporting.preview_photos, step,
-                                           None if schedule is None else schedule.preview_weights(self.settings.device))
+            self.reporting.run_log.preview(
+                unwrapped(self.model),
+                self.reporting.preview_photos,
+                step,
+                None if schedule is None else schedule.preview_weights(self.settings.device),
+            )
         self.stopped = ranks.any(self.reporting.should_stop() or self.stopped_by is not None, self.settings.device)
         if step % plan.checkpoint_interval == 0 or last or self.stopped:
             if not finite_weights(self.model):
@@ -303,8 +348,15 @@ class AfterStep:
         }
 
 
-def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer,
-        batches: Batches, plan: Plan, reporting: Reporting, settings: StepSettings) -> dict[str, Any]:
+def fit(
+    model: nn.Module,
+    loss_fn: Callable[..., dict[str, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    batches: Batches,
+    plan: Plan,
+    reporting: Reporting,
+    settings: StepSettings,
+) -> dict[str, Any]:
     """The training loop, from `batches.position` to `plan.steps`; returns AfterStep.summary().
 
     Distributed (`settings.ranks.world` > 1, `model` wrapped in DistributedDataParallel): every rank runs this
@@ -313,8 +365,9 @@ def fit(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], optim
     model.train()
     after = AfterStep(model, optimizer, batches, plan, reporting, settings)
     for content, features in batches:
-        output = train_step(model, loss_fn, optimizer, content, features, batches.position.step, settings,
-                            after.interval)
+        output = train_step(
+            model, loss_fn, optimizer, content, features, batches.position.step, settings, after.interval
+        )
         batches.position.step += 1
         if after(output):
             break
@@ -349,18 +402,33 @@ def open_training_data(data: DataOptions, loss_fn: PerceptualLoss) -> tuple[Imag
     return cached, pass_batch_through
 
 
-def make_loader(dataset: ImageFolder | CachedImages, collate: Callable, sampler: EpochSampler, batch_size: int,
-                workers: int, on_device: bool, device: torch.device) -> DataLoader | DeviceBatches:
+def make_loader(
+    dataset: ImageFolder | CachedImages,
+    collate: Callable,
+    sampler: EpochSampler,
+    batch_size: int,
+    workers: int,
+    on_device: bool,
+    device: torch.device,
+) -> DataLoader | DeviceBatches:
     """Batches of the sampler's order: a DataLoader (worker processes decode or read the cache), or with
     data.cache_on_device the whole cache in the device's memory (cache.DeviceBatches)."""
     if on_device:
         if not isinstance(dataset, CachedImages):
-            raise StylenetError("data.cache_on_device=true needs data.cache=<folder>, a cache made by "
-                                "python -m stylenet.precompute")
+            raise StylenetError(
+                "data.cache_on_device=true needs data.cache=<folder>, a cache made by python -m stylenet.precompute"
+            )
         log.info("the cache is held in %s memory: batches are indexed there", device)
         return DeviceBatches(dataset, sampler, batch_size, device)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      persistent_workers=workers > 0, pin_memory=device.type == "cuda", collate_fn=collate)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+        collate_fn=collate,
+    )
 
 
 def total_steps(steps: int, epochs: int | None, batches_per_epoch: int) -> int:
@@ -371,8 +439,15 @@ def total_steps(steps: int, epochs: int | None, batches_per_epoch: int) -> int:
     return int(total)
 
 
-def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: Iterable[TrainingBatch], device: torch.device,
-                         ranks: Distributed, style_schedule: StyleSchedule | None, mode: str) -> None:
+def balance_style_layers(
+    loss_fn: PerceptualLoss,
+    model: nn.Module,
+    loader: Iterable[TrainingBatch],
+    device: torch.device,
+    ranks: Distributed,
+    style_schedule: StyleSchedule | None,
+    mode: str,
+) -> None:
     """loss.style_layer_norm=auto: weigh the style layers by the untrained network's output on the first
     (global) training batch; =photos: by the batch's photos themselves (PerceptualLoss.relative_to_photos).
     Each image is measured against the style the schedule gives it at step 0."""
@@ -382,15 +457,21 @@ def balance_style_layers(loss_fn: PerceptualLoss, model: nn.Module, loader: Iter
         if style_schedule is None:
             raw = loss_fn.style_layer_losses(content if mode == "photos" else model(content))
         else:
-            style_index, style_weights = style_schedule.assign(0, len(content), ranks.rank * len(content),
-                                                               len(content) * ranks.world, device)
-            raw = loss_fn.style_layer_losses(content if mode == "photos" else model(content, style_weights),
-                                             style_index)
+            style_index, style_weights = style_schedule.assign(
+                0, len(content), ranks.rank * len(content), len(content) * ranks.world, device
+            )
+            raw = loss_fn.style_layer_losses(
+                content if mode == "photos" else model(content, style_weights), style_index
+            )
     averaged = dict(zip(raw, ranks.mean(torch.tensor(list(raw.values()), dtype=torch.float64, device=device)).tolist()))
     before = dict(loss_fn.style_layer_weights)
     after = loss_fn.normalise_style_layers(mode, averaged)
-    log.info("style_layer_norm=%s: style layer weights %s (were %s)", mode,
-             {name: f"{value:.4g}" for name, value in after.items()}, before)
+    log.info(
+        "style_layer_norm=%s: style layer weights %s (were %s)",
+        mode,
+        {name: f"{value:.4g}" for name, value in after.items()},
+        before,
+    )
 
 
 @dataclass
@@ -405,8 +486,9 @@ class TrainingNetwork:
     style_schedule: StyleSchedule | None
 
 
-def build_network(model_options: Mapping[str, Any], names: list[str], style_name: str,
-                  add_style_to: str | None = None) -> TrainingNetwork:
+def build_network(
+    model_options: Mapping[str, Any], names: list[str], style_name: str, add_style_to: str | None = None
+) -> TrainingNetwork:
     """A new network (TransformerNet(**model_options)) with one style per style image, published as
     `style_name`; or, with add_style_to, that trained network grown by these styles, everything but the new
     styles' normalisation parameters frozen (so the styles it had stay bit for bit the same), published as
@@ -416,26 +498,36 @@ def build_network(model_options: Mapping[str, Any], names: list[str], style_name
         existing = style_names(payload)
         clashes = [name for name in names if name in existing]
         if clashes:
-            raise StylenetError(f"{add_style_to} already has style(s) {', '.join(clashes)} "
-                                f"(it has {', '.join(existing)}): name the new one with style.name=...")
+            raise StylenetError(
+                f"{add_style_to} already has style(s) {', '.join(clashes)} "
+                f"(it has {', '.join(existing)}): name the new one with style.name=..."
+            )
         model = build_model(payload, add_style_to)
         if not model.norms():
-            raise StylenetError(f"{add_style_to} has no instance norm (model_cfg {payload['model_cfg']}), "
-                                f"where added styles would live")
+            raise StylenetError(
+                f"{add_style_to} has no instance norm (model_cfg {payload['model_cfg']}), where added styles would live"
+            )
         trained = model.add_styles(len(names))
         model.requires_grad_(False)
         for parameter in model.style_parameters(trained):
             parameter.requires_grad_(True)
-        log.info("adding style(s) %s to %s (styles %s): only their normalisation parameters are trained; "
-                 "the network comes from that file, model options are not used", names, add_style_to, existing)
+        log.info(
+            "adding style(s) %s to %s (styles %s): only their normalisation parameters are trained; "
+            "the network comes from that file, model options are not used",
+            names,
+            add_style_to,
+            existing,
+        )
         model_cfg = {**payload["model_cfg"], "num_styles": model.num_styles}
         all_names, published = existing + names, f"{payload['style']}+{style_name}"
     else:
         model_cfg = dict(model_options)
         requested = model_cfg.get("num_styles")
         if requested is not None and requested != len(names):
-            raise StylenetError(f"model.num_styles={requested}, but style '{style_name}' has {len(names)} image(s); "
-                                f"leave model.num_styles=null to have one style per image")
+            raise StylenetError(
+                f"model.num_styles={requested}, but style '{style_name}' has {len(names)} image(s); "
+                f"leave model.num_styles=null to have one style per image"
+            )
         model_cfg["num_styles"] = len(names)
         try:
             model = TransformerNet(**model_cfg)
@@ -454,8 +546,10 @@ def load_teacher(name: str, model: TransformerNet, device: torch.device) -> torc
     payload = load_checkpoint(name)
     teacher = build_model(payload, name)
     if teacher.num_styles > 1 or model.num_styles > 1:
-        raise StylenetError(f"distill.teacher={name}: distillation trains one style from a network of one style "
-                            f"(the teacher has {teacher.num_styles}, the trained network {model.num_styles})")
+        raise StylenetError(
+            f"distill.teacher={name}: distillation trains one style from a network of one style "
+            f"(the teacher has {teacher.num_styles}, the trained network {model.num_styles})"
+        )
     log.info("distillation: learning the pictures of %s (style %s) as well as the loss", name, payload["style"])
     return teacher.to(device)
 

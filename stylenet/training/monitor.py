@@ -36,8 +36,9 @@ class RunLog:
         if self.writer is not None:
             self.writer.add_image(tag, image, step)
 
-    def hparams(self, hyperparameters: dict[str, Any], final_losses: dict[str, float], images_per_sec: float,
-                step: int) -> None:
+    def hparams(
+        self, hyperparameters: dict[str, Any], final_losses: dict[str, float], images_per_sec: float, step: int
+    ) -> None:
         """The HParams tab: this run's settings beside its final metrics (tags final/*, logged in this run)."""
         if self.writer is None or self.writer.file_writer is None:
             return

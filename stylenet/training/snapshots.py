@@ -5,17 +5,17 @@ putting one back. A snapshot continues a run only when the options that shape th
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from stylenet.nets.network_file import FORMAT_VERSION, atomic_save, load_checkpoint
 from stylenet.common.errors import StylenetError
 from stylenet.loss.perceptual import PerceptualLoss
+from stylenet.nets.network_file import FORMAT_VERSION, atomic_save, load_checkpoint
 from stylenet.nets.transformer import TransformerNet
 
 log = logging.getLogger("stylenet.train")
@@ -30,9 +30,17 @@ class Position:
     offset: int = 0
 
 
-def training_payload(model: TransformerNet, optimizer: torch.optim.Optimizer, model_cfg: dict[str, Any],
-                     style: str, fingerprint: dict[str, Any], step: int, epoch: int, offset: int,
-                     **state: Any) -> dict[str, Any]:
+def training_payload(
+    model: TransformerNet,
+    optimizer: torch.optim.Optimizer,
+    model_cfg: dict[str, Any],
+    style: str,
+    fingerprint: dict[str, Any],
+    step: int,
+    epoch: int,
+    offset: int,
+    **state: Any,
+) -> dict[str, Any]:
     """Everything an exact resume needs. The data order is a function of (seed, epoch), so the
     position is (epoch, offset); the torch generators are stored for any random layer a variant adds.
     `state`: further plain data of the run (last losses, effective style layer weights)."""
@@ -47,8 +55,10 @@ def training_payload(model: TransformerNet, optimizer: torch.optim.Optimizer, mo
         "model_cfg": dict(model_cfg),
         "style": style,
         "fingerprint": fingerprint,
-        "rng": {"torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        },
         **state,
     }
 
@@ -71,8 +81,9 @@ def latest_training_checkpoint(search_root: Path, fingerprint: dict[str, Any]) -
 
     An unreadable one (say, from a disk that filled up) is skipped for the one before it.
     """
-    candidates = sorted(Path(search_root).glob("*/checkpoints/step_*.pt"), key=lambda p: p.stat().st_mtime,
-                        reverse=True)
+    candidates = sorted(
+        Path(search_root).glob("*/checkpoints/step_*.pt"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
     for path in candidates:
         try:
             payload = load_checkpoint(path, kind="training")
@@ -89,8 +100,11 @@ def fingerprint(resolved: Mapping[str, Any]) -> dict[str, Any]:
     not steps, intervals or workers."""
     kept = {key: resolved[key] for key in ("style", "model", "loss", "seed", "optimizer", "add_style_to")}
     data = resolved["data"]
-    kept["data"] = {"source": data["cache"] or data["root"], "image_size": data["image_size"],
-                    "batch_size": data["batch_size"]}
+    kept["data"] = {
+        "source": data["cache"] or data["root"],
+        "image_size": data["image_size"],
+        "batch_size": data["batch_size"],
+    }
     return kept
 
 
@@ -110,8 +124,9 @@ def find_resume(resume: str | None, run_dir: Path, current: dict[str, Any]) -> t
     return Path(resume), payload
 
 
-def restore(payload: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-            loss_fn: PerceptualLoss) -> Position:
+def restore(
+    payload: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: PerceptualLoss
+) -> Position:
     """Put a training snapshot back: weights, optimizer, generators, style layer weights, data position."""
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])

