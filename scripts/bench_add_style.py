@@ -32,8 +32,9 @@ from stylenet.config.compose import compose_options
 from stylenet.data.photos import ImageFolder, load_style_image, readable_batch
 from stylenet.loss.perceptual import perceptual_loss
 from stylenet.loss.scores import heldout_losses
-from stylenet.nets.network_file import build_model, load_checkpoint
+from stylenet.nets.network_file import build_model, load_network_file
 from stylenet.tools.benchmarking import describe_machine, train_network
+from stylenet.training.snapshots import load_snapshot
 from stylenet.vgg.encoder import layer_names
 
 
@@ -74,7 +75,7 @@ def style_curve(run_dir: Path, loss_fn, photos: torch.Tensor, style_index: int |
     """Held-out style loss of every training snapshot of a run, by step."""
     curve = {}
     for path in sorted((run_dir / "checkpoints").glob("step_*.pt")):
-        payload = load_checkpoint(path, kind="training")
+        payload = load_snapshot(path)
         model = build_model(payload, path)
         weights = None if style_index is None else F.one_hot(torch.tensor(style_index), model.num_styles).float()
         curve[payload["step"]] = heldout_losses(model, loss_fn, photos, style=weights)["style"]
@@ -142,7 +143,7 @@ def main() -> int:
             images = "{" + ", ".join(f"base{index}: {path}" for index, path in enumerate(args.base_styles)) + "}"
             train("base", ["style=multi", f"style.images={images}", "style.name=base"], args, args.base_steps)
             base = args.workdir / "checkpoints" / "base.pt"
-        base_styles = load_checkpoint(base).get("styles") or ["one"]
+        base_styles = load_network_file(base).get("styles") or ["one"]
         new = ["style=custom", f"style.image={args.new_style}", "style.name=new"]
         added = train("added", [*new, f"add_style_to={base}"], args, args.steps, args.add_lr)
         scratch = train("scratch", new, args, args.steps)

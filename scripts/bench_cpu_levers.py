@@ -24,7 +24,7 @@ import stylenet
 from stylenet.common.errors import needs
 from stylenet.inference.onnx_backend import cached_export
 from stylenet.inference.stylizer import TorchStylizer
-from stylenet.nets.network_file import load_checkpoint, resolve_checkpoint
+from stylenet.nets.network_file import load_network_file, resolve_network_file
 from stylenet.tools.benchmarking import describe_machine, median_seconds
 
 
@@ -71,7 +71,7 @@ def main() -> int:
     loaded = stylenet.load(args.network, device="cpu", backend="torch")
     assert isinstance(loaded, TorchStylizer)
     model = loaded.model
-    graph = str(cached_export(resolve_checkpoint(args.network), loaded, load_checkpoint(args.network)))
+    graph = str(cached_export(resolve_network_file(args.network), loaded, load_network_file(args.network)))
     rows: dict[str, Callable[[np.ndarray], object]] = {
         "onnxruntime, its own thread choice (the default path)": onnx_runner(graph, None)
     }

@@ -32,7 +32,7 @@ from stylenet.inference.exported import quantize_int8
 from stylenet.inference.onnx_backend import cached_export, open_session
 from stylenet.inference.stylizer import TorchStylizer
 from stylenet.loss.scores import MEASURE_LAYERS, PictureScorer
-from stylenet.nets.network_file import load_checkpoint, resolve_checkpoint
+from stylenet.nets.network_file import load_network_file, resolve_network_file
 from stylenet.tools.benchmarking import describe_machine, median_seconds
 
 
@@ -53,7 +53,7 @@ def main() -> int:
     network = stylenet.load(args.network, device="cpu", backend="torch")
     assert isinstance(network, TorchStylizer)
     source = cached_export(
-        resolve_checkpoint(args.network), network, load_checkpoint(args.network)
+        resolve_network_file(args.network), network, load_network_file(args.network)
     )  # the default path's graph
     args.out.mkdir(parents=True, exist_ok=True)
     calibration = list_images(args.calibration)[: args.count]

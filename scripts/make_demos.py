@@ -24,7 +24,7 @@ from pathlib import Path
 
 from stylenet.common.errors import StylenetError
 from stylenet.common.images import list_images
-from stylenet.nets.network_file import atomic_save, load_checkpoint
+from stylenet.nets.network_file import atomic_save, load_network_file
 from stylenet.tools.benchmarking import train_network
 
 
@@ -57,7 +57,7 @@ def about(payload: dict, images: int, args: argparse.Namespace) -> str:
 def realtime_overrides(teacher: Path) -> list[str]:
     """The teacher's own loss recipe, and its pictures as targets (weight: the distillation term about ten times
     the perceptual loss at the start, as measured for starry_night in BENCHMARKS.md)."""
-    loss = load_checkpoint(teacher)["summary"]["config"]["loss"]
+    loss = load_network_file(teacher)["summary"]["config"]["loss"]
     return [
         f"distill.teacher={teacher}",
         "distill.weight=1e6",
@@ -125,7 +125,7 @@ def main() -> int:
                         *([f"loss.style_weight={weights[style]}"] if style in weights else []),
                     ],
                 )
-            payload = load_checkpoint(run / f"{style}.pt")
+            payload = load_network_file(run / f"{style}.pt")
             payload["style"] = style
             # float16 halves what the package carries (a johnson network: 6.7 MB -> 3.4 MB); loading casts back to
             # float32, and the pictures differ from the float32 network's by at most a level or two (BENCHMARKS.md).

@@ -27,7 +27,7 @@ from stylenet.common.images import labelled_sheet, pil_to_tensor, read_image, re
 from stylenet.inference.stylizer import stylize_picture
 from stylenet.loss.gatys import optimize_image
 from stylenet.loss.perceptual import PerceptualLoss, trained_loss
-from stylenet.nets.network_file import load_checkpoint
+from stylenet.nets.network_file import load_network_file
 from stylenet.tools.benchmarking import describe_machine, median_seconds
 
 
@@ -84,7 +84,7 @@ def main() -> None:
     for style in args.styles:
         paths = [(label, template.format(style=style)) for label, template in networks]
         loss_fn = (
-            trained_loss(load_checkpoint(paths[0][1]), paths[0][1], torch.device("cpu")) if args.iterations else None
+            trained_loss(load_network_file(paths[0][1]), paths[0][1], torch.device("cpu")) if args.iterations else None
         )
         rows = []
         for name, photo in photos.items():

@@ -32,7 +32,7 @@ from stylenet.inference.stylizer import style_weights
 from stylenet.loss.gatys import optimize_image
 from stylenet.loss.perceptual import trained_loss
 from stylenet.loss.scores import TERMS, equivalent_iterations, report
-from stylenet.nets.network_file import build_model, load_checkpoint, style_names
+from stylenet.nets.network_file import build_model, load_network_file, style_names
 from stylenet.tools.benchmarking import timed
 
 log = logging.getLogger("stylenet.evaluate")
@@ -42,7 +42,7 @@ class Network:
     """One trained network under evaluation: its label, inference file, style and loss."""
 
     def __init__(self, checkpoint: str, cfg: EvaluateConfig, device: torch.device) -> None:
-        self.payload = load_checkpoint(checkpoint, kind="inference")
+        self.payload = load_network_file(checkpoint)
         self.label = Path(checkpoint).stem
         model = build_model(self.payload, checkpoint).to(device).eval().requires_grad_(False)
         names = style_names(self.payload)

@@ -27,7 +27,7 @@ from stylenet.inference.exported import (
     metadata,
     quantize_int8,
 )
-from stylenet.nets.network_file import build_model, load_checkpoint
+from stylenet.nets.network_file import build_model, load_network_file
 
 log = logging.getLogger("stylenet.export")
 CALIBRATION_PHOTOS = 16  # at 256 px: as many as changed the pictures no further (BENCHMARKS.md "int8")
@@ -42,7 +42,7 @@ def main(config: DictConfig) -> None:
     output = Path(cfg.output).expanduser()
     if output.exists() and not cfg.overwrite:
         raise StylenetError(f"{output} exists: pass overwrite=true to replace it")
-    payload = load_checkpoint(cfg.checkpoint, kind="inference")
+    payload = load_network_file(cfg.checkpoint)
     model = build_model(payload, cfg.checkpoint).eval().requires_grad_(False)
     about = metadata(payload)
     with atomic_path(output) as temporary:

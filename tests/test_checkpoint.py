@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from stylenet.common.errors import StylenetError
-from stylenet.nets.network_file import FORMAT_VERSION, atomic_save, build_model, inference_payload, load_checkpoint
+from stylenet.nets.network_file import FORMAT_VERSION, atomic_save, build_model, inference_payload, load_network_file
 from stylenet.nets.transformer import TransformerNet
-from stylenet.training.snapshots import latest_training_checkpoint, training_payload
+from stylenet.training.snapshots import latest_snapshot, training_payload
 
 TINY = {"channels": [8, 16, 16], "num_residual_blocks": 1, "norm": "instance"}
 
@@ -14,7 +14,7 @@ TINY = {"channels": [8, 16, 16], "num_residual_blocks": 1, "norm": "instance"}
 def test_inference_file_round_trip(tmp_path) -> None:
     model = TransformerNet(**TINY)
     atomic_save(inference_payload(model, TINY, "wave", {"steps": 3}), tmp_path / "wave.pt")
-    payload = load_checkpoint(tmp_path / "wave.pt")
+    payload = load_network_file(tmp_path / "wave.pt")
     assert payload["style"] == "wave" and payload["format_version"] == FORMAT_VERSION
     rebuilt = build_model(payload, tmp_path / "wave.pt")
     image = torch.rand(1, 3, 17, 19)
@@ -25,7 +25,7 @@ def test_a_file_written_before_downsample_existed_loads(tmp_path) -> None:
     """Files written before 2026-12-03 (the zoo's among them) store half_resolution, now downsample."""
     model = TransformerNet(**TINY, downsample=2)
     atomic_save(inference_payload(model, {**TINY, "half_resolution": True}, "wave", {"steps": 3}), tmp_path / "old.pt")
-    rebuilt = build_model(load_checkpoint(tmp_path / "old.pt"), tmp_path / "old.pt")
+    rebuilt = build_model(load_network_file(tmp_path / "old.pt"), tmp_path / "old.pt")
     image = torch.rand(1, 3, 17, 19)
     assert rebuilt.downsample == 2 and torch.equal(rebuilt(image), model(image))
 
@@ -39,7 +39,7 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, monkeypatch) -> N
     monkeypatch.chdir(tmp_path)
     torch.save({"format_version": FORMAT_VERSION, "model_cfg": _RunsCode()}, tmp_path / "evil.pt")
     with pytest.raises(StylenetError, match="refused to load .*evil.pt"):
-        load_checkpoint(tmp_path / "evil.pt")
+        load_network_file(tmp_path / "evil.pt")
     assert not (tmp_path / "PAYLOAD_RAN").exists()
 
 
@@ -47,14 +47,14 @@ def test_truncated_checkpoint_names_the_file(tmp_path) -> None:
     atomic_save(inference_payload(TransformerNet(**TINY), TINY, "x", {}), tmp_path / "whole.pt")
     (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:1000])
     with pytest.raises(StylenetError, match="cannot read checkpoint .*cut.pt: the file is corrupt or truncated"):
-        load_checkpoint(tmp_path / "cut.pt")
+        load_network_file(tmp_path / "cut.pt")
 
 
 def test_other_format_versions_and_architectures_are_refused(tmp_path) -> None:
     payload = inference_payload(TransformerNet(**TINY), TINY, "x", {})
     atomic_save({**payload, "format_version": FORMAT_VERSION + 1}, tmp_path / "future.pt")
     with pytest.raises(StylenetError, match=f"format version {FORMAT_VERSION + 1}"):
-        load_checkpoint(tmp_path / "future.pt")
+        load_network_file(tmp_path / "future.pt")
     wrong = {**payload, "model_cfg": {**TINY, "channels": [8, 16, 32]}}
     with pytest.raises(StylenetError, match="weights do not match the stored model config"):
         build_model(wrong, tmp_path / "wrong.pt")
@@ -74,9 +74,9 @@ def test_auto_resume_skips_an_unreadable_newest_checkpoint(tmp_path) -> None:
         tmp_path / "other" / "checkpoints" / "step_0000009.pt",
     )
     newest = tmp_path / "new" / "checkpoints" / "step_0000008.pt"
-    path, payload = latest_training_checkpoint(tmp_path, fingerprint)
+    path, payload = latest_snapshot(tmp_path, fingerprint)
     assert path == newest and payload["step"] == 8
     newest.write_bytes(newest.read_bytes()[:500])
-    path, payload = latest_training_checkpoint(tmp_path, fingerprint)
+    path, payload = latest_snapshot(tmp_path, fingerprint)
     assert payload["step"] == 4 and path.parent.parent.name == "old"
-    assert latest_training_checkpoint(tmp_path, {"seed": 3}) is None
+    assert latest_snapshot(tmp_path, {"seed": 3}) is None

@@ -15,7 +15,7 @@ from stylenet.common.images import keep_colours, pil_to_tensor, tensor_to_pil
 from stylenet.common.precision import inference_dtype
 from stylenet.common.runtime import pick_device
 from stylenet.inference.tiling import stylize_in_tiles
-from stylenet.nets.network_file import build_model, load_checkpoint, resolve_checkpoint, style_names
+from stylenet.nets.network_file import build_model, load_network_file, resolve_network_file, style_names
 from stylenet.nets.transformer import TransformerNet
 
 
@@ -272,7 +272,7 @@ def load(
         if backend == "torch":
             raise StylenetError(f"{path} is an ONNX file: it runs with backend=auto or onnxruntime")
         return onnx_backend.OnnxStylizer.open(path, device, style_name, style_index, style_mix)
-    payload = load_checkpoint(path, kind="inference")
+    payload = load_network_file(path)
     names = style_names(payload)
     weights = style_weights(names, style_name, style_index, style_mix)
     target = pick_device(device)
@@ -289,4 +289,4 @@ def load(
     )
     if onnx_backend.chosen_backend(backend, target, dtype, channels_last) == "torch":
         return network
-    return onnx_backend.onnx_stylizer(resolve_checkpoint(path), network, payload)
+    return onnx_backend.onnx_stylizer(resolve_network_file(path), network, payload)

@@ -71,7 +71,7 @@ def named_networks() -> dict[str, Path]:
     return found
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
+def resolve_network_file(path: str | os.PathLike) -> Path:
     """A path as given; a bare name (no folder, no extension) such as 'starry_night' is looked up in
     ./checkpoints, then among the demo networks. A file that is not there names what is."""
     given = Path(path).expanduser()
@@ -87,10 +87,14 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     )
 
 
-def load_checkpoint(path: str | os.PathLike, kind: str = "inference") -> dict[str, Any]:
-    """Load a checkpoint safely; refuse anything that is not a plain-data stylenet file of this `kind`.
-    An inference file may be named (resolve_checkpoint)."""
-    path = resolve_checkpoint(path) if kind == "inference" else Path(path).expanduser()
+def load_network_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The payload of a network file (what inference loads), given by path or by name (resolve_network_file)."""
+    return read_payload(resolve_network_file(path), "inference")
+
+
+def read_payload(path: Path, kind: str) -> dict[str, Any]:
+    """Load a stylenet file safely: refuse anything that is not a plain-data stylenet file of this `kind`
+    ("inference": a network file; "training": a snapshot, training.snapshots.load_snapshot)."""
     if not path.is_file():
         raise StylenetError(f"checkpoint not found: {path}")
     try:

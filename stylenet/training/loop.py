@@ -40,7 +40,7 @@ from stylenet.data.photos import (
 )
 from stylenet.data.precomputed import CachedImages, DeviceBatches, pass_batch_through
 from stylenet.loss.perceptual import PER_IMAGE_STYLE, PerceptualLoss
-from stylenet.nets.network_file import atomic_save, build_model, load_checkpoint, style_names
+from stylenet.nets.network_file import atomic_save, build_model, load_network_file, style_names
 from stylenet.nets.transformer import TransformerNet
 from stylenet.training.health import Alarm, HealthMonitor
 from stylenet.training.monitor import RunLog
@@ -494,7 +494,7 @@ def build_network(
     styles' normalisation parameters frozen (so the styles it had stay bit for bit the same), published as
     '<its name>+<style_name>'."""
     if add_style_to:
-        payload = load_checkpoint(add_style_to, kind="inference")
+        payload = load_network_file(add_style_to)
         existing = style_names(payload)
         clashes = [name for name in names if name in existing]
         if clashes:
@@ -543,7 +543,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 def load_teacher(name: str, model: TransformerNet, device: torch.device) -> torch.nn.Module:
     """The network whose pictures distillation learns (stylenet.loss.perceptual.Distilled): one style, like the student."""
-    payload = load_checkpoint(name)
+    payload = load_network_file(name)
     teacher = build_model(payload, name)
     if teacher.num_styles > 1 or model.num_styles > 1:
         raise StylenetError(

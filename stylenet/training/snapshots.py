@@ -15,7 +15,7 @@ from torch import nn
 
 from stylenet.common.errors import StylenetError
 from stylenet.loss.perceptual import PerceptualLoss
-from stylenet.nets.network_file import FORMAT_VERSION, atomic_save, load_checkpoint
+from stylenet.nets.network_file import FORMAT_VERSION, atomic_save, read_payload
 from stylenet.nets.transformer import TransformerNet
 
 log = logging.getLogger("stylenet.train")
@@ -76,8 +76,13 @@ def differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "
     return found
 
 
-def latest_training_checkpoint(search_root: Path, fingerprint: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
-    """The newest readable training checkpoint of a run with the same fingerprint below `search_root`.
+def load_snapshot(path: str | Path) -> dict[str, Any]:
+    """A run's resumable training state, refused unless it is a plain-data stylenet snapshot."""
+    return read_payload(Path(path).expanduser(), "training")
+
+
+def latest_snapshot(search_root: Path, fingerprint: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
+    """The newest readable snapshot of a run with the same fingerprint below `search_root`.
 
     An unreadable one (say, from a disk that filled up) is skipped for the one before it.
     """
@@ -86,7 +91,7 @@ def latest_training_checkpoint(search_root: Path, fingerprint: dict[str, Any]) -
     )
     for path in candidates:
         try:
-            payload = load_checkpoint(path, kind="training")
+            payload = load_snapshot(path)
         except StylenetError as error:
             log.warning("ignoring %s", error)
             continue
@@ -113,11 +118,11 @@ def find_resume(resume: str | None, run_dir: Path, current: dict[str, Any]) -> t
     if not resume:
         return None
     if resume == "auto":
-        found = latest_training_checkpoint(run_dir.parent, current)
+        found = latest_snapshot(run_dir.parent, current)
         if found is None:
             log.info("resume=auto: no earlier run of this config in %s; starting from step 0", run_dir.parent)
         return found
-    payload = load_checkpoint(resume, kind="training")
+    payload = load_snapshot(resume)
     mismatches = differences(payload.get("fingerprint", {}), current)
     if mismatches:
         raise StylenetError(f"cannot resume from {resume}: its run had another config: " + "; ".join(mismatches))
