@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from stylenet.common.atomic import atomic_write
 from stylenet.common.errors import StylenetError, exits_cleanly
-from stylenet.common.images import image_grid, save_image
+from stylenet.common.images import image_grid, save_image, unit_float
 from stylenet.common.runtime import pick_device, seed_everything
 from stylenet.config import cli
 from stylenet.config.schema import EvaluateConfig, typed
@@ -89,7 +89,7 @@ def main(config: DictConfig) -> None:
         if image is None:
             log.warning("skipped unreadable photo: %s", problem)
             continue
-        photo = image.unsqueeze(0).to(device).float().div_(255.0)
+        photo = unit_float(image.unsqueeze(0).to(device))
         rows: dict[str, dict[str, float]] = {}
         outputs = [photo]
         for label, network in zip(labels, networks):

@@ -85,10 +85,15 @@ def read_image_and_alpha(path: str | os.PathLike) -> tuple[Image.Image, Image.Im
         raise UnreadableImageError(f"cannot read image {path}: {error}") from None
 
 
+def unit_float(pixels: torch.Tensor) -> torch.Tensor:
+    """8-bit pixels (any shape, any device) -> float32 in [0, 1]: the one place this scale is written."""
+    return pixels.to(torch.float32).div_(255.0)
+
+
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
     array = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+    return unit_float(torch.from_numpy(array.copy()).permute(2, 0, 1))
 
 
 def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:

@@ -24,6 +24,7 @@ from stylenet.common.images import (
     pil_to_tensor,
     read_image,
     resize_to_long_side,
+    unit_float,
 )
 from stylenet.common.options import UNSET, at_least
 from stylenet.common.paths import user_cache_dir
@@ -132,7 +133,7 @@ def readable_batch(dataset: Photos, limit: int | None = None) -> torch.Tensor:
     for index in range(len(dataset)):
         image = dataset[index][0]
         if image is not None:
-            images.append(image.float() / 255.0)
+            images.append(unit_float(image))
         if len(images) == limit:
             break
     if not images:

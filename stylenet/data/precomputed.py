@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from stylenet.common.atomic import atomic_write
 from stylenet.common.errors import StylenetError
+from stylenet.common.images import unit_float
 from stylenet.data.photos import ImageFolder, TrainingBatch
 from stylenet.vgg.encoder import VGGEncoder, layer_shape
 
@@ -379,7 +380,7 @@ def fill(
                 features = None
                 if encoder is not None:
                     with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                        activations = encoder(images.to(device).float().div_(255.0))[layer]
+                        activations = encoder(unit_float(images.to(device)))[layer]
                     features = activations.to(torch.float16).cpu().numpy()
                 writer.write([row for row, _ in readable], images.permute(0, 2, 3, 1).numpy(), features)
             progress.update(len(rows))

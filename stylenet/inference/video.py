@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from stylenet.common.atomic import atomic_path
 from stylenet.common.errors import StylenetError, needs
-from stylenet.common.images import pil_to_tensor
+from stylenet.common.images import pil_to_tensor, unit_float
 from stylenet.inference.pipeline import Stages
 from stylenet.inference.stylizer import PictureOptions, Stylizer, stylize_pictures
 
@@ -137,11 +137,11 @@ def stylize_frames(
     options the frames go straight to the network as one tensor batch (no PIL round trip per frame)."""
     pixels = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
     if not options.edits_pictures and (options.tile_size is None or max(pixels.shape[-2:]) <= options.tile_size):
-        styled = stylizer.run(pixels.float().div_(255))
-        return pixels.to(styled.device, torch.float32).div_(255), styled
+        styled = stylizer.run(unit_float(pixels))
+        return unit_float(pixels.to(styled.device)), styled
     pictures = stylize_pictures(stylizer, [Image.fromarray(frame) for frame in frames], options)
     styled = torch.stack([pil_to_tensor(picture) for picture in pictures])
-    return pixels.float().div_(255), styled
+    return unit_float(pixels), styled
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from stylenet.common.errors import StylenetError
-from stylenet.common.images import pil_to_tensor, read_image
+from stylenet.common.images import pil_to_tensor, read_image, unit_float
 from stylenet.common.runtime import Distributed
 from stylenet.data.photos import (
     DataOptions,
@@ -228,10 +228,9 @@ class Batches:
                 if not ranks.any(batch.numel() == 0, device):
                     stepped = True
                     yield (
-                        batch.to(device, non_blocking=True)
-                        .float()
-                        .div_(255.0)
-                        .contiguous(memory_format=self.settings.memory_format),
+                        unit_float(batch.to(device, non_blocking=True)).contiguous(
+                            memory_format=self.settings.memory_format
+                        ),
                         None if features is None else features.to(device, non_blocking=True),
                     )
                     if position.step >= self.steps:
@@ -452,7 +451,7 @@ def balance_style_layers(
     (global) training batch; =photos: by the batch's photos themselves (PerceptualLoss.relative_to_photos).
     Each image is measured against the style the schedule gives it at step 0."""
     batch, _, _ = next(batch for batch in loader if batch[0].numel() > 0)
-    content = batch.to(device).float().div_(255.0)
+    content = unit_float(batch.to(device))
     with torch.no_grad():
         if style_schedule is None:
             raw = loss_fn.style_layer_losses(content if mode == "photos" else model(content))
