@@ -9,15 +9,16 @@ GIL (FFmpeg, torch), so the stages really run at the same time.
 
 depth=0 runs every stage in the calling thread, one after another: the same items, no threads.
 A stage may drop stale items for a live source (`stale`): an item it calls stale is skipped when a
-newer one is already waiting, so a consumer slower than its source keeps up with it; `dropped` counts.
+newer one is already waiting, and makes room at once when the queue is full (the producer never waits
+for it), so a consumer slower than its source keeps up with it; `dropped` counts.
 An error in a stage is raised in the consumer; leaving the block (normally, on an error, on Ctrl-C)
 stops every stage's thread and waits for it, so no thread outlives what it reads from.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -28,7 +29,9 @@ _POLL_SECONDS = 0.1  # how often a blocked thread looks whether it was cancelled
 
 class _Stage:
     def __init__(self, items: Iterator[T], depth: int, name: str, stale: Callable[[T], int] | None) -> None:
-        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.waiting: deque = deque()  # at most `depth` items, oldest first
+        self.depth = depth
+        self.changed = threading.Condition()
         self.stale = stale
         self.dropped = 0
         self.cancelled = threading.Event()
@@ -51,31 +54,43 @@ class _Stage:
             if close is not None:
                 close()  # a generator's clean-up runs here, in its own thread, before stop() returns
 
+    def _drop_stale(self, index: int) -> bool:
+        """Drops waiting item `index` if `stale` calls it stale (called with `changed` held)."""
+        count = self.stale(self.waiting[index]) if self.stale is not None else 0
+        if count:
+            del self.waiting[index]
+            self.dropped += count
+        return bool(count)
+
     def _put(self, item: object) -> bool:
-        while not self.cancelled.is_set():
-            try:
-                self.queue.put(item, timeout=_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
+        """Waits for room, except that a full queue's stale oldest item makes room at once: a live source
+        is never held back by a slower consumer (whether the consumer's thread wakes in time or not)."""
+        with self.changed:
+            while len(self.waiting) >= self.depth and not self._drop_stale(0):
+                if self.cancelled.is_set():
+                    return False
+                self.changed.wait(_POLL_SECONDS)
+            self.waiting.append(item)
+            self.changed.notify_all()
+        return True
+
+    def _take(self) -> object:
+        """The oldest waiting item that is not stale while a newer one waits; _END when cancelled."""
+        with self.changed:
+            while not self.waiting or (len(self.waiting) > 1 and self.waiting[0] is not _END and self._drop_stale(0)):
+                if self.cancelled.is_set():
+                    return _END
+                if not self.waiting:
+                    self.changed.wait(_POLL_SECONDS)
+            item = self.waiting.popleft()
+            self.changed.notify_all()
+        return item
 
     def __iter__(self) -> Iterator[T]:
-        while not self.cancelled.is_set():
-            try:
-                item = self.queue.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                continue
-            if item is _END:
-                if self.error is not None:
-                    raise self.error
-                return
-            if self.stale is not None and not self.queue.empty():
-                count = self.stale(item)
-                if count:
-                    self.dropped += count
-                    continue
+        while (item := self._take()) is not _END:
             yield item
+        if self.error is not None and not self.cancelled.is_set():
+            raise self.error
 
     def stop(self) -> None:
         self.cancelled.set()
