@@ -10,6 +10,8 @@ import runpy
 import signal
 import subprocess
 import sys
+import traceback
+import warnings
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -81,22 +83,46 @@ def exit_status(error: SystemExit) -> int:
 
 
 def run_entry(module: str, *overrides: str, cwd: Path, **env: str) -> Finished:
-    """`python -m stylenet.<module> overrides...` run in this process as the interpreter runs it (the module as
-    __main__, sys.argv, the working directory, the environment, stdout and stderr), restored afterwards.
+    """`python -m stylenet.<module> overrides...` run in this process as the interpreter runs it (run_as_main).
 
     Faults are injected with pytest's monkeypatch around the call (a function that raises Killed, sends
     SIGINT, ...). What needs a process of its own (a real signal from outside, torchrun) uses run_cli."""
-    saved_argv, saved_cwd, saved_env = sys.argv[:], os.getcwd(), dict(os.environ)
+    return run_as_main(
+        lambda: runpy.run_module(f"stylenet.{module}", run_name="__main__", alter_sys=True),
+        [f"stylenet.{module}", *overrides],
+        cwd,
+        entry_env(cwd, **env),
+    )
+
+
+def run_script(path: Path, *arguments: str, cwd: Path) -> Finished:
+    """`python scripts/<name>.py arguments...` run in this process as the interpreter runs it (run_as_main)."""
+    return run_as_main(lambda: runpy.run_path(str(path), run_name="__main__"), [str(path), *arguments], cwd, {})
+
+
+def run_as_main(run: Callable[[], object], argv: list[str], cwd: Path, env: dict[str, str]) -> Finished:
+    """Run a program's `__main__` in this process with its own sys.argv, working directory, environment, stdout
+    and stderr, and what the interpreter makes of how it ends (exit status, a traceback); restore all of it and
+    what a program may change for the rest of the process (sys.path, logging, warnings, torch's threads, and
+    torch.compile's caches: a function compiled again at other sizes would be compiled with dynamic shapes)."""
+    import torch
+
+    saved_argv, saved_path, saved_cwd, saved_env = sys.argv[:], sys.path[:], os.getcwd(), dict(os.environ)
+    saved_threads = torch.get_num_threads()
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
     stdout, stderr = io.StringIO(), io.StringIO()
-    os.environ.update(entry_env(cwd, **env))
+    os.environ.update(env)
     os.chdir(cwd)
-    sys.argv = [f"stylenet.{module}", *overrides]
+    sys.argv = argv
     code = 0
     try:
-        with redirect_stdout(stdout), redirect_stderr(stderr):
-            runpy.run_module(f"stylenet.{module}", run_name="__main__", alter_sys=True)
+        with redirect_stdout(stdout), redirect_stderr(stderr), warnings.catch_warnings():
+            try:
+                run()
+            except Exception:  # what the interpreter prints for an uncaught exception
+                traceback.print_exc()
+                code = 1
     except SystemExit as error:
         code = exit_status(error)
     except Killed:
@@ -104,10 +130,12 @@ def run_entry(module: str, *overrides: str, cwd: Path, **env: str) -> Finished:
     except KeyboardInterrupt:
         code = -signal.SIGINT
     finally:
-        sys.argv = saved_argv
+        sys.argv, sys.path[:] = saved_argv, saved_path
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
+        torch.set_num_threads(saved_threads)
+        torch.compiler.reset()
         for handler in root.handlers:  # Hydra's: the run's log file and the redirected streams
             if handler not in saved_handlers:
                 handler.close()

@@ -1,23 +1,19 @@
 """The benchmark and evaluation scripts run in a smoke mode, so that they cannot rot."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.helpers import random_image, write_images
+from tests.helpers import Finished, random_image, write_images
+from tests.helpers import run_script as run_in_process
 
 pytestmark = pytest.mark.slow
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def run_script(name: str, *arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPTS / name), *arguments], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
+def run_script(name: str, *arguments: str, cwd: Path) -> Finished:
+    return run_in_process(SCRIPTS / name, *arguments, cwd=cwd)
 
 
 def test_bench_inference_smoke(tmp_path: Path) -> None:
@@ -275,16 +271,10 @@ def test_make_gallery_writes_a_sheet_per_style(trained_run, tmp_path: Path) -> N
     assert "| tiny_style | photo.png | " in result.stdout
 
 
-def test_bench_cpu_levers_smoke(tmp_path: Path) -> None:
+def test_bench_cpu_levers_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
-    result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench_cpu_levers.py"), "--no-compile", "--sizes", "64x48", "--repeats", "1"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "STYLENET_CACHE": str(tmp_path / "cache")},
-    )
+    monkeypatch.setenv("STYLENET_CACHE", str(tmp_path / "cache"))
+    result = run_script("bench_cpu_levers.py", "--no-compile", "--sizes", "64x48", "--repeats", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [
         line.split("|")
