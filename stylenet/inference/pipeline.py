@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 _END = object()
@@ -74,7 +74,7 @@ class _Stage:
             self.changed.notify_all()
         return True
 
-    def _take(self) -> object:
+    def _take(self) -> Any:
         """The oldest waiting item that is not stale while a newer one waits; _END when cancelled."""
         with self.changed:
             while not self.waiting or (len(self.waiting) > 1 and self.waiting[0] is not _END and self._drop_stale(0)):
