@@ -65,6 +65,18 @@ def test_the_style_image_itself_is_fully_stylised_and_keeps_nothing(scorer: Pict
     assert scores["layout"] < 0.5 and scores["edges"] < 0.5, scores
 
 
+def test_strokes_see_the_picture_at_a_quarter_of_the_size(scorer: PictureScorer) -> None:
+    """A pixel grain that averages out over 4x4 blocks is invisible to `strokes` (the same score as the photo
+    washed out by the same amount), not to `style`: strokes are judged at the scale of forms, not of pixels."""
+    photo = pil_to_tensor(random_image(128, 128, seed=3)).unsqueeze(0)  # 4x4 blocks exactly (32 px: the VGG's least)
+    y, x = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    checkerboard = ((x + y) % 2).float()
+    grain, washed = photo * 0.65 + 0.35 * checkerboard, photo * 0.65 + 0.35 * 0.5
+    grainy, flat = scorer.score(grain, photo), scorer.score(washed, photo)
+    assert grainy["strokes"] == pytest.approx(flat["strokes"], rel=1e-3)
+    assert abs(grainy["style"] - flat["style"]) > 0.2 * flat["style"], (grainy, flat)
+
+
 def test_a_blurred_photo_scores_badly_on_edges_and_sharpness(scorer: PictureScorer) -> None:
     photo = scene()
     scores = scorer.score(blurred(photo), photo)
