@@ -127,6 +127,7 @@ def main() -> int:
                 )
             payload = load_network_file(run / f"{style}.pt")
             payload["style"] = style
+            payload["styles"] = [style]  # a zoo network has one style, named as the zoo names it (style_name=<style>)
             # float16 halves what the package carries (a johnson network: 6.7 MB -> 3.4 MB); loading casts back to
             # float32, and the pictures differ from the float32 network's by at most a level or two (BENCHMARKS.md).
             payload["model"] = {

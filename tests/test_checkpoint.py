@@ -4,7 +4,15 @@ import pytest
 import torch
 
 from stylenet.common.errors import StylenetError
-from stylenet.nets.network_file import FORMAT_VERSION, atomic_save, build_model, inference_payload, load_network_file
+from stylenet.nets.network_file import (
+    DEMO_DIR,
+    FORMAT_VERSION,
+    atomic_save,
+    build_model,
+    inference_payload,
+    load_network_file,
+    style_names,
+)
 from stylenet.nets.transformer import TransformerNet
 from stylenet.training.snapshots import latest_snapshot, training_payload
 
@@ -28,6 +36,16 @@ def test_a_file_written_before_downsample_existed_loads(tmp_path) -> None:
     rebuilt = build_model(load_network_file(tmp_path / "old.pt"), tmp_path / "old.pt")
     image = torch.rand(1, 3, 17, 19)
     assert rebuilt.downsample == 2 and torch.equal(rebuilt(image), model(image))
+
+
+def test_every_zoo_network_answers_to_its_name_and_says_how_it_was_made() -> None:
+    """checkpoint=udnie and style_name=udnie both find udnie (a zoo file once kept its training run's name)."""
+    zoo = sorted(DEMO_DIR.glob("*.pt"))
+    assert len(zoo) >= 8
+    for path in zoo:
+        payload = load_network_file(path)
+        assert payload["style"] == path.stem and style_names(payload) == [path.stem], path.name
+        assert payload["summary"]["about"].startswith(f"stylenet zoo network '{path.stem}'"), path.name
 
 
 class _RunsCode:
