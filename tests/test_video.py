@@ -322,6 +322,21 @@ def test_a_live_source_faster_than_the_network_drops_late_frames(tmp_path: Path)
     assert 1.5 < last <= 2
 
 
+def test_a_stage_never_holds_back_a_producer_whose_waiting_items_are_stale() -> None:
+    """The mechanism under live video: 100 items, all stale, against a consumer that takes 50 ms each. The
+    producer drops the oldest waiting item instead of waiting for room, so it is done at once and the consumer
+    sees only the newest few (a consumer-side drop alone raced with the producer's thread: about half)."""
+    from stylenet.inference.pipeline import Stages
+
+    with Stages(depth=2) as stages:
+        seen = []
+        for item in stages.add(iter(range(100)), "produce", stale=lambda item: 1):
+            seen.append(item)
+            time.sleep(0.05)
+        dropped = stages.dropped
+    assert len(seen) + dropped == 100 and len(seen) <= 5 and seen[-1] == 99, seen
+
+
 def test_a_live_source_slower_than_the_network_loses_no_frame(tmp_path: Path) -> None:
     from stylenet.inference.stylizer import PictureOptions
     from stylenet.inference.video import stylize_video

@@ -63,10 +63,10 @@ class _Stage:
         return bool(count)
 
     def _put(self, item: object) -> bool:
-        """Waits for room, except that a full queue's stale oldest item makes room at once: a live source
-        is never held back by a slower consumer (whether the consumer's thread wakes in time or not)."""
+        """Waits for room, except that a full queue's stale oldest item makes room at once for a newer item: a
+        live source is never held back by a slower consumer (whether the consumer's thread wakes in time or not)."""
         with self.changed:
-            while len(self.waiting) >= self.depth and not self._drop_stale(0):
+            while len(self.waiting) >= self.depth and (item is _END or not self._drop_stale(0)):
                 if self.cancelled.is_set():
                     return False
                 self.changed.wait(_POLL_SECONDS)
@@ -75,9 +75,9 @@ class _Stage:
         return True
 
     def _take(self) -> Any:
-        """The oldest waiting item that is not stale while a newer one waits; _END when cancelled."""
+        """The oldest waiting item, unless it is stale and a newer item (not the end) waits; _END when cancelled."""
         with self.changed:
-            while not self.waiting or (len(self.waiting) > 1 and self.waiting[0] is not _END and self._drop_stale(0)):
+            while not self.waiting or (len(self.waiting) > 1 and self.waiting[1] is not _END and self._drop_stale(0)):
                 if self.cancelled.is_set():
                     return _END
                 if not self.waiting:
