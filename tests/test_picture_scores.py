@@ -97,6 +97,26 @@ def test_a_picture_of_another_size_is_compared_at_the_photos_size(scorer: Pictur
     assert scorer.score(larger, photo)["layout"] > 0.99
 
 
+def test_the_photos_own_features_are_computed_once_for_all_its_pictures() -> None:
+    """Every method's picture of a photo is scored against the photo's own distances: one VGG pass per photo and
+    scale, not one per method, with the same scores as a scorer that never saw the photo before."""
+    torch.manual_seed(0)
+    encoder = VGGEncoder("vgg16", MEASURE_LAYERS, pretrained=False)
+    passes: list[int] = []
+    encoder.register_forward_hook(lambda module, inputs, output: passes.append(inputs[0].shape[-1]))
+    style = pil_to_tensor(random_image(64, 80, seed=99))
+    scorer, fresh = PictureScorer(encoder, style), PictureScorer(encoder, style)
+    photo, other = scene(), scene(seed=5)
+    pictures = [blurred(photo), cross_hatch(photo), photo.flip(-1)]
+    passes.clear()
+    scores = [scorer.score(picture, photo) for picture in pictures]
+    assert len(passes) == 2 + 2 * len(pictures)  # the photo at two scales once, each picture at two
+    assert scores[-1] == fresh.score(pictures[-1], photo)
+    passes.clear()
+    scorer.score(other, other.clone())  # another photo: its own distances, not the last photo's
+    assert len(passes) == 4
+
+
 @pytest.mark.slow
 def test_score_entry_point_scores_networks_and_finished_pictures(workspace: Path, trained_run, tmp_path: Path) -> None:
     photos = tmp_path / "photos"

@@ -151,6 +151,10 @@ class PictureScorer:
             features, coarse = encoder(style, MEASURE_LAYERS), encoder(shrunk(style), MEASURE_LAYERS)
         self.style_grams = {name: gram_matrix(features[name])[0] for name in MEASURE_LAYERS}
         self.coarse_grams = {name: gram_matrix(coarse[name])[0] for name in MEASURE_LAYERS}
+        # The last photo's own distances (fine, coarse): every method's picture of a photo is scored against them,
+        # and they cost two VGG passes at full size (python -m stylenet.score passes the same photo tensor).
+        self._photo: torch.Tensor | None = None
+        self._photo_distances: dict[bool, dict[str, float]] = {}
 
     @torch.no_grad()
     def style_distances(self, images: torch.Tensor, coarse: bool = False) -> dict[str, float]:
@@ -161,7 +165,11 @@ class PictureScorer:
     def relative_style(self, picture: torch.Tensor, photo: torch.Tensor, coarse: bool = False) -> float:
         """The picture's Gram distance from the style relative to the photo's, layers in a geometric mean: a
         layer at which the photo already sits near the style (a small denominator) must not outweigh the others."""
-        theirs, ours = self.style_distances(photo, coarse), self.style_distances(picture, coarse)
+        if photo is not self._photo:
+            self._photo, self._photo_distances = photo, {}
+        if coarse not in self._photo_distances:
+            self._photo_distances[coarse] = self.style_distances(photo, coarse)
+        theirs, ours = self._photo_distances[coarse], self.style_distances(picture, coarse)
         return math.exp(
             statistics.fmean(math.log(max(ours[name], 1e-20) / max(theirs[name], 1e-20)) for name in MEASURE_LAYERS)
         )
