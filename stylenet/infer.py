@@ -16,7 +16,8 @@ from stylenet.common.runtime import StopRequest
 from stylenet.config import cli
 from stylenet.config.schema import InferConfig, typed
 from stylenet.inference.files import file_target, other_files, plan, stylize_files
-from stylenet.inference.stylizer import PictureOptions, Stylizer, load
+from stylenet.inference.loading import load
+from stylenet.inference.stylizer import PictureOptions, Stylizer
 from stylenet.inference.video import VIDEO_EXTENSIONS, is_stream, is_video_file, stylize_video
 
 log = logging.getLogger("stylenet.infer")
@@ -90,7 +91,11 @@ def infer_video(cfg: InferConfig, source: str, target: Path, into_folder: bool) 
         result["fps"],
         dropped,
         ", audio copied" if result["audio"] else "",
-        ", stopped by request" if result["stopped"] else "",
+        ", stopped by request"
+        if result["stopped"]
+        else f", the source ended early ({result['cut']})"
+        if result["cut"]
+        else "",
         result["flicker"],
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import platform
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,7 +52,15 @@ from stylenet.training.loop import (
     total_steps,
 )
 from stylenet.training.monitor import RunLog
-from stylenet.training.snapshots import Position, Snapshots, find_resume, fingerprint, restore, training_payload
+from stylenet.training.snapshots import (
+    Position,
+    Snapshots,
+    find_resume,
+    fingerprint,
+    hold_run_folder,
+    restore,
+    training_payload,
+)
 
 log = logging.getLogger("stylenet.train")
 
@@ -62,16 +71,17 @@ def main(cfg: DictConfig) -> None:
     options = typed(cfg, TrainConfig)
     ranks, device = start_distributed(options.device)
     try:
-        train(options, ranks, device)
+        # Every rank uses rank 0's run folder (Hydra's ${now} may differ by a second between processes).
+        run_dir = Path(str(ranks.from_main(HydraConfig.get().runtime.output_dir)))
+        with hold_run_folder(run_dir) if ranks.is_main else nullcontext():
+            train(options, ranks, device, run_dir)
     finally:
         ranks.close()
 
 
-def train(cfg: TrainConfig, ranks: Distributed, device: torch.device) -> None:
+def train(cfg: TrainConfig, ranks: Distributed, device: torch.device, run_dir: Path) -> None:
     if not ranks.is_main:
         quiet_logging()
-    # Every rank uses rank 0's run folder (Hydra's ${now} may differ by a second between processes).
-    run_dir = Path(str(ranks.from_main(HydraConfig.get().runtime.output_dir)))
     if cfg.data.batch_size % ranks.world:
         raise StylenetError(
             f"data.batch_size={cfg.data.batch_size} is the global batch: it must divide evenly "

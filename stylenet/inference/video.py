@@ -203,7 +203,8 @@ def stylize_video(
     `should_stop` (e.g. Ctrl-C) ends the reading: a live source's output is finished and published with
     every frame so far; a file's is discarded (StylenetError). `pipelined=False` runs the three stages
     one after another in this thread (the same frames, none dropped; for comparison). Returns frames, seconds,
-    frames/s, frames dropped (live), flicker, whether audio was copied and whether it was stopped.
+    frames/s, frames dropped (live), flicker, whether audio was copied, whether it was stopped, and why the
+    source ended early (a truncated file, a stream that stopped sending: the frames so far are kept) or None.
     A live source goes through the network a frame at a time, late frames dropped (see the module)."""
     av = needs("av", "video")
     codecs = choose_codecs(av, stylizer.device)
@@ -215,30 +216,36 @@ def stylize_video(
     except av.error.FFmpegError as error:
         raise StylenetError(f"cannot read video {source}: {error}") from None
     started, frames, stopped = time.perf_counter(), 0, False
+    cut: str | None = None  # why the source ended before its end, where it did
 
     def decoded(video: Any, audio: Any) -> Iterator[tuple[str, Any]]:
         """('frames', (a batch of RGB arrays, their times in seconds)) and ('audio', a packet), in the
         order of the container."""
-        nonlocal stopped
+        nonlocal stopped, cut
         pending: list[np.ndarray] = []
         times: list[float] = []
         count = 0
-        for packet in reader.demux(*[stream for stream in (video, audio) if stream is not None]):
-            if should_stop():
-                stopped = True
-                break
-            if packet.stream is audio:
-                if packet.dts is not None:
-                    yield "audio", packet
-                continue
-            for frame in packet.decode():
-                pending.append(frame.to_ndarray(format="rgb24"))
-                times.append(frame.time if frame.time is not None else count / float(rate))
-                clock.see(times[-1])
-                count += 1
-                if len(pending) >= batch_size:
-                    yield "frames", (pending, times)
-                    pending, times = [], []
+        try:
+            for packet in reader.demux(*[stream for stream in (video, audio) if stream is not None]):
+                if should_stop():
+                    stopped = True
+                    break
+                if packet.stream is audio:
+                    if packet.dts is not None:
+                        yield "audio", packet
+                    continue
+                for frame in packet.decode():
+                    pending.append(frame.to_ndarray(format="rgb24"))
+                    times.append(frame.time if frame.time is not None else count / float(rate))
+                    clock.see(times[-1])
+                    count += 1
+                    if len(pending) >= batch_size:
+                        yield "frames", (pending, times)
+                        pending, times = [], []
+        except (av.error.FFmpegError, OSError) as error:
+            # A truncated file or a source that stopped sending (no data for the 10 s read timeout): the
+            # frames so far make a finished, playable video, and the reason is said.
+            cut = str(error)
         if pending:
             yield "frames", (pending, times)
 
@@ -300,7 +307,9 @@ def stylize_video(
                     progress.update(len(item[0]))
             writer.mux(encoded.encode(None))
             if frames == 0:
-                raise StylenetError(f"{source}: no frame could be decoded")
+                raise StylenetError(f"{source}: no frame could be decoded{f' ({cut})' if cut else ''}")
+            if cut:
+                log.warning("%s ended early after %d frames (%s): the video holds those frames", source, frames, cut)
             if stopped and not live:
                 raise StylenetError(f"stopped after {frames} frames of {source}; the partial video was not written")
     except av.error.FFmpegError as error:
@@ -314,4 +323,5 @@ def stylize_video(
         "flicker": flicker.ratio,
         "audio": audio is not None,
         "stopped": stopped,
+        "cut": cut,
     }

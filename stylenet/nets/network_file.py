@@ -60,6 +60,7 @@ def style_names(payload: dict[str, Any]) -> list[str]:
 # Small networks trained by the project and shipped inside the package (checkpoints/demo links here), so that
 # a new user can stylise at once, whichever way stylenet was installed.
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
+ZOO_PREFIX = "zoo:"  # zoo:<name> is the zoo's network, never a file of ./checkpoints
 PUBLISHED_DIR = Path("checkpoints")  # where training publishes <style>.pt by default (relative to the working folder)
 
 
@@ -73,13 +74,30 @@ def named_networks() -> dict[str, Path]:
 
 def resolve_network_file(path: str | os.PathLike) -> Path:
     """A path as given; a bare name (no folder, no extension) such as 'starry_night' is looked up in
-    ./checkpoints, then among the demo networks. A file that is not there names what is."""
+    ./checkpoints, then among the zoo's networks, and the log says which file a name found when it was not the
+    zoo's; 'zoo:starry_night' names the zoo's network whatever ./checkpoints holds. A file that is not there
+    names what is."""
+    text = str(path)
+    if text.startswith(ZOO_PREFIX):
+        zoo = DEMO_DIR / f"{text[len(ZOO_PREFIX) :]}.pt"
+        if zoo.is_file():
+            return zoo
+        names = ", ".join(f"{ZOO_PREFIX}{file.stem}" for file in sorted(DEMO_DIR.glob("*.pt")))
+        raise StylenetError(f"no zoo network {text} (the zoo's: {names})")
     given = Path(path).expanduser()
     if given.is_file():
         return given
     named = named_networks()
-    if given.name == str(path) and not given.suffix and str(path) in named:
-        return named[str(path)]
+    if given.name == text and not given.suffix and text in named:
+        found = named[text]
+        if found.parent != DEMO_DIR:
+            if (DEMO_DIR / found.name).is_file():  # a surprise worth a warning: it hides the zoo's network
+                log.warning(
+                    "'%s' is %s, a network trained in this folder; the zoo's is %s%s", text, found, ZOO_PREFIX, text
+                )
+            else:
+                log.info("'%s' is %s, a network trained in this folder", text, found)
+        return found
     available = ", ".join(named) or "none"
     raise StylenetError(
         f"checkpoint not found: {given} (networks that can be named: {available}; or give the path "

@@ -374,10 +374,13 @@ def fit(
 
 
 def preview_batch(dataset: Photos, paths: list[str], count: int) -> torch.Tensor:
-    """Fixed photos for previews: the given paths, else the first `count` readable training images."""
-    if paths:
+    """Fixed photos for previews: the given paths, else the first `count` readable training images; each the
+    central square at the scale the network learns to paint (data.photo_size where set)."""
+    size = getattr(dataset, "photo_size", None) or dataset.image_size
+    if paths or size != dataset.image_size:
+        paths = paths or [str(path) for path in getattr(dataset, "files", [])[:count]]
         try:
-            photos = [pil_to_tensor(center_crop_resized(read_image(path), dataset.image_size)) for path in paths]
+            photos = [pil_to_tensor(center_crop_resized(read_image(path), size)) for path in paths]
         except StylenetError as error:
             raise StylenetError(f"preview.images: {error}") from None
         return torch.stack(photos)
@@ -390,7 +393,7 @@ def open_training_data(data: DataOptions, loss_fn: PerceptualLoss) -> tuple[Imag
     if not data.cache:
         if data.root is None:
             raise StylenetError("data.root: give the folder of training photos (or data.cache, a precomputed cache)")
-        dataset = ImageFolder(data.root, data.image_size)
+        dataset = ImageFolder(data.root, data.image_size, photo_size=data.photo_size)
         log.info("%d training images in %s", len(dataset), dataset.root)
         return dataset, collate_skipping_unreadable
     cached = CachedImages(data.cache)
@@ -568,7 +571,10 @@ def publish(checkpoint_dir: Path, run_dir: Path, name: str, payload: dict[str, A
     """The inference file in checkpoint_dir, and a copy in the run folder that a later run cannot replace."""
     run_copy, published = run_dir / f"{name}.pt", checkpoint_dir / f"{name}.pt"
     atomic_save(payload, run_copy)
-    atomic_save(payload, published)
+    try:
+        atomic_save(payload, published)
+    except StylenetError as error:
+        raise StylenetError(f"{error}; the trained network is safe in {run_copy}") from None
     summary = payload["summary"]
     log.info("final losses: %s", {key: f"{value:.4g}" for key, value in summary["final_losses"].items()})
     if summary["health_alarms"]:

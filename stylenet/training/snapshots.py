@@ -5,7 +5,11 @@ putting one back. A snapshot continues a run only when the options that shape th
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,12 +17,46 @@ from typing import Any
 import torch
 from torch import nn
 
+from stylenet.common.atomic import unwritable
 from stylenet.common.errors import StylenetError
 from stylenet.loss.perceptual import PerceptualLoss
 from stylenet.nets.network_file import FORMAT_VERSION, atomic_save, read_payload
 from stylenet.nets.transformer import TransformerNet
 
 log = logging.getLogger("stylenet.train")
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one training per run folder is then the user's to keep
+    fcntl = None  # type: ignore[assignment]
+
+
+@contextmanager
+def hold_run_folder(folder: Path) -> Iterator[None]:
+    """One training at a time in a run folder: a second one (two `resume=auto` runs given one hydra.run.dir)
+    is refused instead of both writing snapshots there. The lock is the kernel's (flock on <folder>/.lock): it
+    ends with the process however it ends, kill -9 included, so a killed run's folder is free to resume at once."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        stream = open(folder / ".lock", "a+")
+    except OSError as error:
+        raise unwritable(folder / ".lock", error) from None
+    with stream:
+        if fcntl is not None:
+            try:
+                fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                stream.seek(0)
+                owner = stream.read().strip() or "another process"
+                raise StylenetError(
+                    f"the run folder {folder} is in use by a training that is still running ({owner}): wait for "
+                    f"it to end, or give this run another folder (hydra.run.dir=...)"
+                ) from None
+        stream.seek(0)
+        stream.truncate()
+        stream.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        stream.flush()
+        yield
 
 
 @dataclass
