@@ -28,8 +28,8 @@ import stylenet
 from stylenet.common.images import list_images, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
 from stylenet.config.compose import compose_options
 from stylenet.data.photos import read_scaled
-from stylenet.inference.exported import quantize_int8
-from stylenet.inference.onnx_backend import cached_export, open_session
+from stylenet.inference.exported import open_session, quantize_int8
+from stylenet.inference.onnx_backend import cached_export
 from stylenet.inference.stylizer import TorchStylizer
 from stylenet.loss.scores import MEASURE_LAYERS, PictureScorer
 from stylenet.nets.network_file import load_network_file, resolve_network_file

@@ -35,7 +35,8 @@ from stylenet.common.errors import StylenetError, needs
 from stylenet.common.images import list_images
 from stylenet.common.runtime import pick_device
 from stylenet.config.compose import model_config
-from stylenet.inference.stylizer import PictureOptions, Stylizer, TorchStylizer, load
+from stylenet.inference.loading import load
+from stylenet.inference.stylizer import PictureOptions, Stylizer, TorchStylizer
 from stylenet.inference.video import stylize_video
 from stylenet.nets.network_file import atomic_save, inference_payload
 from stylenet.nets.transformer import TransformerNet

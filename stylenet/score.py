@@ -13,6 +13,8 @@ import statistics
 from pathlib import Path
 
 import hydra
+import torch
+import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -23,7 +25,7 @@ from stylenet.common.runtime import pick_device
 from stylenet.config import cli
 from stylenet.config.schema import ScoreConfig, typed
 from stylenet.data.photos import read_scaled
-from stylenet.inference.stylizer import load
+from stylenet.inference.loading import load
 from stylenet.loss.scores import MEASURE_LAYERS, SCORES, PictureScorer
 
 log = logging.getLogger("stylenet.score")
@@ -34,6 +36,13 @@ def picture_for(folder: Path, stem: str) -> Path:
     if not found:
         raise StylenetError(f"pictures: {folder} has no picture of photo '{stem}' (expected {stem}.png, .jpg, ...)")
     return found[0]
+
+
+def at_size(picture: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """A picture made at another size, scaled (antialiased) to the photo's scoring size."""
+    if picture.shape[-2:] == size:
+        return picture
+    return F.interpolate(picture, size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="score")
@@ -60,7 +69,10 @@ def main(config: DictConfig) -> None:
     for path in photos:
         photo = read_scaled(path, cfg.size, "photo").unsqueeze(0).to(device)
         pictures = {"photo": photo}
-        pictures.update({label: network(photo) for label, network in networks.items()})
+        painted_from = read_scaled(path, cfg.paint_size, "photo").unsqueeze(0).to(device) if cfg.paint_size else photo
+        pictures.update(
+            {label: at_size(network(painted_from), photo.shape[-2:]) for label, network in networks.items()}
+        )
         pictures.update(
             {
                 str(folder): read_scaled(picture_for(folder, path.stem), cfg.size, "picture").unsqueeze(0).to(device)
@@ -80,7 +92,8 @@ def main(config: DictConfig) -> None:
 
     output = Path(cfg.output) if cfg.output else Path(HydraConfig.get().runtime.output_dir)
     lines = [
-        f"Picture scores on {len(photos)} photos from {cfg.photos} at {cfg.size} px, style {cfg.style_image} "
+        f"Picture scores on {len(photos)} photos from {cfg.photos} at {cfg.size} px"
+        f"{f' (the networks painted them at {cfg.paint_size} px)' if cfg.paint_size else ''}, style {cfg.style_image} "
         f"(VGG weights {scorer.encoder.weights_id}); means over the photos. style: lower is more stylised (1 = the "
         f"photo's own distance); layout, edges: higher keeps more of the photo; sharpness: 1 = as crisp as the "
         f"photo; repetition: high = a repeated pattern.",

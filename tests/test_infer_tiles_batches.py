@@ -126,9 +126,42 @@ def test_same_size_images_share_one_network_call(trained_run: TrainedRun) -> Non
     photos = [random_image(30, 40, seed=i) for i in range(3)] + [random_image(24, 24, seed=9)]
     one_by_one = [stylize_pictures(stylizer, [photo])[0] for photo in photos]
     batch_sizes = []
-    run = stylizer.run
-    stylizer.run = lambda batch: batch_sizes.append(len(batch)) or run(batch)
+    paint = stylizer.paint
+    stylizer.paint = lambda batch: batch_sizes.append(len(batch)) or paint(batch)  # type: ignore[method-assign]
     together = stylize_pictures(stylizer, photos)
     assert sorted(batch_sizes) == [1, 3]
     for single, batched in zip(one_by_one, together):
         assert np.abs(np.asarray(single, dtype=int) - np.asarray(batched, dtype=int)).max() <= 1
+
+
+def test_a_network_with_a_working_size_paints_larger_pictures_at_that_size() -> None:
+    """working_size: the longer side is scaled to it before the network and the picture scaled back, on every
+    path (tensor batches, PIL pictures, stroke_scale on top); smaller pictures go through as they are."""
+    model = TransformerNet(channels=(8, 16, 16), num_residual_blocks=1, working_size=32)
+    seen: list[tuple[int, int]] = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
+    stylizer = TorchStylizer(model, torch.device("cpu"), "w", {})
+    assert stylizer(smooth_image(48, 64)).shape == (1, 3, 48, 64)
+    assert stylizer(smooth_image(20, 24)).shape == (1, 3, 20, 24)
+    picture = stylizer(Image.fromarray((smooth_image(48, 64)[0].permute(1, 2, 0) * 255).byte().numpy()))
+    assert picture.size == (64, 48)
+    halved = stylize_pictures(stylizer, [picture], PictureOptions(stroke_scale=0.5))[0]
+    assert halved.size == (64, 48)
+    assert seen == [(24, 32), (20, 24), (24, 32), (12, 16)]
+
+
+def test_the_working_size_travels_with_the_network_to_onnxruntime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("STYLENET_CACHE", str(tmp_path / "cache"))
+    from stylenet.nets.network_file import atomic_save, inference_payload
+
+    config = dict(channels=[8, 16, 16], num_residual_blocks=1, working_size=32)
+    path = tmp_path / "w.pt"
+    atomic_save(inference_payload(TransformerNet(**config), config, "w", {}), path)
+    torch_path = stylenet.load(path, backend="torch")
+    onnx_path = stylenet.load(path, backend="onnxruntime")
+    assert torch_path.working_size == onnx_path.working_size == 32
+    image = smooth_image(48, 64)
+    assert (torch_path(image) - onnx_path(image)).abs().max() < 2e-3

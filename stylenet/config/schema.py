@@ -42,6 +42,7 @@ class ModelOptions:
     width_multiplier: float = UNSET
     num_styles: int | None = None
     upsampling: str = UNSET
+    working_size: int | None = None
 
 
 @dataclass
@@ -145,7 +146,7 @@ class InferConfig:
     overwrite: bool = UNSET
 
     def __post_init__(self) -> None:
-        from stylenet.inference.onnx_backend import BACKENDS
+        from stylenet.inference.loading import BACKENDS
 
         one_of("backend", self.backend, BACKENDS)
         one_of("precision", self.precision, PRECISIONS)
@@ -260,12 +261,14 @@ class ScoreConfig:
     checkpoint: list[str] = field(default_factory=list)
     pictures: list[str] = field(default_factory=list)
     size: int = UNSET
+    paint_size: int | None = None
     output: str | None = None
     vgg: VGGOptions = UNSET
     device: str = UNSET
 
     def __post_init__(self) -> None:
         at_least("size", self.size)
+        at_least("paint_size", self.paint_size)
 
 
 SCHEMAS = {

@@ -149,11 +149,20 @@ def export_torchscript(model: TransformerNet, path: Path, metadata: str) -> None
         torch.jit.save(traced, str(path), _extra_files={"stylenet.json": metadata})
 
 
+def open_session(path: Path, device: torch.device) -> Any:
+    onnxruntime = needs("onnxruntime", "onnx")
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        return onnxruntime.InferenceSession(str(path), providers=providers)
+    except Exception as error:  # onnxruntime raises its own untyped errors for files it cannot read
+        raise StylenetError(f"onnxruntime cannot load {path}: {str(error).splitlines()[0]}") from None
+
+
 def exported_runner(path: Path, fmt: str) -> Callable[..., np.ndarray]:
     """The exported file as a function of its float32 inputs (image, and style weights), run by its own runtime."""
     if fmt == "onnx":
-        from stylenet.inference.onnx_backend import open_session  # onnx_backend runs what this module exports
-
         session = open_session(path, torch.device("cpu"))
         names = [node.name for node in session.get_inputs()]
         return lambda *inputs: session.run(None, dict(zip(names, inputs)))[0]

@@ -9,7 +9,6 @@ seconds (about 10 s here) and running it saves a third of every call after that.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -20,55 +19,17 @@ from typing import Any
 import torch
 
 from stylenet.common.atomic import atomic_path
-from stylenet.common.errors import StylenetError, needs
+from stylenet.common.errors import StylenetError
 from stylenet.common.paths import user_cache_dir
 from stylenet.common.runtime import pick_device
-from stylenet.inference.exported import METADATA_KEY, export_onnx, metadata
+from stylenet.inference.exported import METADATA_KEY, export_onnx, metadata, open_session
 from stylenet.inference.stylizer import Stylizer, TorchStylizer, style_weights
 
 log = logging.getLogger("stylenet.onnx")
-BACKENDS = ("auto", "torch", "onnxruntime")
-BACKEND_VARIABLE = "STYLENET_BACKEND"  # what backend=auto means when set: torch or onnxruntime
 OPSET = 18
 # Raised whenever the exported graph of the same network changes (2: plain upsampling, no index gather), so
 # that cached exports are redone rather than kept.
 GRAPH_VERSION = 2
-
-
-def installed() -> bool:
-    """Whether onnxruntime and the exporter's packages (the onnx extra) are all here."""
-    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx", "onnxscript"))
-
-
-def chosen_backend(backend: str, device: torch.device, dtype: torch.dtype, channels_last: bool) -> str:
-    """torch or onnxruntime. auto: $STYLENET_BACKEND if set, else onnxruntime for float32 on the CPU where
-    installed (the faster of the two here), else torch (CUDA, MPS, half precision, channels_last)."""
-    if backend not in BACKENDS:
-        raise StylenetError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
-    if backend == "auto":
-        backend = os.environ.get(BACKEND_VARIABLE) or "auto"
-        if backend not in BACKENDS:
-            raise StylenetError(f"{BACKEND_VARIABLE}={backend}: choose one of {', '.join(BACKENDS)}")
-    if backend == "auto":
-        fits = device.type == "cpu" and dtype == torch.float32 and not channels_last
-        return "onnxruntime" if fits and installed() else "torch"
-    if backend == "onnxruntime" and (dtype != torch.float32 or channels_last):
-        raise StylenetError(
-            "backend=onnxruntime runs the network in float32 and its own memory format: "
-            "use precision=fp32 and channels_last=false, or backend=torch"
-        )
-    return backend
-
-
-def open_session(path: Path, device: torch.device) -> Any:
-    onnxruntime = needs("onnxruntime", "onnx")
-    providers = ["CPUExecutionProvider"]
-    if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    try:
-        return onnxruntime.InferenceSession(str(path), providers=providers)
-    except Exception as error:  # onnxruntime raises its own untyped errors for files it cannot read
-        raise StylenetError(f"onnxruntime cannot load {path}: {str(error).splitlines()[0]}") from None
 
 
 class OnnxStylizer(Stylizer):
@@ -84,11 +45,12 @@ class OnnxStylizer(Stylizer):
         styles: list[str] | None = None,
         weights: torch.Tensor | None = None,
         tiles: TorchStylizer | None = None,
+        working_size: int | None = None,
     ) -> None:
         self.session = session
         self.provider = session.get_providers()[0]
         device = torch.device("cuda" if self.provider == "CUDAExecutionProvider" else "cpu")
-        super().__init__(device, style, summary, styles, weights)
+        super().__init__(device, style, summary, styles, weights, working_size)
         self.tiles = tiles
 
     @classmethod
@@ -109,13 +71,18 @@ class OnnxStylizer(Stylizer):
         style = about.get("style", path.stem)
         styles = about.get("styles", [style])
         return cls(
-            session, style, about.get("summary", {}), styles, style_weights(styles, style_name, style_index, style_mix)
+            session,
+            style,
+            about.get("summary", {}),
+            styles,
+            style_weights(styles, style_name, style_index, style_mix),
+            working_size=about.get("model_cfg", {}).get("working_size"),
         )
 
     def describe(self) -> str:
         return f"onnxruntime, {self.provider}"
 
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
+    def paint(self, batch: torch.Tensor) -> torch.Tensor:
         inputs = {"image": batch.float().contiguous().cpu().numpy()}
         if self.weights is not None:
             inputs["style"] = self.weights.expand(len(batch), -1).contiguous().numpy()
@@ -150,4 +117,6 @@ def cached_export(network_file: Path, network: TorchStylizer, payload: dict[str,
 def onnx_stylizer(network_file: Path, network: TorchStylizer, payload: dict[str, Any]) -> OnnxStylizer:
     """The inference file's network run by onnxruntime, with `network` kept for pictures in tiles."""
     session = open_session(cached_export(network_file, network, payload), network.device)
-    return OnnxStylizer(session, network.style, network.summary, network.styles, network.weights, tiles=network)
+    return OnnxStylizer(
+        session, network.style, network.summary, network.styles, network.weights, network, network.working_size
+    )

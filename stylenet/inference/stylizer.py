@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from stylenet.common.errors import StylenetError
 from stylenet.common.images import keep_colours, pil_to_tensor, tensor_to_pil
-from stylenet.common.precision import inference_dtype
-from stylenet.common.runtime import pick_device
 from stylenet.inference.tiling import stylize_in_tiles
-from stylenet.nets.network_file import build_model, load_network_file, resolve_network_file, style_names
 from stylenet.nets.transformer import TransformerNet
 
 
@@ -92,12 +89,14 @@ class Stylizer:
         summary: dict[str, Any],
         styles: Sequence[str] | None = None,
         weights: torch.Tensor | None = None,
+        working_size: int | None = None,
     ) -> None:
         self.device = device
         self.style = style
         self.styles = list(styles or [style])
         self.summary = summary
         self.weights = weights
+        self.working_size = working_size
 
     def select(
         self, name: str | None = None, index: int | None = None, mix: Mapping[str | int, float] | None = None
@@ -126,8 +125,29 @@ class Stylizer:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def working_shape(self, height: int, width: int, stroke_scale: float = 1.0) -> tuple[int, int]:
+        """The (height, width) the network paints a picture of this size at: scaled down to the network's
+        working size where it has one (the longer side it learned to paint at), times stroke_scale."""
+        scale = stroke_scale
+        if self.working_size is not None and max(height, width) > self.working_size:
+            scale *= self.working_size / max(height, width)
+        if scale == 1:
+            return height, width
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
     def run(self, batch: torch.Tensor) -> torch.Tensor:
-        """A float32 batch (N, 3, H, W) in [0, 1] through the network, whole."""
+        """A float32 batch (N, 3, H, W) in [0, 1], painted at the network's working size and scaled back
+        (bicubic) to its own."""
+        height, width = batch.shape[-2:]
+        shape = self.working_shape(height, width)
+        if shape == (height, width):
+            return self.paint(batch)
+        small = F.interpolate(batch.float(), shape, mode="bilinear", align_corners=False, antialias=True)
+        painted = self.paint(small.clamp(0, 1))
+        return F.interpolate(painted, (height, width), mode="bicubic", align_corners=False).clamp(0, 1)
+
+    def paint(self, batch: torch.Tensor) -> torch.Tensor:
+        """A float32 batch (N, 3, H, W) in [0, 1] through the network as it is, whole."""
         raise NotImplementedError
 
     def tiled(self, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
@@ -150,7 +170,7 @@ class TorchStylizer(Stylizer):
         styles: Sequence[str] | None = None,
         weights: torch.Tensor | None = None,
     ) -> None:
-        super().__init__(device, style, summary, styles, weights)
+        super().__init__(device, style, summary, styles, weights, model.working_size)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.dtype = dtype
         self.model = model.to(device, dtype=dtype).to(memory_format=self.memory_format).eval().requires_grad_(False)
@@ -160,7 +180,7 @@ class TorchStylizer(Stylizer):
         return f"PyTorch on {self.device}, {str(self.dtype).split('.')[-1]}{layout}"
 
     @torch.inference_mode()
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
+    def paint(self, batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
         if self.weights is None:
             return self.model(batch).float()
@@ -168,7 +188,7 @@ class TorchStylizer(Stylizer):
 
     @torch.inference_mode()
     def tiled(self, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
-        return stylize_in_tiles(self.run, self.model, image, tile, overlap)
+        return stylize_in_tiles(self.paint, self.model, image, tile, overlap)
 
 
 @dataclass(frozen=True)
@@ -208,15 +228,12 @@ def stylize_pictures(
     """Stylise several pictures: those of the same working size go through the network as one batch,
     those larger than options.tile_size in tiles."""
     contents = [picture.convert("RGB") for picture in pictures]
-    works = [
-        content
-        if options.stroke_scale == 1
-        else content.resize(
-            (max(1, round(content.width * options.stroke_scale)), max(1, round(content.height * options.stroke_scale))),
-            Image.Resampling.LANCZOS,
+    works = []
+    for content in contents:
+        height, width = stylizer.working_shape(content.height, content.width, options.stroke_scale)
+        works.append(
+            content if (width, height) == content.size else content.resize((width, height), Image.Resampling.LANCZOS)
         )
-        for content in contents
-    ]
     styled: dict[int, Image.Image] = {}
     same_size: dict[tuple[int, int], list[int]] = {}
     for index, work in enumerate(works):
@@ -227,7 +244,7 @@ def stylize_pictures(
         else:
             same_size.setdefault(work.size, []).append(index)
     for indices in same_size.values():
-        batch = stylizer.run(torch.stack([pil_to_tensor(works[index]) for index in indices]))
+        batch = stylizer.paint(torch.stack([pil_to_tensor(works[index]) for index in indices]))
         for index, image in zip(indices, batch):
             styled[index] = tensor_to_pil(image.unsqueeze(0))
     results = []
@@ -244,49 +261,3 @@ def stylize_pictures(
 def stylize_picture(stylizer: Stylizer, picture: Image.Image, **options: Any) -> Image.Image:
     """One picture; options as in PictureOptions."""
     return stylize_pictures(stylizer, [picture], PictureOptions(**options))[0]
-
-
-def load(
-    path: str | os.PathLike,
-    device: str = "auto",
-    precision: str = "auto",
-    channels_last: bool = False,
-    style_name: str | None = None,
-    style_index: int | None = None,
-    style_mix: Mapping[str | int, float] | None = None,
-    backend: str = "auto",
-) -> Stylizer:
-    """Load a network safely and return a Stylizer for it: an inference file (checkpoints/<style>.pt, or a
-    name such as "candy"), or a .onnx file of stylenet.export.
-
-    backend: auto | torch | onnxruntime. auto runs float32 networks on the CPU with onnxruntime where it
-    is installed (the faster path here: BENCHMARKS.md), exported once and cached (stylenet.inference.onnx_backend),
-    and everything else with PyTorch; $STYLENET_BACKEND=torch|onnxruntime sets what auto means.
-    precision: auto | fp32 | bf16 | fp16 (auto: half precision on CUDA, fp32 elsewhere);
-    channels_last: NHWC memory format, off by default: without torch.compile it measured slower for
-    every variant on an H100 and on CPU (BENCHMARKS.md). A network of several styles needs one of
-    style_name, style_index or style_mix ({name: weight} adding up to 1); see Stylizer.select."""
-    from stylenet.inference import onnx_backend  # the optional runtime; it builds on this module
-
-    if str(path).endswith(".onnx"):
-        if backend == "torch":
-            raise StylenetError(f"{path} is an ONNX file: it runs with backend=auto or onnxruntime")
-        return onnx_backend.OnnxStylizer.open(path, device, style_name, style_index, style_mix)
-    payload = load_network_file(path)
-    names = style_names(payload)
-    weights = style_weights(names, style_name, style_index, style_mix)
-    target = pick_device(device)
-    dtype = inference_dtype(target, precision)
-    network = TorchStylizer(
-        build_model(payload, path),
-        target,
-        payload["style"],
-        payload.get("summary", {}),
-        dtype,
-        channels_last,
-        names,
-        weights,
-    )
-    if onnx_backend.chosen_backend(backend, target, dtype, channels_last) == "torch":
-        return network
-    return onnx_backend.onnx_stylizer(resolve_network_file(path), network, payload)
