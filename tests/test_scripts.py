@@ -283,3 +283,30 @@ def test_bench_cpu_levers_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     ]
     assert rows[0][1].strip() == "onnxruntime, its own thread choice (the default path)" and "(1.00x)" in rows[0][2]
     assert any("channels_last" in row[1] for row in rows) and all(row[2].strip().endswith("x)") for row in rows)
+
+
+def test_gpu_run_dry_run_brings_back_figures_and_networks(tmp_path: Path) -> None:
+    """The GPU session's one call, on this CPU at toy sizes: every part runs and writes what it would bring back
+    (figures, the throughput rates, the zoo's network files in archives), so that the script cannot rot between
+    the days a GPU is lent."""
+    import json
+    import tarfile
+
+    out = tmp_path / "out"
+    result = run_script("gpu_run.py", "--dry-run", "--out", str(out), "--budget", "240", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((out / "parts.json").read_text())["failed"] == []
+    figures = (out / "figures.md").read_text()
+    for heading in ("## setup", "## Training throughput", "## torchrun", "## Inference at 64x48", "## Zoo networks"):
+        assert heading in figures
+    assert "error" not in figures and "ran past" not in figures, figures
+    assert set(json.loads((out / "rates.json").read_text())) == {"johnson"}
+    with tarfile.open(out / "zoo_1.tar") as archive:
+        names = set(archive.getnames())
+    assert {"starry_night_full.pt", "starry_night.pt", "starry_night_full.log"} <= names
+
+
+def test_gpu_run_prepare_names_a_missing_folder(tmp_path: Path) -> None:
+    result = run_script("gpu_run.py", "--prepare", "--photos", str(tmp_path / "none"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "none is not a folder" in result.stderr
