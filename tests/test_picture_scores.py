@@ -3,6 +3,7 @@ photo, a photo under a repeated cross-hatch and the style image itself each scor
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from stylenet.common.images import pil_to_tensor, save_image
-from stylenet.loss.scores import MEASURE_LAYERS, PictureScorer
+from stylenet.loss.scores import MEASURE_LAYERS, PictureScorer, palette_distance
 from stylenet.vgg.encoder import VGGEncoder
 from tests.helpers import random_image, run_entry, write_images
 
@@ -91,6 +92,27 @@ def test_a_repeated_cross_hatch_is_caught_whatever_else_it_scores(scorer: Pictur
     assert hatched["layout"] > 0.99  # at 64 px the pattern averages out: only the repetition score sees it
 
 
+def test_an_even_weave_that_repetition_misses_is_seen_by_grain(scorer: PictureScorer) -> None:
+    """A faint diagonal hatch of period 4 px over a photo (what the zoo's starry_night lays over a picture):
+    grain rises far above the photo's own; a blurred photo does not (its band is weak but still even)."""
+    photo = pil_to_tensor(random_image(256, 256, seed=3)).unsqueeze(0)
+    y, x = torch.meshgrid(torch.arange(256), torch.arange(256), indexing="ij")
+    hatch = torch.sin((x + y).float() * (2 * math.pi / 4)) * 0.04
+    plain, woven, soft = (scorer.score(picture, photo) for picture in (photo, photo + hatch, blurred(photo)))
+    assert plain["grain"] < 0.1 and soft["grain"] < 0.1, (plain, soft)
+    assert woven["grain"] > 0.25, woven
+
+
+def test_palette_is_zero_for_the_paintings_own_colours_and_grows_away_from_them(scorer: PictureScorer) -> None:
+    photo = scene()
+    painting = scorer.painting
+    same = palette_distance(painting, painting)
+    assert same < 0.01
+    tinted = palette_distance((painting * 0.5 + 0.5).clamp(0, 1), painting)
+    assert tinted > 5 * max(same, 1e-3)
+    assert scorer.score(photo, photo)["palette"] > same
+
+
 def test_a_picture_of_another_size_is_compared_at_the_photos_size(scorer: PictureScorer) -> None:
     photo = scene()
     larger = F.interpolate(photo, scale_factor=2, mode="bilinear", align_corners=False)
@@ -144,7 +166,10 @@ def test_score_entry_point_scores_networks_and_finished_pictures(workspace: Path
     assert "| photo | 1.000 | 1.000 | 1.000 | 1.000 |" in report
     assert f"| {trained_run.checkpoint} |" in report and f"| {pictures} |" in report
     rows = (tmp_path / "report" / "scores.csv").read_text().splitlines()
-    assert rows[0] == "method,photo,style,strokes,layout,edges,sharpness,repetition" and len(rows) == 1 + 3 * 2
+    assert (
+        rows[0] == "method,photo,style,strokes,layout,edges,sharpness,repetition,grain,palette"
+        and len(rows) == 1 + 3 * 2
+    )
 
     (pictures / f"{paths[0].stem}.png").unlink()
     missing = run_entry("score", *common, f"pictures=[{pictures}]", cwd=tmp_path)

@@ -74,7 +74,11 @@ LAYOUT_SIZE = 64  # shorter side at which the photo's layout (light and shapes) 
 EDGE_FRACTION = 0.05  # the photo's strongest edges: this fraction of its pixels
 REPEAT_LAGS = range(2, 17)  # shifts (pixels) at which a repeated texture shows up in the autocorrelation
 STROKE_SHRINK = 4  # strokes: the style distance with picture, photo and painting at a quarter of the size
-SCORES = ("style", "strokes", "layout", "edges", "sharpness", "repetition")
+GRAIN_PERIODS = (2.0, 8.0)  # the fine band, in pixels per cycle, where a regular grain lives
+GRAIN_PEAK = 4.0  # grain: a frequency bin is a peak above this many times its ring's median energy
+PALETTE_DIRECTIONS = 64  # palette: random directions in RGB on which the two colour distributions are compared
+PALETTE_SAMPLES = 16384  # pixels drawn from each picture (sorted quantiles, so sizes may differ)
+SCORES = ("style", "strokes", "layout", "edges", "sharpness", "repetition", "grain", "palette")
 
 
 def luminance(images: torch.Tensor) -> torch.Tensor:
@@ -121,6 +125,45 @@ def repetition(gray: torch.Tensor) -> float:
     return best
 
 
+def grain(gray: torch.Tensor) -> float:
+    """How much of the fine band's energy (periods of 2-8 px) stands in peaks: the share of it above four times
+    the median of its ring of equal frequency. A regular hatch or grid puts its energy in a few such peaks;
+    natural detail, brush strokes and blur spread theirs evenly around each ring (photos about 0.1, a faint
+    even weave far more). Sees the weave that `repetition` misses (BENCHMARKS.md)."""
+    detail = gray[0, 0].double()
+    height, width = detail.shape
+    window = torch.outer(torch.hann_window(height, dtype=torch.float64), torch.hann_window(width, dtype=torch.float64))
+    power = torch.fft.rfft2((detail - detail.mean()) * window).abs().square()
+    fy = torch.fft.fftfreq(height, dtype=torch.float64).abs().unsqueeze(1)
+    fx = torch.fft.rfftfreq(width, dtype=torch.float64).unsqueeze(0)
+    radius = (fy.square() + fx.square()).sqrt().expand_as(power)
+    inside = (radius >= 1 / GRAIN_PERIODS[1]) & (radius <= 1 / GRAIN_PERIODS[0])
+    rings = (radius * max(height, width)).round().long()[inside]
+    band = power[inside]
+    total = float(band.sum())
+    if total <= 0:
+        return 0.0
+    medians = torch.zeros(int(rings.max()) + 1, dtype=torch.float64)
+    for ring in rings.unique():
+        medians[ring] = band[rings == ring].median()
+    return float((band - GRAIN_PEAK * medians[rings]).clamp_min(0).sum()) / total
+
+
+def palette_distance(picture: torch.Tensor, painting: torch.Tensor) -> float:
+    """The sliced Wasserstein distance between the picture's colours and the painting's (RGB in [0, 1]): the
+    mean, over fixed random directions, of the distance between the sorted projections. 0: the painting's
+    colours in the painting's proportions; it sees what a Gram matrix of features cannot (the whole
+    distribution, not its correlations)."""
+    generator = torch.Generator().manual_seed(0)
+    directions = F.normalize(torch.randn(3, PALETTE_DIRECTIONS, generator=generator, dtype=torch.float64), dim=0)
+    quantiles = []
+    for image in (picture, painting):
+        pixels = image[0].reshape(3, -1).t().double().cpu()
+        chosen = torch.randint(0, len(pixels), (PALETTE_SAMPLES,), generator=generator)
+        quantiles.append((pixels[chosen] @ directions).sort(dim=0).values)
+    return float((quantiles[0] - quantiles[1]).abs().mean())
+
+
 def shrunk(images: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) at 1/STROKE_SHRINK of the size (area average; at least 32 px a side for the VGG)."""
     size = [max(32, side // STROKE_SHRINK) for side in images.shape[-2:]]
@@ -141,13 +184,16 @@ class PictureScorer:
       not buried under texture of the picture's own;
     - sharpness: how much more the picture changes across the photo's strongest edges than elsewhere,
       relative to the photo (1: as crisp as the photo; a blurred picture or an even texture scores low);
-    - repetition: see `repetition` (high: a repeated pattern, whatever the loss says).
+    - repetition: see `repetition` (high: a repeated pattern, whatever the loss says);
+    - grain: see `grain` (high: a regular hatch or grid in the fine band; the photo's own is about 0.1);
+    - palette: see `palette_distance` (the picture's colours against the painting's; lower is closer).
     """
 
     def __init__(self, encoder: torch.nn.Module, style_image: torch.Tensor) -> None:
         self.encoder = encoder
         with torch.no_grad():
             style = style_image.unsqueeze(0) if style_image.dim() == 3 else style_image
+            self.painting = style
             features, coarse = encoder(style, MEASURE_LAYERS), encoder(shrunk(style), MEASURE_LAYERS)
         self.style_grams = {name: gram_matrix(features[name])[0] for name in MEASURE_LAYERS}
         self.coarse_grams = {name: gram_matrix(coarse[name])[0] for name in MEASURE_LAYERS}
@@ -201,4 +247,6 @@ class PictureScorer:
             "edges": correlation(edges_picture, edges_photo),
             "sharpness": contrast(edges_picture) / max(contrast(edges_photo), 1e-8),
             "repetition": repetition(gray_picture),
+            "grain": grain(gray_picture),
+            "palette": palette_distance(picture, self.painting),
         }
