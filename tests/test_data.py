@@ -16,6 +16,28 @@ def test_folder_is_read_recursively_and_cropped(tmp_path) -> None:
     assert image.shape == (3, 24, 24) and image.dtype == torch.uint8 and problem == ""
 
 
+def test_photo_size_cuts_random_crops_from_photos_at_that_scale(tmp_path) -> None:
+    """data.photo_size: the photo's shorter side scaled to it, an image_size square cut at a random place (the
+    scale a real-time network learns to paint at, for the cost of small crops)."""
+    random_image(60, 90, seed=1).save(tmp_path / "wide.png")
+    dataset = ImageFolder(tmp_path, image_size=16, photo_size=48)
+    torch.manual_seed(0)
+    crops = [dataset[0][0] for _ in range(6)]
+    assert all(crop.shape == (3, 16, 16) for crop in crops)
+    assert len({crop.float().sum().item() for crop in crops}) > 1  # not the same square each time
+    whole = ImageFolder(tmp_path, image_size=16)[0][0]
+    assert not any(torch.equal(crop, whole) for crop in crops)  # a part of the photo, not all of it shrunk
+
+
+def test_photo_size_is_refused_with_a_cache_and_below_the_crop() -> None:
+    from stylenet.data.photos import DataOptions
+
+    with pytest.raises(StylenetError, match="data.photo_size cuts random crops from the photos themselves"):
+        DataOptions(root=None, image_size=16, batch_size=2, workers=0, cache="somewhere", photo_size=32)
+    with pytest.raises(StylenetError, match="data.photo_size must be 16 or more"):
+        DataOptions(root="x", image_size=16, batch_size=2, workers=0, photo_size=8)
+
+
 def test_corrupt_images_are_dropped_from_batches_and_named(tmp_path) -> None:
     write_images(tmp_path, 3)
     (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")

@@ -53,14 +53,37 @@ def center_crop_resized(image: Image.Image, size: int) -> Image.Image:
     return ImageOps.fit(image, (size, size), method=Image.Resampling.BILINEAR, centering=(0.5, 0.5))
 
 
+def scale_shorter_side(image: Image.Image, size: int) -> Image.Image:
+    """Scale so that the shorter side is `size` pixels, keeping the aspect ratio."""
+    scale = size / min(image.size)
+    width, height = (max(size, round(side * scale)) for side in image.size)
+    return image.resize((width, height), Image.Resampling.BILINEAR)
+
+
+def random_crop(image: Image.Image, size: int) -> Image.Image:
+    """A size x size square at a random place (torch's generator: seeded per DataLoader worker)."""
+    left = int(torch.randint(0, image.width - size + 1, ()))
+    top = int(torch.randint(0, image.height - size + 1, ()))
+    return image.crop((left, top, left + size, top + size))
+
+
 class ImageFolder(Dataset):
     """Every image below `root` (recursive), as uint8 tensors (3, size, size).
 
+    photo_size: scale each photo's shorter side to this and cut a random image_size square from it, so
+    that a network learns to paint photos at that scale for the cost of small crops; None: the central
+    square of the photo scaled to image_size.
     An unreadable file yields None and its message instead of raising, so that one corrupt COCO
     file does not end a run of hours; `collate_skipping_unreadable` drops it from the batch.
     """
 
-    def __init__(self, root: str | os.PathLike, image_size: int, files: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        image_size: int,
+        files: Sequence[str] | None = None,
+        photo_size: int | None = None,
+    ) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise StylenetError(
@@ -74,13 +97,18 @@ class ImageFolder(Dataset):
                 f"no training images in {self.root}: expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
             )
         self.image_size = int(image_size)
+        self.photo_size = photo_size
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor | None, str]:
         try:
-            image = center_crop_resized(read_image(self.files[index]), self.image_size)
+            image = read_image(self.files[index])
+            if self.photo_size is None:
+                image = center_crop_resized(image, self.image_size)
+            else:
+                image = random_crop(scale_shorter_side(image, self.photo_size), self.image_size)
         except UnreadableImageError as error:
             return None, str(error)
         return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1), ""
@@ -253,9 +281,17 @@ class DataOptions:
     workers: Any = UNSET  # a whole number or auto
     cache: str | None = None
     cache_on_device: bool = False
+    photo_size: int | None = None
 
     def __post_init__(self) -> None:
         at_least("data.image_size", self.image_size)
+        if self.photo_size is not None:
+            at_least("data.photo_size", self.photo_size, self.image_size)
+            if self.cache:
+                raise StylenetError(
+                    "data.photo_size cuts random crops from the photos themselves: it cannot read a precomputed "
+                    "cache (set data.cache=null, or data.photo_size=null)"
+                )
         at_least("data.batch_size", self.batch_size)
         at_least("data.workers", self.workers, 0, auto=True)
 
