@@ -290,6 +290,25 @@ def part_inference(run: Run) -> None:
     run.figures(f"## Inference at {width}x{height}\n\n" + "\n".join(rows) + f"\n\ncodecs: {codecs}")
 
 
+def zoo_recipe(name: str) -> list[str]:
+    """The loss and style-image overrides the shipped zoo network `name` was trained with (its file's config)."""
+    from stylenet.nets.network_file import DEMO_DIR, load_network_file
+
+    if not (DEMO_DIR / f"{name}.pt").is_file():
+        return []
+    config = load_network_file(DEMO_DIR / f"{name}.pt")["summary"]["config"]
+    loss = config["loss"]
+    layers = [f"loss.style_layers.{layer}={weight}" for layer, weight in loss["style_layers"].items()]
+    return [
+        f"style.size={config['style']['size']}",
+        f"loss.style_weight={loss['style_weight']}",
+        f"loss.content_weight={loss['content_weight']}",
+        f"loss.content_layer={loss['content_layer']}",
+        f"loss.style_layer_norm={loss['style_layer_norm']}",
+        *layers,
+    ]
+
+
 def part_zoo(run: Run) -> None:
     """Every zoo style's johnson and realtime networks, all at once on the one GPU (each run alone would leave it
     mostly idle), with steps sized from the throughput part's rates so that they end in the time left."""
@@ -305,7 +324,7 @@ def part_zoo(run: Run) -> None:
             steps = 3 if run.dry else max(50, int((seconds - 60) * rate / (2 * len(styles)) / batch))
             overrides = [f"style={style}", f"style.image={run.styles / f'{style}.jpg'}", f"steps={steps}"]
             overrides += [f"data.batch_size={batch}", "log_interval=50", "data.workers=1"]
-            overrides += [] if run.dry else [f"model={model}"]
+            overrides += [] if run.dry else [f"model={model}", *zoo_recipe(name)]
             if model == "johnson" and not run.dry:
                 overrides += [f"data.cache={run.out / 'cache'}", "data.cache_on_device=true"]
             if model == "realtime" and not run.dry:
