@@ -329,3 +329,13 @@ def test_tempfile_without_permission_is_one_line(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(tempfile, "mkstemp", no_permission)
     with pytest.raises(StylenetError, match=f"cannot write {tmp_path / 'x.png'}: no permission to write there"):
         atomic_write(tmp_path / "x.png", lambda stream: stream.write(b"x"))
+
+
+def test_a_run_folder_under_a_file_is_one_line(workspace: Path, tmp_path: Path) -> None:
+    """Hydra makes the run folder before any of our code runs: its OSError too ends in one line, exit 2."""
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder")
+    result = run_entry("train", *tiny_train_overrides(workspace, blocker / "run", steps=1), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"cannot write {blocker / 'run'}: {blocker} is a file, not a folder" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -8,10 +8,12 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
+from stylenet.common.atomic import unwritable
 from stylenet.common.errors import EXIT_USER_ERROR
 
 # Keys renamed since they shipped, and what to write instead: Hydra would only say the old key is unknown.
@@ -50,3 +52,7 @@ def run(main: Callable[[], None]) -> None:
         main()
     except (HydraException, OmegaConfBaseException) as error:
         fail(one_line(error))
+    except OSError as error:  # Hydra making the run folder or its log file where it cannot (hydra.run.dir=...)
+        if error.filename is None:
+            raise
+        fail(str(unwritable(Path(error.filename), error)))
