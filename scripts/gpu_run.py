@@ -19,7 +19,7 @@ $OUT/<part>.log and a section of $OUT/figures.md:
   throughput  training images/s at 256 px crops in bf16, johnson and realtime, batch 16 and 32, the precomputed
               cache held on the GPU, torch.compile off and on; the GPU-busy share from nvidia-smi (about 150 s)
   ddp         torchrun with NCCL on the one GPU, 40 steps (about 40 s)
-  inference   frames/s at 1920x1080: the zoo's starry_night_full (johnson) and starry_night (realtime), one picture and
+  inference   frames/s at 1920x1080: the zoo's starry_night (johnson) and starry_night_realtime, one picture and
               batches of 8 (the video pipeline's network stage) (about 30 s)
   zoo         the rest: every zoo style's johnson and realtime networks at 256 px crops, as many steps as the
               time left allows, brought back as $OUT/zoo_<k>.tar (at most 16 MiB each) with their logs
@@ -273,7 +273,7 @@ def part_inference(run: Run) -> None:
     width, height = (64, 48) if run.dry else (1920, 1080)
     device = torch.device(run.device)
     rows = ["| network | batch | frames/s |", "| --- | --- | --- |"]
-    for name in ["starry_night_full", "starry_night"]:
+    for name in ["starry_night", "starry_night_realtime"]:
         stylizer = stylenet.load(name, device=run.device, backend="torch")
         for batch in (1, 8):
             frames = torch.rand(batch, 3, height, width, device=device)
@@ -319,7 +319,7 @@ def part_zoo(run: Run) -> None:
     seconds = run.left() - 10
     for style in styles:
         for model in ("johnson", "realtime"):
-            name = f"{style}_full" if model == "johnson" else style  # the zoo's names
+            name = style if model == "johnson" else f"{style}_realtime"  # the zoo's names
             rate = rates.get(model, 100.0)  # images/s of one run alone
             steps = 3 if run.dry else max(50, int((seconds - 60) * rate / (2 * len(styles)) / batch))
             overrides = [f"style={style}", f"style.image={run.styles / f'{style}.jpg'}", f"steps={steps}"]

@@ -6,8 +6,10 @@ plain-words account of how it was made.
         --styles starry_night mosaic candy [--steps 2000] [--image-size 128] [--reuse] [--style-weight candy=300]
     python scripts/make_demos.py ... --styles starry_night --realtime   # starry_night_realtime.pt
 
---realtime trains the real-time preset of each style instead (`model=realtime`, name <style>_realtime): it
-learns the zoo's <style> network's pictures (distill.teacher) with that network's own loss recipe.
+Without --realtime: the full-resolution `johnson` network of each style, <style>.pt. --realtime: the real-time
+network, <style>_realtime.pt (`model=realtime`: it paints at 384 px, its working size, and is trained at that
+scale: crops of --image-size px cut from photos whose shorter side is --photo-size, with the perceptual loss on
+its own output and the style image at --style-size).
 
 Each style is trained with `python -m stylenet.train` into --workdir/<style> (--reuse: keep a run that
 already finished there; an interrupted one continues with resume=auto), then copied to --out/<style>.pt,
@@ -31,41 +33,28 @@ from stylenet.tools.benchmarking import train_network
 def about(payload: dict, images: int, args: argparse.Namespace) -> str:
     summary = payload["summary"]
     cfg = summary["config"]
-    teacher = cfg.get("distill", {}).get("teacher")
-    learned = (
-        (
-            f", learning the pictures of the zoo network {Path(str(teacher)).stem} (distillation, weight "
-            f"{cfg['distill']['weight']:g})"
-        )
-        if teacher
-        else ""
+    photos = (
+        f"crops of {cfg['data']['image_size']} px cut from {images} natural photos scaled to {cfg['data']['photo_size']} px "
+        f"(painting at {cfg['model']['working_size']} px, scaled to the picture's size)"
+        if cfg["data"].get("photo_size")
+        else f"crops at {cfg['data']['image_size']} px from {images} natural photos"
     )
     return (
         f"stylenet zoo network '{payload['style']}': model {args.model} ({sum(t.numel() for t in payload['model'].values()):,} "
-        f"numbers), trained {summary['steps']} steps of {cfg['data']['batch_size']} crops at "
-        f"{cfg['data']['image_size']} px from {images} natural photos (BSD100, Urban100, Set14; a small "
-        f"stand-in for COCO), style image at {cfg['style']['size']} px, loss vgg16_hed (VGG16 weights "
+        f"numbers), trained {summary['steps']} steps of {cfg['data']['batch_size']} {photos} (BSD100, Urban100, "
+        f"Set14; a small stand-in for COCO), style image at {cfg['style']['size']} px, loss vgg16_hed (VGG16 weights "
         f"{summary['loss_weights']}), content weight {cfg['loss']['content_weight']:g} at "
         f"{cfg['loss']['content_layer']}, style weight {cfg['loss']['style_weight']:g} with layer weights "
         f"{', '.join(f'{name} {weight:g}' for name, weight in cfg['loss']['style_layers'].items())} (style_layer_norm="
-        f"{cfg['loss']['style_layer_norm']}), precision "
-        f"{cfg['precision']}{learned}, on {summary['device']} in {summary['seconds'] / 60:.0f} min, "
-        f"{summary['finished'][:10]}. Train on COCO (data=coco) for networks of full quality."
+        f"{cfg['loss']['style_layer_norm']}), precision {cfg['precision']}, on {summary['device']} in "
+        f"{summary['seconds'] / 60:.0f} min, {summary['finished'][:10]}. Train on COCO (data=coco) for networks of "
+        f"full quality."
     )
 
 
-def realtime_overrides(teacher: Path) -> list[str]:
-    """The teacher's own loss recipe, and its pictures as targets (weight: the distillation term about ten times
-    the perceptual loss at the start, as measured for starry_night in BENCHMARKS.md)."""
-    loss = load_network_file(teacher)["summary"]["config"]["loss"]
-    return [
-        f"distill.teacher={teacher}",
-        "distill.weight=1e6",
-        f"loss.style_weight={loss['style_weight']}",
-        f"loss.style_layer_norm={loss['style_layer_norm']}",
-        f"loss.content_weight={loss['content_weight']}",
-        f"loss.content_layer={loss['content_layer']}",
-    ]
+def realtime_overrides(args: argparse.Namespace) -> list[str]:
+    """The real-time recipe (BENCHMARKS.md "Real time and painted"): the network at the scale it paints at."""
+    return ["model=realtime", f"data.photo_size={args.photo_size}"]
 
 
 def main() -> int:
@@ -77,10 +66,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--style-size", type=int, default=384)
+    parser.add_argument("--photo-size", type=int, default=256, help="--realtime: the photos' shorter side (its scale)")
     parser.add_argument("--workdir", type=Path, default=Path("outputs/demo"))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "stylenet" / "demo")
     parser.add_argument("--reuse", action="store_true", help="keep runs that already finished in --workdir")
-    parser.add_argument("--realtime", action="store_true", help="train <style>_realtime from the zoo's <style>")
+    parser.add_argument(
+        "--realtime", action="store_true", help="train the real-time <style>_realtime instead of <style>"
+    )
     parser.add_argument(
         "--style-weight",
         nargs="*",
@@ -89,6 +81,7 @@ def main() -> int:
         help="a style weight other than loss=vgg16_hed's for these styles (the default recipe measures "
         "it against each painting, so every zoo style uses the same)",
     )
+    parser.add_argument("overrides", nargs="*", help="more training overrides, e.g. loss.style_layers.relu1_2=1")
     args = parser.parse_args()
     weights = dict(entry.split("=", 1) for entry in args.style_weight)
     try:
@@ -103,8 +96,8 @@ def main() -> int:
                 train_network(
                     style,
                     [
-                        *(realtime_overrides(args.out / f"{painting}.pt") if args.realtime else []),
                         f"model={args.model}",
+                        *(realtime_overrides(args) if args.realtime else []),
                         "data=folder",
                         f"data.root={args.train_root}",
                         f"style={painting}",
@@ -122,7 +115,8 @@ def main() -> int:
                         f"hydra.run.dir={run}",
                         f"checkpoint_dir={args.workdir / 'published'}",
                         "resume=auto",
-                        *([f"loss.style_weight={weights[style]}"] if style in weights else []),
+                        *([f"loss.style_weight={weights[painting]}"] if painting in weights else []),
+                        *args.overrides,
                     ],
                 )
             payload = load_network_file(run / f"{style}.pt")

@@ -56,7 +56,7 @@ def test_variants_are_what_their_names_say() -> None:
     assert counts["separable"] < counts["johnson"] / 5 and counts["fast"] < counts["johnson"] / 5
     assert TransformerNet(**model_config("resize")).downsample == 2
     realtime = TransformerNet(**model_config("realtime"))
-    assert realtime.downsample == 4 and realtime.detail is not None and counts["realtime"] < counts["johnson"] / 3
+    assert realtime.downsample == 1 and realtime.working_size == 384 and counts["realtime"] < counts["johnson"] / 3
     grouped = [
         m
         for m in TransformerNet(**model_config("separable")).modules()

@@ -303,7 +303,7 @@ def test_gpu_run_dry_run_brings_back_figures_and_networks(tmp_path: Path) -> Non
     assert set(json.loads((out / "rates.json").read_text())) == {"johnson"}
     with tarfile.open(out / "zoo_1.tar") as archive:
         names = set(archive.getnames())
-    assert {"starry_night_full.pt", "starry_night.pt", "starry_night_full.log"} <= names
+    assert {"starry_night.pt", "starry_night_realtime.pt", "starry_night.log"} <= names
 
 
 def test_gpu_run_prepare_names_a_missing_folder(tmp_path: Path) -> None:

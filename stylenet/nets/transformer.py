@@ -6,7 +6,10 @@ Variants differ only in constructor arguments, which come from conf/model/<varia
   techniques for getting style transfer to work"): the input is scaled down 2x or 4x with bilinear
   interpolation, the network runs at that resolution, and nearest-upsample + 3x3 convolution stages
   return to full resolution (style transfer and super-resolution in one network);
-- width_multiplier and num_residual_blocks: thinner or shallower networks.
+- width_multiplier and num_residual_blocks: thinner or shallower networks;
+- working_size: the network paints at a fixed size (a picture's longer side scaled to it, the result
+  scaled back up by inference), the way Magenta's mobile network paints at 384 px: trained at that scale,
+  its strokes keep their size in the picture at any resolution, for a fixed cost per picture.
 """
 
 from __future__ import annotations
@@ -242,6 +245,7 @@ class TransformerNet(nn.Module):
         num_styles: int | None = 1,
         detail_skip: bool = False,
         upsampling: str = "learned",
+        working_size: int | None = None,
     ) -> None:
         super().__init__()
         num_styles = 1 if num_styles is None else num_styles
@@ -255,6 +259,8 @@ class TransformerNet(nn.Module):
             raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLINGS)}, got '{upsampling}'")
         if width_multiplier <= 0:
             raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
+        if working_size is not None and (not isinstance(working_size, int) or working_size < 32):
+            raise ValueError(f"working_size must be null or a whole number of pixels from 32, got {working_size}")
         if not isinstance(num_styles, int) or num_styles < 1:
             raise ValueError(f"num_styles must be a positive whole number, got {num_styles}")
         if num_styles > 1 and norm != "instance":
@@ -263,6 +269,10 @@ class TransformerNet(nn.Module):
             )
         full, half, quarter = (max(1, round(int(c) * width_multiplier)) for c in channels)
         self.downsample = downsample
+        # The longer side, in pixels, of the pictures this network learned to paint: inference paints larger
+        # pictures at this size and scales the result back (Stylizer.working_shape), so that its brush strokes
+        # keep their size in the picture. Training leaves crops as they are (they are at most this size).
+        self.working_size = working_size
         self.bilinear = downsample > 1 and upsampling == "bilinear"
         self.num_styles = num_styles
         styles: dict[str, Any] = {"norm": norm, "separable": separable, "num_styles": num_styles}
