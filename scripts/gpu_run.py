@@ -3,12 +3,12 @@
 A lent GPU machine (one H200, Python 3.12, torch, torchvision, tensorboard, h5py, onnxruntime; no internet, no
 hydra-core, omegaconf or PyAV) gets what it lacks from `.gpu/`, made here beforehand:
 
-    python scripts/gpu_run.py --prepare --photos ../shared/data/train   # here, once: .gpu/ (about 20 MB)
+    python scripts/gpu_run.py --prepare --photos ../shared/data/train   # here, once: .gpu/ (about 21 MiB)
     # then ONE device call (the tool `run`), carrying .gpu; every part writes under $OUT as it goes:
     #   command="python3 scripts/gpu_run.py --out $OUT --budget 500", carry=[".gpu"], timeout_s=560
     python scripts/gpu_run.py --dry-run --out /tmp/gpu_dry      # the same parts on this CPU at toy sizes (tests)
 
-.gpu/ holds the pure-Python wheels hydra needs, the training photos at 320 px (the shorter side) and the loss's
+.gpu/ holds the pure-Python wheels hydra needs, the training photos at 256 px (the shorter side) and the loss's
 VGG16 weights conv1_1 ... conv4_3 in float16 (relu4_3 is the deepest layer any loss preset reads; conv5 is
 rebuilt as zeros there). PyAV (35 MB) does not fit beside the tree in the 64 MiB a call carries, so the video
 part times the pipeline's network stage (batches of frames) and names the codecs only where PyAV is there.
@@ -43,19 +43,21 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stylenet.common.images import list_images, read_image  # noqa: E402
+from stylenet.common.images import list_images, read_image, resize_to_long_side  # noqa: E402
 from stylenet.common.paths import user_cache_dir  # noqa: E402
 
 PACK = REPO / ".gpu"
 WHEELS = ["hydra-core==1.3.2", "omegaconf==2.3.0", "antlr4-python3-runtime==4.9.3"]
-LOSS_DEPTH = 20  # features.0 ... features.21 are conv1_1 ... relu4_3 of VGG16; conv5 starts at features.24
+LOSS_DEPTH = 22  # features.0 ... features.22 are conv1_1 ... relu4_3 of VGG16; conv5 starts at features.24
 ZOO = ["starry_night", "mosaic", "candy", "udnie", "rain_princess", "the_scream", "la_muse", "feathers"]
 PARTS = {"setup": 0.03, "throughput": 0.35, "ddp": 0.1, "inference": 0.08, "zoo": 1.0}  # shares of what is left
 ARCHIVE_LIMIT = 15 * 2**20
+CARRY_LIMIT = 63.5 * 2**20  # the 64 MiB a device call carries, less a little for untracked files of a session
+PHOTO_SIDE = 256  # the photos' shorter side in .gpu/: 256 px crops and the real-time recipe's 256 px scale fit
 
 
 def prepare(photos: Path, styles: Path) -> None:
-    """Fill .gpu/ here: wheels, float16 loss weights, photos at 320 px, the zoo's style images."""
+    """Fill .gpu/ here: wheels, float16 loss weights, photos at 256 px, the zoo's style images."""
     from stylenet.vgg import sources
 
     shutil.rmtree(PACK, ignore_errors=True)
@@ -71,15 +73,26 @@ def prepare(photos: Path, styles: Path) -> None:
     (PACK / "photos").mkdir()
     for path in list_images(photos):
         image = read_image(path)
-        scale = 320 / min(image.size)
+        scale = PHOTO_SIDE / min(image.size)
         if scale < 1:
             image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
-        image.save(PACK / "photos" / f"{path.stem}.jpg", quality=92)
+        image.save(PACK / "photos" / f"{path.stem}.jpg", quality=80)
     (PACK / "styles").mkdir()
-    for name in ZOO:
-        shutil.copy(styles / f"{name}.jpg", PACK / "styles" / f"{name}.jpg")
+    for name in ZOO:  # 512 px is more than any recipe reads (style.size 256-384)
+        resize_to_long_side(read_image(styles / f"{name}.jpg"), 512).save(PACK / "styles" / f"{name}.jpg", quality=92)
     size = sum(path.stat().st_size for path in PACK.rglob("*") if path.is_file())
-    print(f"{PACK}: {size / 2**20:.1f} MiB; carry it with the device call: carry=['.gpu']")
+    tree = sum(REPO.joinpath(name).stat().st_size for name in tracked_files())
+    print(
+        f"{PACK}: {size / 2**20:.1f} MiB; with the tree ({tree / 2**20:.1f} MiB): {(size + tree) / 2**20:.1f} of the 64 MiB a call carries"
+    )
+    if size + tree > CARRY_LIMIT:
+        raise SystemExit("error: too large for one device call: fewer photos, or a smaller PHOTO_SIDE")
+    print("carry it with the device call: carry=['.gpu']")
+
+
+def tracked_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
+    return [name for name in listed.stdout.split("\0") if name and REPO.joinpath(name).is_file()]
 
 
 def unpack_weights() -> None:
