@@ -13,8 +13,6 @@ import statistics
 from pathlib import Path
 
 import hydra
-import torch
-import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -36,13 +34,6 @@ def picture_for(folder: Path, stem: str) -> Path:
     if not found:
         raise StylenetError(f"pictures: {folder} has no picture of photo '{stem}' (expected {stem}.png, .jpg, ...)")
     return found[0]
-
-
-def at_size(picture: torch.Tensor, size: torch.Size) -> torch.Tensor:
-    """A picture made at another size, scaled (antialiased) to the photo's scoring size."""
-    if picture.shape[-2:] == size:
-        return picture
-    return F.interpolate(picture, size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="score")
@@ -70,9 +61,8 @@ def main(config: DictConfig) -> None:
         photo = read_scaled(path, cfg.size, "photo").unsqueeze(0).to(device)
         pictures = {"photo": photo}
         painted_from = read_scaled(path, cfg.paint_size, "photo").unsqueeze(0).to(device) if cfg.paint_size else photo
-        pictures.update(
-            {label: at_size(network(painted_from), photo.shape[-2:]) for label, network in networks.items()}
-        )
+        # PictureScorer.score brings a picture made at paint_size to the photo's size itself.
+        pictures.update({label: network(painted_from) for label, network in networks.items()})
         pictures.update(
             {
                 str(folder): read_scaled(picture_for(folder, path.stem), cfg.size, "picture").unsqueeze(0).to(device)

@@ -53,13 +53,6 @@ def center_crop_resized(image: Image.Image, size: int) -> Image.Image:
     return ImageOps.fit(image, (size, size), method=Image.Resampling.BILINEAR, centering=(0.5, 0.5))
 
 
-def scale_shorter_side(image: Image.Image, size: int) -> Image.Image:
-    """Scale so that the shorter side is `size` pixels, keeping the aspect ratio."""
-    scale = size / min(image.size)
-    width, height = (max(size, round(side * scale)) for side in image.size)
-    return image.resize((width, height), Image.Resampling.BILINEAR)
-
-
 def random_crop(image: Image.Image, size: int) -> Image.Image:
     """A size x size square at a random place (torch's generator: seeded per DataLoader worker)."""
     left = int(torch.randint(0, image.width - size + 1, ()))
@@ -108,7 +101,10 @@ class ImageFolder(Dataset):
             if self.photo_size is None:
                 image = center_crop_resized(image, self.image_size)
             else:
-                image = random_crop(scale_shorter_side(image, self.photo_size), self.image_size)
+                image = random_crop(
+                    ImageOps.cover(image, (self.photo_size, self.photo_size), Image.Resampling.BILINEAR),
+                    self.image_size,
+                )
         except UnreadableImageError as error:
             return None, str(error)
         return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1), ""
