@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,9 +51,10 @@ PACK = REPO / ".gpu"
 WHEELS = ["hydra-core==1.3.2", "omegaconf==2.3.0", "antlr4-python3-runtime==4.9.3"]
 LOSS_DEPTH = 22  # features.0 ... features.22 are conv1_1 ... relu4_3 of VGG16; conv5 starts at features.24
 ZOO = ["starry_night", "mosaic", "candy", "udnie", "rain_princess", "the_scream", "la_muse", "feathers"]
-PARTS = {"setup": 0.03, "throughput": 0.35, "ddp": 0.1, "inference": 0.08, "zoo": 1.0}  # shares of what is left
+PARTS = {"setup": 0.03, "throughput": 0.07, "inference": 0.07, "recipes": 1.0}  # shares of what is left
 ARCHIVE_LIMIT = 15 * 2**20
 CARRY_LIMIT = 63.5 * 2**20  # the 64 MiB a device call carries, less a little for untracked files of a session
+WORK = Path(tempfile.gettempdir()) / "stylenet_gpu_run"
 PHOTO_SIDE = 256  # the photos' shorter side in .gpu/: 256 px crops and the real-time recipe's 256 px scale fit
 
 
@@ -113,6 +115,7 @@ class Run:
 
     def __init__(self, out: Path, dry: bool, seconds: float) -> None:
         self.out, self.dry, self.seconds, self.started = out, dry, seconds, time.monotonic()
+        self.work = WORK  # run folders and caches: only what comes back is written under `out`
         self.device = "cpu" if dry else "cuda"
         self.size = 32 if dry else 256
         self.photos = REPO / ".gpu" / "photos" if not dry else out / "photos"
@@ -128,11 +131,12 @@ class Run:
 
     def start(self, name: str, overrides: list[str], launcher: list[str] | None = None) -> subprocess.Popen:
         """A `python -m stylenet.train` run in the background, its output in $OUT/<name>.log."""
-        run_dir = self.out / "runs" / name
+        run_dir = self.work / "runs" / name
         command = [*(launcher or [sys.executable]), "-m", "stylenet.train", *self.common(), *overrides]
         command += [f"hydra.run.dir={run_dir}", f"checkpoint_dir={run_dir}/published", f"style.name={name}"]
-        with open(self.out / f"{name}.log", "w") as log:
-            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        with open(self.out / f"{name}.log", "w") as log:  # one CPU thread each: many runs share 16 cores
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_MININTERVAL": "30"}  # and short logs
+            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
 
     def finished(self, name: str, process: subprocess.Popen, seconds: float) -> dict:
         """The run's summary once it ends (killed past `seconds`), or {"error": ...}."""
@@ -142,7 +146,7 @@ class Run:
             process.kill()
             process.wait()
             return {"error": f"ran past {seconds:.0f} s"}
-        files = list((self.out / "runs" / name / "published").glob("*.pt"))
+        files = list((self.work / "runs" / name / "published").glob("*.pt"))
         if process.returncode != 0 or not files:
             return {"error": f"exit {process.returncode}, see {name}.log"}
         return {**torch.load(files[0], weights_only=False)["summary"], "file": str(files[0])}
@@ -206,7 +210,7 @@ def gpu_busy(sampler: subprocess.Popen | None) -> str:
 
 
 def part_throughput(run: Run) -> None:
-    cache = run.out / "cache"
+    cache = run.work / "cache"
     precompute = [sys.executable, "-m", "stylenet.precompute", f"data.root={run.photos}", f"data.image_size={run.size}"]
     precompute += ["data=folder", "loss=vgg16_hed", f"data.cache={cache}", f"device={run.device}"]
     precompute += ["loss.pretrained=false"] if run.dry else []
@@ -215,9 +219,8 @@ def part_throughput(run: Run) -> None:
         "| model | batch | compile | images/s (last interval) | data wait | GPU busy |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    variants = [("johnson", 16, False), ("johnson", 32, False), ("realtime", 16, False), ("realtime", 32, False)]
-    variants += [("johnson", 32, True), ("realtime", 32, True)]
-    steps, rates = 4 if run.dry else 80, {}
+    variants = [("johnson", 16, False)]
+    steps = 4 if run.dry else 80
     for index, (model, batch, compiled) in enumerate(variants[:1] if run.dry else variants):
         share = run.left() / (len(variants) - index)
         sampler = None
@@ -244,13 +247,10 @@ def part_throughput(run: Run) -> None:
             rows.append(f"| {model} | {batch} | {compiled} | {summary['error']} | | |")
             continue
         rate = last_rate(Path(summary["file"]).parents[1] / "tensorboard")
-        if batch == 16 and not compiled:
-            rates[model] = rate
         rows.append(
             f"| {model} | {batch} | {compiled} | {rate:.1f} | {summary['data_wait_share'] * 100:.1f}% | {busy} |"
         )
         print(rows[-1], flush=True)
-    (run.out / "rates.json").write_text(json.dumps(rates))
     run.figures(f"## Training throughput, {run.size} px crops, bf16, cache on the device\n\n" + "\n".join(rows))
 
 
@@ -261,22 +261,6 @@ def last_rate(events: Path) -> float:
     accumulator = EventAccumulator(str(events))
     accumulator.Reload()
     return accumulator.Scalars("train/images_per_sec")[-1].value
-
-
-def part_ddp(run: Run) -> None:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"]
-    overrides = [
-        "style=starry_night",
-        f"style.image={run.styles / 'starry_night.jpg'}",
-        "steps=40" if not run.dry else "steps=3",
-    ]
-    overrides += ["data.batch_size=16" if not run.dry else "data.batch_size=2"]
-    summary = run.train("ddp", overrides, run.left(), launcher)
-    backend = "gloo on the CPU" if run.dry else "NCCL on the one GPU"
-    result = (
-        summary.get("error") or f"{summary['steps']} steps, {summary['images_per_sec']:.1f} images/s over the whole run"
-    )
-    run.figures(f"## torchrun, {backend}\n\n{result}")
 
 
 def part_inference(run: Run) -> None:
@@ -303,82 +287,104 @@ def part_inference(run: Run) -> None:
     run.figures(f"## Inference at {width}x{height}\n\n" + "\n".join(rows) + f"\n\ncodecs: {codecs}")
 
 
-def zoo_recipe(name: str) -> list[str]:
-    """The loss and style-image overrides the shipped zoo network `name` was trained with (its file's config)."""
-    from stylenet.nets.network_file import DEMO_DIR, load_network_file
+JOHNSON: list[str] = []  # the zoo's full network: Run.common's loss=vgg16_hed as it is (style 384 px, weight 400)
+REALTIME = [  # the zoo's real-time recipe (BENCHMARKS.md "Real time and painted")
+    "model=realtime",
+    "data.photo_size=256",
+    "style.size=256",
+    "loss.style_weight=1200",
+    "loss.style_layers.relu1_2=1",
+]
+SW = ["loss.style_term=sliced_wasserstein"]
+# What the recipes part trains, all at once: the grain's candidate causes one at a time on starry_night, the style
+# term on every zoo style, the real-time network's variants. Name -> (style, overrides).
+RECIPES: dict[str, tuple[str, list[str]]] = {
+    "j_starry_night_gram": ("starry_night", JOHNSON),
+    "j_starry_night_gram_bilinear": ("starry_night", [*JOHNSON, "model.decoder_upsampling=bilinear"]),
+    "j_starry_night_gram_avgpool": ("starry_night", [*JOHNSON, "loss.pooling=avg"]),
+    "j_starry_night_gram_relu12x1": ("starry_night", [*JOHNSON, "loss.style_layers.relu1_2=1"]),
+    "j_starry_night_sw_bilinear": ("starry_night", [*JOHNSON, *SW, "model.decoder_upsampling=bilinear"]),
+    "j_mosaic_gram": ("mosaic", JOHNSON),
+    **{f"j_{style}_sw": (style, [*JOHNSON, *SW]) for style in ZOO},
+    "r_starry_night_gram": ("starry_night", REALTIME),
+    "r_mosaic_gram": ("mosaic", REALTIME),
+    "r_starry_night_sw_bilinear": ("starry_night", [*REALTIME, *SW, "model.decoder_upsampling=bilinear"]),
+    "r_starry_night_sw_width075": ("starry_night", [*REALTIME, *SW, "model.width_multiplier=0.75"]),
+    **{f"r_{style}_sw": (style, [*REALTIME, *SW]) for style in ZOO},
+}
+DRY_RECIPES = ("j_starry_night_gram", "r_starry_night_sw_bilinear")  # --dry-run: one of each network
+START_SECONDS = 130  # the runs' start-up all at once (imports, VGG, the photos' own style distance) and the pack
 
-    if not (DEMO_DIR / f"{name}.pt").is_file():
-        return []
-    config = load_network_file(DEMO_DIR / f"{name}.pt")["summary"]["config"]
-    loss = config["loss"]
-    layers = [f"loss.style_layers.{layer}={weight}" for layer, weight in loss["style_layers"].items()]
-    return [
-        f"style.size={config['style']['size']}",
-        f"loss.style_weight={loss['style_weight']}",
-        f"loss.content_weight={loss['content_weight']}",
-        f"loss.content_layer={loss['content_layer']}",
-        f"loss.style_layer_norm={loss['style_layer_norm']}",
-        *layers,
-    ]
 
-
-def part_zoo(run: Run) -> None:
-    """Every zoo style's johnson and realtime networks, all at once on the one GPU (each run alone would leave it
-    mostly idle), with steps sized from the throughput part's rates so that they end in the time left."""
-    styles = [name for name in ZOO if (run.styles / f"{name}.jpg").is_file()][: 1 if run.dry else None]
-    rates_file = run.out / "rates.json"
-    rates = json.loads(rates_file.read_text()) if rates_file.is_file() else {}
-    jobs, batch = [], 2 if run.dry else 16
-    seconds = run.left() - 10
-    for style in styles:
-        for model in ("johnson", "realtime"):
-            name = style if model == "johnson" else f"{style}_realtime"  # the zoo's names
-            rate = rates.get(model, 100.0)  # images/s of one run alone
-            steps = 3 if run.dry else max(50, int((seconds - 60) * rate / (2 * len(styles)) / batch))
-            overrides = [f"style={style}", f"style.image={run.styles / f'{style}.jpg'}", f"steps={steps}"]
-            overrides += [f"data.batch_size={batch}", "log_interval=50", "data.workers=1"]
-            overrides += [] if run.dry else [f"model={model}", *zoo_recipe(name)]
-            if model == "johnson" and not run.dry:
-                overrides += [f"data.cache={run.out / 'cache'}", "data.cache_on_device=true"]
-            if model == "realtime" and not run.dry:
-                overrides += [f"data.photo_size={run.size}"]  # realtime.yaml's working size 384 <-> 256 px photos
-            jobs.append((name, run.start(name, overrides)))
-    rows = [
-        "| network | steps | images/s (all runs at once) | minutes | final loss |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+def part_recipes(run: Run) -> None:
+    """Every recipe of RECIPES at once on the one GPU (each run alone would leave it mostly idle), each ending
+    after the same time (max_minutes) so that all of them finish inside the call."""
+    recipes = list(RECIPES.items())
+    recipes = [recipe for recipe in recipes if recipe[0] in DRY_RECIPES] if run.dry else recipes
+    minutes = 0.05 if run.dry else max(0.5, (run.left() - START_SECONDS) / 60)
+    jobs = []
+    (run.out / "networks").mkdir(exist_ok=True)
+    for name, (style, overrides) in recipes:
+        arguments = [f"style={style}", f"style.image={run.styles / f'{style}.jpg'}", "steps=1000000"]
+        arguments += [f"max_minutes={minutes:.2f}", "data.image_size=" + str(run.size // 2), "log_interval=50"]
+        arguments += [f"data.batch_size={2 if run.dry else 16}", "data.workers=0"]  # no worker processes: host memory
+        if run.dry:  # the toy machine: the tiny model's options only
+            overrides = [o for o in overrides if not o.startswith(("model=", "model.width", "loss=", "loss.pool"))]
+            overrides = [o.replace("=256", "=32") for o in overrides]
+        jobs.append((name, run.start(name, [*arguments, *overrides])))
+    rows = ["| recipe | steps | images/s (all runs at once) | final loss |", "| --- | --- | --- | --- |"]
     for name, process in jobs:
-        summary = run.finished(name, process, run.left() - 5)
+        summary = run.finished(name, process, run.left() - 15)
         if "error" in summary:
-            rows.append(f"| {name} | {summary['error']} | | | |")
+            rows.append(f"| {name} | {summary['error']} | | |")
             continue
-        shutil.copy(summary["file"], run.out / "runs" / f"{name}.pt")
+        payload = torch.load(summary["file"], weights_only=False)
+        # Carried back at half size (float16 weights; --unpack makes them float32 again): 64 MiB come back.
+        payload["model"] = {
+            key: value.half() if value.is_floating_point() else value for key, value in payload["model"].items()
+        }
+        torch.save(payload, run.out / "networks" / f"{name}.pt")
         final = summary["final_losses"].get("total", float("nan"))
-        rows.append(
-            f"| {name} | {summary['steps']} | {summary['images_per_sec']:.0f} | {summary['seconds'] / 60:.1f} | {final:.4g} |"
-        )
-    pack_zoo(run.out)
-    run.figures("## Zoo networks trained here\n\n" + "\n".join(rows))
+        rows.append(f"| {name} | {summary['steps']} | {summary['images_per_sec']:.0f} | {final:.4g} |")
+    run.figures(f"## Recipes trained at once, {run.size // 2} px crops, batch 16, bf16\n\n" + "\n".join(rows))
+    pack(run.out)
 
 
-def pack_zoo(out: Path) -> None:
-    """The trained network files and their logs in archives of at most 15 MiB each ($OUT/zoo_<k>.tar)."""
-    for old in out.glob("zoo_*.tar"):
+def pack(out: Path) -> None:
+    """The network files and the logs in archives of at most 15 MiB each ($OUT/networks_<k>.tar): a call brings
+    back at most 8 files."""
+    for old in out.glob("networks_*.tar"):
         old.unlink()
+    members = sorted((out / "networks").glob("*.pt")) + sorted(out.glob("*.log"))
     archive, size, count = None, 0, 0
-    for path in sorted((out / "runs").glob("*.pt")):
-        logged = out / f"{path.stem}.log"
-        members = [path, *([logged] if logged.is_file() else [])]
-        needed = sum(member.stat().st_size for member in members)
+    for member in members:
+        needed = member.stat().st_size
         if archive is None or size + needed > ARCHIVE_LIMIT:
             if archive is not None:
                 archive.close()
-            archive, size, count = tarfile.open(out / f"zoo_{count + 1}.tar", "w"), 0, count + 1
-        for member in members:
-            archive.add(member, arcname=member.name)
+            archive, size, count = tarfile.open(out / f"networks_{count + 1}.tar", "w"), 0, count + 1
+        archive.add(member, arcname=member.name)
         size += needed
     if archive is not None:
         archive.close()
+    shutil.rmtree(out / "networks")
+    for log in out.glob("*.log"):
+        log.unlink()
+
+
+def unpack(archives: Path, folder: Path) -> None:
+    """Here, after the call: the archives' network files as float32 network files in `folder`, logs beside."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted(archives.glob("networks_*.tar")):
+        with tarfile.open(path) as archive:
+            archive.extractall(folder, filter="data")
+    for network in folder.glob("*.pt"):
+        payload = torch.load(network, weights_only=False)
+        payload["model"] = {
+            key: value.float() if value.is_floating_point() else value for key, value in payload["model"].items()
+        }
+        torch.save(payload, network)
+        print(f"{network}: {payload['summary']['steps']} steps")
 
 
 def main() -> int:
@@ -389,6 +395,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "outputs/gpu_run")))
     parser.add_argument("--budget", type=float, default=500.0, help="seconds for all parts (the call's limit less 60)")
     parser.add_argument("--dry-run", action="store_true", help="the same parts on the CPU at toy sizes")
+    parser.add_argument("--unpack", type=Path, help="here, after the call: the archives in --out as network files here")
     parser.add_argument("--part", choices=list(PARTS), help=argparse.SUPPRESS)  # one part, in its own process
     parser.add_argument("--seconds", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -398,6 +405,9 @@ def main() -> int:
                 print(f"error: {folder} is not a folder", file=sys.stderr)
                 return 2
         prepare(args.photos, args.styles)
+        return 0
+    if args.unpack:
+        unpack(args.out, args.unpack)
         return 0
     if not args.dry_run and not (PACK / "wheels").is_dir():
         print(
@@ -410,6 +420,7 @@ def main() -> int:
         globals()[f"part_{args.part}"](Run(args.out, args.dry_run, args.seconds))
         return 0
     started, failed = time.monotonic(), []
+    shutil.rmtree(WORK, ignore_errors=True)
     for name, share in PARTS.items():
         left = args.budget - (time.monotonic() - started)
         seconds = left * share

@@ -194,7 +194,8 @@ def train(cfg: TrainConfig, ranks: Distributed, device: torch.device, run_dir: P
     if mode is not None:
         trained = torch.compile(trained, mode=mode)  # type: ignore[assignment]  # an OptimizedModule
         step_loss = torch.compile(step_loss, mode=mode)
-    plan = Plan(steps, cfg.log_interval, cfg.preview.interval, cfg.checkpoint_interval)
+    max_seconds = None if cfg.max_minutes is None else cfg.max_minutes * 60
+    plan = Plan(steps, cfg.log_interval, cfg.preview.interval, cfg.checkpoint_interval, max_seconds)
     try:
         with StopRequest() as stop:
             reporting = Reporting(run_log, preview_photos, save_snapshot, health, stop.event.is_set)

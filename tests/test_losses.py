@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from stylenet.loss.perceptual import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
+from stylenet.loss.perceptual import (
+    PerceptualLoss,
+    content_loss,
+    gram_matrix,
+    sliced_wasserstein_per_image,
+    style_loss,
+    total_variation,
+)
 from stylenet.vgg.encoder import VGGEncoder
 
 
@@ -23,6 +30,42 @@ def test_style_loss_zero_for_own_gram_and_broadcast_over_batch() -> None:
     losses = torch.stack([style_loss(features[i : i + 1], target) for i in range(3)])
     assert losses[0] == 0 and (losses[1:] > 0).all()
     assert style_loss(features, target).item() == pytest.approx(losses.mean().item(), rel=1e-5)
+
+
+def test_sliced_wasserstein_sees_distributions_that_gram_matrices_cannot_tell_apart() -> None:
+    """A feature of values +-1 and a Gaussian one have (nearly) the same Gram matrix, their second moment; only
+    the distribution differs, and the sliced Wasserstein distance sees it."""
+    generator = torch.Generator().manual_seed(0)
+    signs = torch.randint(0, 2, (1, 1, 64, 64), generator=generator).float() * 2 - 1
+    gaussian = torch.randn(1, 1, 64, 64, generator=generator)
+    target = [signs[0].flatten(1)]
+    assert style_loss(gaussian, gram_matrix(signs)).item() < 1e-3
+    assert sliced_wasserstein_per_image(signs, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert sliced_wasserstein_per_image(gaussian, target).item() > 0.3  # E[(|z| - 1)^2] = 0.40
+    assert sliced_wasserstein_per_image(signs + 1, target).item() > 0.5  # a shift
+    # Each image against its own style's features: two styles of different sizes, in any order in the batch.
+    two = [gaussian[0].flatten(1), (gaussian[0, :, :40] + 3).flatten(1)]
+    distances = sliced_wasserstein_per_image(torch.cat([gaussian + 3, gaussian]), two, torch.tensor([1, 0]))
+    assert distances.max().item() < 0.1
+
+
+def test_a_sliced_wasserstein_style_term_can_be_descended_and_weighed_by_the_photos() -> None:
+    encoder = VGGEncoder("vgg16", ["relu1_2", "relu2_2"], pretrained=False)
+    painting, photos = torch.rand(3, 40, 40) ** 3, torch.rand(2, 3, 32, 32)
+    loss = PerceptualLoss(
+        encoder, painting, "relu2_2", {"relu1_2": 1.0, "relu2_2": 2.0}, 0.0, 5.0, 0.0, "sliced_wasserstein"
+    )
+    loss.relative_to_photos(loss.style_layer_losses(photos))
+    assert loss.style_term(photos) == pytest.approx(5.0 * 3.0, rel=0.15)  # random directions: near, not equal
+    image = photos.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([image], lr=0.02)
+    for _ in range(60):
+        optimiser.zero_grad()
+        loss(image, photos)["style"].backward()
+        optimiser.step()
+    assert loss.style_term(image.detach()) < 0.5 * loss.style_term(photos)
+    gram = PerceptualLoss(encoder, painting, "relu2_2", {"relu1_2": 1.0}, 0.0, 5.0, 0.0)
+    assert not gram.same_objective(loss) and loss.same_objective(loss)
 
 
 def test_total_variation_by_hand() -> None:

@@ -287,23 +287,29 @@ def test_bench_cpu_levers_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_gpu_run_dry_run_brings_back_figures_and_networks(tmp_path: Path) -> None:
     """The GPU session's one call, on this CPU at toy sizes: every part runs and writes what it would bring back
-    (figures, the throughput rates, the zoo's network files in archives), so that the script cannot rot between
-    the days a GPU is lent."""
+    (figures, the recipes' network files at half size in archives, at most 8 files), and --unpack makes them
+    network files that load, so that the script cannot rot between the days a GPU is lent."""
     import json
-    import tarfile
+
+    import stylenet
 
     out = tmp_path / "out"
     result = run_script("gpu_run.py", "--dry-run", "--out", str(out), "--budget", "240", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads((out / "parts.json").read_text())["failed"] == []
     figures = (out / "figures.md").read_text()
-    for heading in ("## setup", "## Training throughput", "## torchrun", "## Inference at 64x48", "## Zoo networks"):
+    for heading in ("## setup", "## Training throughput", "## Inference at 64x48", "## Recipes trained at once"):
         assert heading in figures
     assert "error" not in figures and "ran past" not in figures, figures
-    assert set(json.loads((out / "rates.json").read_text())) == {"johnson"}
-    with tarfile.open(out / "zoo_1.tar") as archive:
-        names = set(archive.getnames())
-    assert {"starry_night.pt", "starry_night_realtime.pt", "starry_night.log"} <= names
+    brought = [path for path in out.rglob("*") if path.is_file() and not path.is_relative_to(out / "photos")]
+    assert len([path for path in brought if not path.is_relative_to(out / "styles")]) <= 8
+    result = run_script("gpu_run.py", "--out", str(out), "--unpack", str(tmp_path / "networks"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in ("j_starry_night_gram", "r_starry_night_sw_bilinear"):
+        network = torch.load(tmp_path / "networks" / f"{name}.pt", weights_only=True)
+        assert all(value.dtype == torch.float32 for value in network["model"].values() if value.is_floating_point())
+        assert stylenet.load(str(tmp_path / "networks" / f"{name}.pt"), backend="torch") is not None
+    assert (tmp_path / "networks" / "r_starry_night_sw_bilinear.log").is_file()
 
 
 def test_gpu_run_prepare_names_a_missing_folder(tmp_path: Path) -> None:

@@ -77,6 +77,9 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
         ),
         ("health=loud", "health must be one of warn, stop, off, got 'loud'"),
         ("loss.style_layer_norm=maybe", "loss.style_layer_norm must be one of none, auto, photos, got 'maybe'"),
+        ("loss.style_term=histogram", "loss.style_term must be one of gram, sliced_wasserstein, got 'histogram'"),
+        ("max_minutes=0", "max_minutes must be a positive number of minutes or null, got 0.0"),
+        ("model.decoder_upsampling=cubic", "decoder_upsampling must be one of nearest, bilinear, got 'cubic'"),
         ("data.cache={tmp}", "no precomputed cache in {tmp} (no manifest.json)"),
         ("distill.teacher={tmp}/none.pt", "checkpoint not found: {tmp}/none.pt"),
         ("distill.weight=much", "distill.weight: Value 'much' of type 'str' could not be converted to Float"),
@@ -123,6 +126,32 @@ def test_every_variant_trains(workspace: Path, tmp_path: Path, variant: str) -> 
     assert sum(totals[-5:]) < 0.8 * sum(totals[:5])
     payload = torch.load(tmp_path / "tiny_style.pt", weights_only=True)
     assert payload["model_cfg"]["width_multiplier"] == 0.25
+
+
+def test_a_time_limited_sliced_wasserstein_run_with_bilinear_stages_lowers_its_loss_and_publishes(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """loss.style_term=sliced_wasserstein and model.decoder_upsampling=bilinear train; max_minutes ends a run of
+    a million steps after a few seconds and publishes it as at its last step."""
+    overrides = tiny_train_overrides(workspace, tmp_path / "run", steps=10**6) + [
+        "loss.style_term=sliced_wasserstein",
+        "loss.style_layer_norm=photos",
+        "loss.style_weight=10",
+        "model.decoder_upsampling=bilinear",
+        "max_minutes=0.25",
+        "preview.interval=100000",
+        "checkpoint_interval=100000",
+        f"checkpoint_dir={tmp_path}",
+    ]
+    result = run_entry("train", *overrides, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    payload = torch.load(tmp_path / "tiny_style.pt", weights_only=True)
+    steps = payload["summary"]["steps"]
+    assert 20 <= steps < 10**6 and 14 <= payload["summary"]["seconds"] < 60
+    assert payload["summary"]["config"]["loss"]["style_term"] == "sliced_wasserstein"
+    assert payload["model_cfg"]["decoder_upsampling"] == "bilinear"
+    styles = [event.value for event in read_scalars(tmp_path / "run").Scalars("loss/style")]
+    assert len(styles) == steps and sum(styles[-10:]) < 0.7 * sum(styles[:10])
 
 
 def test_distillation_makes_the_network_draw_the_teachers_pictures(trained_run: TrainedRun, tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ class ModelOptions:
     num_styles: int | None = None
     upsampling: str = UNSET
     working_size: int | None = None
+    decoder_upsampling: str = "nearest"
 
 
 @dataclass
@@ -70,6 +71,7 @@ class TrainConfig:
     data: DataOptions = UNSET
     steps: int = UNSET
     epochs: int | None = None
+    max_minutes: float | None = None
     lr: float = UNSET
     seed: int = UNSET
     device: str = UNSET
@@ -99,6 +101,8 @@ class TrainConfig:
             )
         for name in ("log_interval", "checkpoint_interval", "keep_checkpoints"):
             at_least(name, getattr(self, name))
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise StylenetError(f"max_minutes must be a positive number of minutes or null, got {self.max_minutes}")
 
     def hyperparameters(self, choices: Mapping[str, Any]) -> dict[str, Any]:
         """What TensorBoard's HParams tab compares runs by: the config group choices (Hydra's `choices`) and

@@ -23,7 +23,13 @@ from stylenet.vgg.encoder import VGGEncoder, VGGOptions
 # none: the configured layer weights as they are; auto: PerceptualLoss.balance_style_layers at step 0 (the
 # untrained network's output); photos: PerceptualLoss.relative_to_photos at step 0 (the training photos themselves).
 STYLE_LAYER_NORMS = ("none", "auto", "photos")
+# gram: Gram matrices (Gatys et al.; Johnson et al.), second-order statistics of each layer's features;
+# sliced_wasserstein: the whole distribution of each layer's features (Heitz et al., CVPR 2021).
+STYLE_TERMS = ("gram", "sliced_wasserstein")
 PER_IMAGE_STYLE = "style_per_image"
+SW_DIRECTIONS = 64  # random directions per layer and step: Heitz et al. use one per channel; 64 cost a fraction
+SW_POSITIONS = 8192  # feature positions compared per image and layer (a random subset): sorting dominates the cost
+SW_STYLE_POSITIONS = 65536  # positions of the painting's features kept as the target (a fixed random subset)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -48,6 +54,39 @@ def style_loss_per_image(output_features: torch.Tensor, target_grams: torch.Tens
     return (gram_matrix(output_features) - target_grams).square().mean((1, 2))
 
 
+def sliced_wasserstein_per_image(
+    output_features: torch.Tensor, targets: Sequence[torch.Tensor], style_index: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(N,): each image's sliced Wasserstein distance from its style's features `targets[k]` (C, M): both projected
+    on the same random unit directions, sorted, and compared quantile by quantile (mean squared difference).
+
+    Unlike a Gram matrix it matches each projection's whole distribution, not only its second moments: the
+    painting's colours and contrasts, not their correlations alone. The directions are drawn anew each call."""
+    with torch.autocast(output_features.device.type, enabled=False):  # sorted projections need float32
+        return _sliced_wasserstein(output_features, targets, style_index)
+
+
+def _sliced_wasserstein(
+    output_features: torch.Tensor, targets: Sequence[torch.Tensor], style_index: torch.Tensor | None
+) -> torch.Tensor:
+    batch, channels = output_features.shape[:2]
+    flat = output_features.reshape(batch, channels, -1).float()
+    if flat.shape[-1] > SW_POSITIONS:
+        flat = flat[..., torch.randint(flat.shape[-1], (SW_POSITIONS,), device=flat.device)]
+    directions = F.normalize(torch.randn(SW_DIRECTIONS, channels, device=flat.device), dim=1)
+    projected = (directions @ flat).sort(dim=-1).values  # (N, D, n): sorting along the last dimension is fastest
+    count = projected.shape[-1]
+    index = torch.zeros(batch, dtype=torch.long, device=flat.device) if style_index is None else style_index
+    distances = flat.new_zeros(batch)
+    for style in index.unique().tolist():
+        target = (directions @ targets[style].float()).sort(dim=-1).values  # (D, M)
+        # The target's quantiles at the output's: the two can hold different numbers of positions.
+        quantiles = ((torch.arange(count, device=flat.device) + 0.5) * target.shape[-1] / count).long()
+        chosen = index == style
+        distances[chosen] = (projected[chosen] - target[:, quantiles]).square().mean((1, 2))
+    return distances
+
+
 def total_variation(images: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between neighbouring pixels, vertical plus horizontal."""
     vertical = (images[..., 1:, :] - images[..., :-1, :]).float().pow(2).mean()
@@ -64,6 +103,8 @@ class PerceptualLoss(nn.Module):
     Several style images (a multi-style network, Dumoulin et al. 2017): each output image is
     compared with the style that `style_index` gives it, and the key PER_IMAGE_STYLE holds each
     image's weighted style term (N,), from which training logs a loss per style.
+
+    `statistic` (loss.style_term): how a layer's features are compared with the painting's, one of STYLE_TERMS.
     """
 
     def __init__(
@@ -75,8 +116,10 @@ class PerceptualLoss(nn.Module):
         content_weight: float,
         style_weight: float,
         tv_weight: float,
+        statistic: str = "gram",
     ) -> None:
         super().__init__()
+        one_of("loss.style_term", statistic, STYLE_TERMS)
         missing = [name for name in (content_layer, *style_layers) if name not in encoder.layers]
         if missing:
             raise ValueError(f"encoder does not compute layer(s) {missing}; it has {encoder.layers}")
@@ -86,14 +129,36 @@ class PerceptualLoss(nn.Module):
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
+        self.statistic = statistic
         if isinstance(style_images, torch.Tensor):
             style_images = [style_images]
         self.num_styles = len(style_images)
-        # The style targets never change: compute their Gram matrices once, (styles, C, C) per layer.
+        # The style targets never change: compute them once. Gram: (styles, C, C) per layer; sliced Wasserstein:
+        # each style's features (C, at most SW_STYLE_POSITIONS of its positions, chosen once) per layer.
         with torch.no_grad():
             features = [encoder(image.unsqueeze(0) if image.dim() == 3 else image) for image in style_images]
+        chooser = torch.Generator().manual_seed(0)
         for name in self.style_layer_weights:
-            self.register_buffer(f"target_gram_{name}", torch.cat([gram_matrix(each[name]) for each in features]))
+            if statistic == "gram":
+                self.register_buffer(f"target_gram_{name}", torch.cat([gram_matrix(each[name]) for each in features]))
+                continue
+            for index, each in enumerate(features):
+                flat = each[name][0].flatten(1).float()
+                if flat.shape[1] > SW_STYLE_POSITIONS:
+                    kept = torch.randperm(flat.shape[1], generator=chooser)[:SW_STYLE_POSITIONS]
+                    flat = flat[:, kept.to(flat.device)]
+                self.register_buffer(f"target_features_{name}_{index}", flat)
+
+    def style_distances(
+        self, layer: str, output_features: torch.Tensor, style_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(N,): each image's unweighted style loss at `layer`, by the loss's statistic."""
+        if self.statistic == "gram":
+            return style_loss_per_image(output_features, self.target_gram(layer, style_index))
+        if style_index is None and self.num_styles > 1:
+            raise ValueError(f"this loss has {self.num_styles} style images: pass each image's style_index")
+        targets = [getattr(self, f"target_features_{layer}_{index}") for index in range(self.num_styles)]
+        return sliced_wasserstein_per_image(output_features, targets, style_index)
 
     def target_gram(self, layer: str, style_index: torch.Tensor | None = None) -> torch.Tensor:
         """The layer's target Gram matrix for each image of a batch given its style index (all the
@@ -119,13 +184,17 @@ class PerceptualLoss(nn.Module):
                 loss.style_weight,
                 loss.tv_weight,
                 loss.num_styles,
+                loss.statistic,
             )
 
-        def grams(loss: PerceptualLoss) -> list[torch.Tensor]:
-            return [getattr(loss, f"target_gram_{name}").cpu() for name in loss.style_layer_weights]
+        def targets(loss: PerceptualLoss) -> list[torch.Tensor]:
+            return [buffer.cpu() for name, buffer in loss.named_buffers() if name.startswith("target_")]
 
-        return settings(self) == settings(other) and all(
-            torch.allclose(mine, theirs, rtol=1e-4, atol=0) for mine, theirs in zip(grams(self), grams(other))
+        mine, theirs = targets(self), targets(other)
+        return (
+            settings(self) == settings(other)
+            and [each.shape for each in mine] == [each.shape for each in theirs]
+            and all(torch.allclose(a, b, rtol=1e-4, atol=0) for a, b in zip(mine, theirs))
         )
 
     @torch.no_grad()
@@ -133,7 +202,7 @@ class PerceptualLoss(nn.Module):
         """Each style layer's unweighted loss on `output`: what balance_style_layers needs."""
         features = self.encoder(output, list(self.style_layer_weights))
         return {
-            name: float(style_loss(features[name], self.target_gram(name, style_index)))
+            name: float(self.style_distances(name, features[name], style_index).mean())
             for name in self.style_layer_weights
         }
 
@@ -220,11 +289,7 @@ class PerceptualLoss(nn.Module):
         }
         per_image = output.new_zeros(len(output), dtype=torch.float32)
         for name, layer_weight in self.style_layer_weights.items():
-            term = (
-                self.style_weight
-                * layer_weight
-                * style_loss_per_image(output_features[name], self.target_gram(name, style_index))
-            )
+            term = self.style_weight * layer_weight * self.style_distances(name, output_features[name], style_index)
             losses[f"style/{name}"] = term.mean()
             per_image = per_image + term
         losses["style"] = per_image.mean()
@@ -272,9 +337,11 @@ class LossOptions(VGGOptions):
     content_weight: float = UNSET
     style_weight: float = UNSET
     tv_weight: float = UNSET
+    style_term: str = "gram"
 
     def __post_init__(self) -> None:
         one_of("loss.style_layer_norm", self.style_layer_norm, STYLE_LAYER_NORMS)
+        one_of("loss.style_term", self.style_term, STYLE_TERMS)
 
     @classmethod
     def recorded(cls, options: Mapping[str, Any]) -> LossOptions:
@@ -298,6 +365,7 @@ def perceptual_loss(options: LossOptions, style_images: torch.Tensor | Sequence[
         options.content_weight,
         options.style_weight,
         options.tv_weight,
+        options.style_term,
     )
 
 

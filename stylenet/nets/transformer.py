@@ -23,6 +23,9 @@ from torch import nn
 
 NORMS = ("instance", "batch", "none")
 UPSAMPLINGS = ("learned", "bilinear")  # how a network run at a lower resolution returns to full resolution
+# How each decoder stage doubles its resolution before its 3x3 convolution: nearest (Johnson et al.; the PyTorch
+# example) or bilinear, which spreads each low-resolution value over its neighbours instead of copying it 2x2.
+DECODER_UPSAMPLINGS = ("nearest", "bilinear")
 DOWNSAMPLES = (1, 2, 4)  # the input scaled down by this before the network, scaled back up by its last stages
 MIN_SIZE = 8  # the 3x3 reflection padding at the lowest resolution needs pixels to reflect
 
@@ -210,18 +213,35 @@ class FusedUpsampleConv(nn.Module):
         return F.pixel_shuffle(F.conv2d(padded, weight, bias, groups=self.conv.groups), 2)
 
 
-class UpsampleConv(Styled):
-    """Nearest-neighbour x2 upsampling then a convolution (no checkerboard artefacts, Odena et al.
-    2016), + norm + ReLU."""
+class BilinearUpsampleConv(FusedUpsampleConv):
+    """Bilinear x2 upsampling + reflection-padded 3x3 convolution: the same parameters as FusedUpsampleConv."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str, separable: bool, num_styles: int = 1) -> None:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        upsampled = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return self.conv(F.pad(upsampled, (1, 1, 1, 1), mode="reflect"))
+
+
+class UpsampleConv(Styled):
+    """x2 upsampling (nearest: no checkerboard artefacts, Odena et al. 2016; or bilinear) then a convolution,
+    + norm + ReLU."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        norm: str,
+        separable: bool,
+        num_styles: int = 1,
+        decoder_upsampling: str = "nearest",
+    ) -> None:
+        stage = BilinearUpsampleConv if decoder_upsampling == "bilinear" else FusedUpsampleConv
         if separable:
             layers = [
-                FusedUpsampleConv(in_channels, in_channels, groups=in_channels, bias=False),
+                stage(in_channels, in_channels, groups=in_channels, bias=False),
                 nn.Conv2d(in_channels, out_channels, 1),
             ]
         else:
-            layers = [FusedUpsampleConv(in_channels, out_channels)]
+            layers = [stage(in_channels, out_channels)]
         super().__init__(*layers, _norm(norm, out_channels, num_styles), nn.ReLU(inplace=True))
 
 
@@ -246,6 +266,7 @@ class TransformerNet(nn.Module):
         detail_skip: bool = False,
         upsampling: str = "learned",
         working_size: int | None = None,
+        decoder_upsampling: str = "nearest",
     ) -> None:
         super().__init__()
         num_styles = 1 if num_styles is None else num_styles
@@ -257,6 +278,10 @@ class TransformerNet(nn.Module):
             raise ValueError(f"downsample must be one of {', '.join(map(str, DOWNSAMPLES))}, got {downsample}")
         if upsampling not in UPSAMPLINGS:
             raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLINGS)}, got '{upsampling}'")
+        if decoder_upsampling not in DECODER_UPSAMPLINGS:
+            raise ValueError(
+                f"decoder_upsampling must be one of {', '.join(DECODER_UPSAMPLINGS)}, got '{decoder_upsampling}'"
+            )
         if width_multiplier <= 0:
             raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
         if working_size is not None and (not isinstance(working_size, int) or working_size < 32):
@@ -282,10 +307,11 @@ class TransformerNet(nn.Module):
             ConvLayer(half, quarter, 3, stride=2, **styles),
         )
         self.residuals = Styled(*(ResidualBlock(quarter, **styles) for _ in range(num_residual_blocks)))
-        decoder: list[nn.Module] = [UpsampleConv(quarter, half, **styles), UpsampleConv(half, full, **styles)]
+        stages = {**styles, "decoder_upsampling": decoder_upsampling}
+        decoder: list[nn.Module] = [UpsampleConv(quarter, half, **stages), UpsampleConv(half, full, **stages)]
         if downsample > 1 and not self.bilinear:
             if downsample == 4:
-                decoder.append(UpsampleConv(full, max(1, full // 2), **styles))
+                decoder.append(UpsampleConv(full, max(1, full // 2), **stages))
                 full = max(1, full // 2)
             # The super-resolution ending: back to full resolution, one small 3x3 convolution there.
             decoder.append(FusedUpsampleConv(full, 3))

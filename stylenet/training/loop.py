@@ -137,6 +137,7 @@ class Plan:
     log_interval: int
     preview_interval: int
     checkpoint_interval: int
+    max_seconds: float | None = None  # max_minutes: end early, as at the last step, once the run has taken this long
 
 
 @dataclass
@@ -277,6 +278,8 @@ class AfterStep:
         """Reports on the step just taken; True when the loop should end."""
         step, plan, ranks = self.batches.position.step, self.plan, self.settings.ranks
         last = step >= plan.steps
+        if plan.max_seconds is not None and not last:
+            last = ranks.any(time.perf_counter() - self.started >= plan.max_seconds, self.settings.device)
         self.images += len(output) * ranks.world
         if step % plan.log_interval == 0 or last:
             self.log(step, output)
