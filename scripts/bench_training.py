@@ -54,7 +54,7 @@ from stylenet.data.precomputed import (
 from stylenet.loss.perceptual import PerceptualLoss, perceptual_loss
 from stylenet.nets.transformer import TransformerNet
 from stylenet.tools.benchmarking import describe_machine, device_busy_share, median_seconds, timed
-from stylenet.training.loop import Batches, Plan, Reporting, StepSettings, fit
+from stylenet.training.loop import Batches, Plan, Reporting, RunSummary, StepSettings, fit
 from stylenet.training.monitor import RunLog
 from stylenet.training.snapshots import Position
 
@@ -152,7 +152,7 @@ def timed_training(
     photo = torch.rand(1, 3, args.image_size, args.image_size, device=device)
     run_log, position = RunLog(run_dir), Position()
 
-    def train_to(steps: int) -> dict[str, float]:
+    def train_to(steps: int) -> RunSummary:
         settings = StepSettings(device, switches.bf16, memory_format)
         return fit(
             trained,
@@ -170,7 +170,7 @@ def timed_training(
         busy = device_busy_share(lambda: train_to(args.warmup + args.steps + args.profile_steps), device)
     finally:
         run_log.close()
-    return {"seconds": seconds / args.steps, "data_share": summary["data_wait_share"], "busy": busy}
+    return {"seconds": seconds / args.steps, "data_share": summary.data_wait_share, "busy": busy}
 
 
 def duration(seconds: float) -> str:

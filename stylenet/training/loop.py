@@ -13,35 +13,23 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from stylenet.common.errors import StylenetError
-from stylenet.common.images import pil_to_tensor, read_image, unit_float
+from stylenet.common.images import unit_float
 from stylenet.common.runtime import Distributed
 from stylenet.data.photos import (
-    DataOptions,
     EpochSampler,
-    ImageFolder,
-    Photos,
     TrainingBatch,
-    center_crop_resized,
-    collate_skipping_unreadable,
-    readable_batch,
 )
-from stylenet.data.precomputed import CachedImages, DeviceBatches, pass_batch_through
-from stylenet.loss.perceptual import PER_IMAGE_STYLE, PerceptualLoss
-from stylenet.nets.network_file import atomic_save, build_model, load_network_file, style_names
-from stylenet.nets.transformer import TransformerNet
+from stylenet.loss.perceptual import PER_IMAGE_STYLE
 from stylenet.training.health import Alarm, HealthMonitor
 from stylenet.training.monitor import RunLog
 from stylenet.training.snapshots import Position
@@ -146,7 +134,7 @@ class Reporting:
 
     run_log: RunLog
     preview_photos: torch.Tensor
-    save_checkpoint: Callable[[Position, dict[str, float]], None]
+    save_snapshot: Callable[[Position, dict[str, float]], None]
     health: HealthMonitor | None = None
     should_stop: Callable[[], bool] = lambda: False
 
@@ -156,7 +144,7 @@ class StepSettings:
     """How each step runs: device, bf16 autocast, memory format, ranks, and the styles of a multi-style network."""
 
     device: torch.device
-    amp: bool = False
+    bf16: bool = False  # autocast to bfloat16 (common.precision.trains_in_bf16 of the `precision` option)
     memory_format: torch.memory_format = torch.contiguous_format
     ranks: Distributed = field(default_factory=Distributed)
     style_schedule: StyleSchedule | None = None
@@ -174,7 +162,7 @@ def train_step(
 ) -> torch.Tensor:
     """One optimiser step on a batch of photos (float, [0, 1]); returns the output, adds the losses to `interval`."""
     ranks, schedule = settings.ranks, settings.style_schedule
-    with torch.autocast(settings.device.type, dtype=torch.bfloat16, enabled=settings.amp):  # bf16: no loss scaling
+    with torch.autocast(settings.device.type, dtype=torch.bfloat16, enabled=settings.bf16):  # bf16: no loss scaling
         if schedule is None:
             output = model(content)
             losses = loss_fn(output, content, content_features=features)
@@ -296,7 +284,7 @@ class AfterStep:
             if not finite_weights(self.model):
                 raise TrainingDiverged(f"the network's weights became NaN or Inf by step {step}")
             if ranks.is_main:
-                self.reporting.save_checkpoint(self.batches.position, self.last_losses)
+                self.reporting.save_snapshot(self.batches.position, self.last_losses)
         self.progress.update(1)
         return last or self.stopped
 
@@ -327,27 +315,43 @@ class AfterStep:
             if failures and health.mode == "stop":
                 self.stopped_by = failures[0]
 
-    def summary(self) -> dict[str, Any]:
-        """Final losses (the last log interval's means), speed, the share of time spent waiting for data,
-        health alarms, and whether a stop was requested or the health monitor stopped the run."""
+    def summary(self) -> RunSummary:
         self.progress.close()
         unreadable = self.batches.unreadable
         if unreadable:
             log.warning("%d unreadable training image(s) were skipped", len(unreadable))
         seconds = max(time.perf_counter() - self.started, 1e-9)
         stopped_by = self.stopped_by
-        return {
-            "steps": self.batches.position.step,
-            "images": self.images,
-            "seconds": round(seconds, 3),
-            "images_per_sec": round(self.images / seconds, 3),
-            "data_wait_share": round(self.batches.waited / seconds, 4),
-            "skipped_images": len(unreadable),
-            "final_losses": self.last_losses,
-            "health_alarms": [f"{alarm.name} at step {alarm.step}: {alarm.message}" for alarm in self.alarms],
-            "stopped_by_health": None if stopped_by is None else f"{stopped_by.name}: {stopped_by.message}",
-            "stopped": self.stopped,
-        }
+        return RunSummary(
+            steps=self.batches.position.step,
+            images=self.images,
+            seconds=round(seconds, 3),
+            images_per_sec=round(self.images / seconds, 3),
+            data_wait_share=round(self.batches.waited / seconds, 4),
+            skipped_images=len(unreadable),
+            final_losses=self.last_losses,
+            health_alarms=[f"{alarm.name} at step {alarm.step}: {alarm.message}" for alarm in self.alarms],
+            stopped_by_health=None if stopped_by is None else f"{stopped_by.name}: {stopped_by.message}",
+            stopped=self.stopped,
+        )
+
+
+@dataclass
+class RunSummary:
+    """How a run went, as the network file records it (summary): where it ended, speed, the share of time spent
+    waiting for data, the last interval's mean losses, health alarms, whether a stop was requested (SIGINT,
+    SIGTERM) or the health monitor stopped the run."""
+
+    steps: int
+    images: int
+    seconds: float
+    images_per_sec: float
+    data_wait_share: float
+    skipped_images: int
+    final_losses: dict[str, float]
+    health_alarms: list[str]
+    stopped_by_health: str | None
+    stopped: bool
 
 
 def fit(
@@ -358,8 +362,8 @@ def fit(
     plan: Plan,
     reporting: Reporting,
     settings: StepSettings,
-) -> dict[str, Any]:
-    """The training loop, from `batches.position` to `plan.steps`; returns AfterStep.summary().
+) -> RunSummary:
+    """The training loop, from `batches.position` to `plan.steps`; returns how it went.
 
     Distributed (`settings.ranks.world` > 1, `model` wrapped in DistributedDataParallel): every rank runs this
     loop on its slice of each global batch; skipping a batch and stopping are decided by all ranks together;
@@ -374,212 +378,3 @@ def fit(
         if after(output):
             break
     return after.summary()
-
-
-def preview_batch(dataset: Photos, paths: list[str], count: int) -> torch.Tensor:
-    """Fixed photos for previews: the given paths, else the first `count` readable training images; each the
-    central square at the scale the network learns to paint (data.photo_size where set)."""
-    size = getattr(dataset, "photo_size", None) or dataset.image_size
-    if paths or size != dataset.image_size:
-        paths = paths or [str(path) for path in getattr(dataset, "files", [])[:count]]
-        try:
-            photos = [pil_to_tensor(center_crop_resized(read_image(path), size)) for path in paths]
-        except StylenetError as error:
-            raise StylenetError(f"preview.images: {error}") from None
-        return torch.stack(photos)
-    return readable_batch(dataset, count)
-
-
-def open_training_data(data: DataOptions, loss_fn: PerceptualLoss) -> tuple[ImageFolder | CachedImages, Callable]:
-    """The cache in data.cache (refused unless made for this loss and crop size), else the images in
-    data.root; with the collate_fn that goes with it."""
-    if not data.cache:
-        if data.root is None:
-            raise StylenetError("data.root: give the folder of training photos (or data.cache, a precomputed cache)")
-        dataset = ImageFolder(data.root, data.image_size, photo_size=data.photo_size)
-        log.info("%d training images in %s", len(dataset), dataset.root)
-        return dataset, collate_skipping_unreadable
-    cached = CachedImages(data.cache)
-    cached.require_for(loss_fn.encoder, loss_fn.content_layer, data.image_size)
-    layer = loss_fn.content_layer
-    what = f"and {layer} features (no content VGG pass)" if cached.has_features else "(images only)"
-    log.info("%d training images from the cache in %s %s", len(cached), cached.root, what)
-    return cached, pass_batch_through
-
-
-def make_loader(
-    dataset: ImageFolder | CachedImages,
-    collate: Callable,
-    sampler: EpochSampler,
-    batch_size: int,
-    workers: int,
-    on_device: bool,
-    device: torch.device,
-) -> DataLoader | DeviceBatches:
-    """Batches of the sampler's order: a DataLoader (worker processes decode or read the cache), or with
-    data.cache_on_device the whole cache in the device's memory (cache.DeviceBatches)."""
-    if on_device:
-        if not isinstance(dataset, CachedImages):
-            raise StylenetError(
-                "data.cache_on_device=true needs data.cache=<folder>, a cache made by python -m stylenet.precompute"
-            )
-        log.info("the cache is held in %s memory: batches are indexed there", device)
-        return DeviceBatches(dataset, sampler, batch_size, device)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        pin_memory=device.type == "cuda",
-        collate_fn=collate,
-    )
-
-
-def total_steps(steps: int, epochs: int | None, batches_per_epoch: int) -> int:
-    """`steps`, or with `epochs` that many passes over the data."""
-    total = epochs * batches_per_epoch if epochs else steps
-    if total < 1:
-        raise StylenetError(f"nothing to train: steps={steps}, epochs={epochs}")
-    return int(total)
-
-
-def balance_style_layers(
-    loss_fn: PerceptualLoss,
-    model: nn.Module,
-    loader: Iterable[TrainingBatch],
-    device: torch.device,
-    ranks: Distributed,
-    style_schedule: StyleSchedule | None,
-    mode: str,
-) -> None:
-    """loss.style_layer_norm=auto: weigh the style layers by the untrained network's output on the first
-    (global) training batch; =photos: by the batch's photos themselves (PerceptualLoss.relative_to_photos).
-    Each image is measured against the style the schedule gives it at step 0."""
-    batch, _, _ = next(batch for batch in loader if batch[0].numel() > 0)
-    content = unit_float(batch.to(device))
-    with torch.no_grad():
-        if style_schedule is None:
-            raw = loss_fn.style_layer_losses(content if mode == "photos" else model(content))
-        else:
-            style_index, style_weights = style_schedule.assign(
-                0, len(content), ranks.rank * len(content), len(content) * ranks.world, device
-            )
-            raw = loss_fn.style_layer_losses(
-                content if mode == "photos" else model(content, style_weights), style_index
-            )
-    averaged = dict(zip(raw, ranks.mean(torch.tensor(list(raw.values()), dtype=torch.float64, device=device)).tolist()))
-    before = dict(loss_fn.style_layer_weights)
-    after = loss_fn.normalise_style_layers(mode, averaged)
-    log.info(
-        "style_layer_norm=%s: style layer weights %s (were %s)",
-        mode,
-        {name: f"{value:.4g}" for name, value in after.items()},
-        before,
-    )
-
-
-@dataclass
-class TrainingNetwork:
-    """What training starts from: the network, its constructor config, the names of all its styles,
-    the name it is published under, and the style schedule (None for a network of one style)."""
-
-    model: TransformerNet
-    model_cfg: dict[str, Any]
-    style_names: list[str]
-    name: str
-    style_schedule: StyleSchedule | None
-
-
-def build_network(
-    model_options: Mapping[str, Any], names: list[str], style_name: str, add_style_to: str | None = None
-) -> TrainingNetwork:
-    """A new network (TransformerNet(**model_options)) with one style per style image, published as
-    `style_name`; or, with add_style_to, that trained network grown by these styles, everything but the new
-    styles' normalisation parameters frozen (so the styles it had stay bit for bit the same), published as
-    '<its name>+<style_name>'."""
-    if add_style_to:
-        payload = load_network_file(add_style_to)
-        existing = style_names(payload)
-        clashes = [name for name in names if name in existing]
-        if clashes:
-            raise StylenetError(
-                f"{add_style_to} already has style(s) {', '.join(clashes)} "
-                f"(it has {', '.join(existing)}): name the new one with style.name=..."
-            )
-        model = build_model(payload, add_style_to)
-        if not model.norms():
-            raise StylenetError(
-                f"{add_style_to} has no instance norm (model_cfg {payload['model_cfg']}), where added styles would live"
-            )
-        trained = model.add_styles(len(names))
-        model.requires_grad_(False)
-        for parameter in model.style_parameters(trained):
-            parameter.requires_grad_(True)
-        log.info(
-            "adding style(s) %s to %s (styles %s): only their normalisation parameters are trained; "
-            "the network comes from that file, model options are not used",
-            names,
-            add_style_to,
-            existing,
-        )
-        model_cfg = {**payload["model_cfg"], "num_styles": model.num_styles}
-        all_names, published = existing + names, f"{payload['style']}+{style_name}"
-    else:
-        model_cfg = dict(model_options)
-        requested = model_cfg.get("num_styles")
-        if requested is not None and requested != len(names):
-            raise StylenetError(
-                f"model.num_styles={requested}, but style '{style_name}' has {len(names)} image(s); "
-                f"leave model.num_styles=null to have one style per image"
-            )
-        model_cfg["num_styles"] = len(names)
-        try:
-            model = TransformerNet(**model_cfg)
-        except (TypeError, ValueError) as error:
-            raise StylenetError(f"model config {model_cfg}: {error}") from None
-        trained, all_names, published = list(range(len(names))), names, style_name
-    schedule = None if model.num_styles == 1 else StyleSchedule(tuple(names), tuple(trained), model.num_styles)
-    return TrainingNetwork(model, model_cfg, all_names, published, schedule)
-
-
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-def load_teacher(name: str, model: TransformerNet, device: torch.device) -> torch.nn.Module:
-    """The network whose pictures distillation learns (stylenet.loss.perceptual.Distilled): one style, like the student."""
-    payload = load_network_file(name)
-    teacher = build_model(payload, name)
-    if teacher.num_styles > 1 or model.num_styles > 1:
-        raise StylenetError(
-            f"distill.teacher={name}: distillation trains one style from a network of one style "
-            f"(the teacher has {teacher.num_styles}, the trained network {model.num_styles})"
-        )
-    log.info("distillation: learning the pictures of %s (style %s) as well as the loss", name, payload["style"])
-    return teacher.to(device)
-
-
-def compile_mode(setting: bool | str) -> str | None:
-    """conf/train.yaml's `compile`: false, true (torch.compile's default mode) or a mode's name."""
-    if setting is False:
-        return None
-    if setting is True:
-        return "default"
-    if setting not in COMPILE_MODES:
-        raise StylenetError(f"compile must be true, false or one of {', '.join(COMPILE_MODES)}, got '{setting}'")
-    return setting
-
-
-def publish(checkpoint_dir: Path, run_dir: Path, name: str, payload: dict[str, Any]) -> None:
-    """The inference file in checkpoint_dir, and a copy in the run folder that a later run cannot replace."""
-    run_copy, published = run_dir / f"{name}.pt", checkpoint_dir / f"{name}.pt"
-    atomic_save(payload, run_copy)
-    try:
-        atomic_save(payload, published)
-    except StylenetError as error:
-        raise StylenetError(f"{error}; the trained network is safe in {run_copy}") from None
-    summary = payload["summary"]
-    log.info("final losses: %s", {key: f"{value:.4g}" for key, value in summary["final_losses"].items()})
-    if summary["health_alarms"]:
-        log.warning("health alarms during this run: %s", "; ".join(summary["health_alarms"]))
-    log.info("wrote %s (a copy stays in %s)", published, run_copy)

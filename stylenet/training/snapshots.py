@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,3 +193,32 @@ class Snapshots:
 
     def saved(self) -> list[Path]:
         return sorted(self.folder.glob("step_*.pt"))
+
+
+def snapshot_writer(
+    snapshots: Snapshots,
+    model: TransformerNet,
+    optimizer: torch.optim.Optimizer,
+    model_cfg: dict[str, Any],
+    name: str,
+    current: dict[str, Any],
+    loss_fn: PerceptualLoss,
+) -> Callable[[Position, dict[str, float]], None]:
+    """What the loop calls to write a snapshot at a position, with the last losses and the style layer weights."""
+
+    def save(at: Position, last_losses: dict[str, float]) -> None:
+        payload = training_payload(
+            model,
+            optimizer,
+            model_cfg,
+            name,
+            current,
+            at.step,
+            at.epoch,
+            at.offset,
+            last_losses=last_losses,
+            style_layer_weights=loss_fn.style_layer_weights,
+        )
+        snapshots.save(payload, at.step)
+
+    return save
