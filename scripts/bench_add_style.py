@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from shelf import describe_machine, train_network
 
 from stylenet.common.errors import StylenetError
 from stylenet.config.compose import compose_options
@@ -33,7 +34,6 @@ from stylenet.data.photos import ImageFolder, load_style_image, readable_batch
 from stylenet.loss.perceptual import perceptual_loss
 from stylenet.loss.scores import heldout_losses
 from stylenet.nets.network_file import build_model, load_network_file
-from stylenet.tools.benchmarking import describe_machine, train_network
 from stylenet.training.snapshots import load_snapshot
 from stylenet.vgg.encoder import layer_names
 

@@ -19,13 +19,13 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from shelf import describe_machine, median_seconds, parse_size
 
 import stylenet
 from stylenet.common.errors import needs
 from stylenet.inference.onnx_backend import cached_export
 from stylenet.inference.stylizer import TorchStylizer
 from stylenet.nets.network_file import load_network_file, resolve_network_file
-from stylenet.tools.benchmarking import describe_machine, median_seconds
 
 
 def onnx_runner(path: str, threads: int | None) -> Callable[[np.ndarray], object]:
@@ -94,7 +94,7 @@ def main() -> int:
     for name, run in rows.items():
         cells = []
         for size in args.sizes:
-            width, height = (int(part) for part in size.split("x"))
+            width, height = parse_size(size)
             image = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
             started = time.perf_counter()
             run(image)  # warm-up; for torch.compile, the compilation at this size

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import torch
+from shelf import describe_machine
 
 from stylenet.config.compose import compose_options
 from stylenet.data.photos import read_scaled
 from stylenet.loss.gatys import optimize_image
 from stylenet.loss.perceptual import perceptual_loss
-from stylenet.tools.benchmarking import describe_machine
 
 CHECKPOINTS = (1, 5, 10, 20, 50, 100, 200, 300)
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from shelf import describe_machine, median_seconds, parse_size
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -34,16 +35,9 @@ from stylenet.common.errors import StylenetError, needs
 from stylenet.config.compose import model_config
 from stylenet.inference.exported import export_onnx
 from stylenet.nets.transformer import FusedUpsampleConv, TransformerNet
-from stylenet.tools.benchmarking import describe_machine, median_seconds
 
 SIZES = ["256x256", "512x512", "1000x1000", "1280x720", "1920x1080"]
 VARIANTS = ["johnson", "separable", "resize", "fast"]
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'1920x1080' (width x height) -> (height, width)."""
-    width, height = (int(part) for part in text.lower().split("x"))
-    return height, width
 
 
 def multiply_accumulates(model: nn.Module, image: torch.Tensor) -> int:
@@ -133,7 +127,7 @@ def bench_variants(
         name = variant if count == 1 else f"{variant}, {count} styles"
         params = sum(p.numel() for p in model.parameters())
         for size in sizes:
-            height, width = parse_size(size)
+            width, height = parse_size(size)
             cells = []
             macs = multiply_accumulates(model, torch.rand(1, 3, height, width, device=device))
             moved = activation_bytes(model, torch.rand(1, 3, height, width, device=device))
@@ -175,7 +169,8 @@ def bench_onnxruntime(variants: list[str], sizes: list[str], warmup: int, repeat
             export_onnx(model, path, "{}", opset=18)
             session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             for size in sizes:
-                image = torch.rand(1, 3, *parse_size(size))
+                width, height = parse_size(size)
+                image = torch.rand(1, 3, height, width)
                 with torch.inference_mode():
                     torch_seconds = median_seconds(lambda: model(image), cpu, warmup, repeats)
                 array = image.numpy()
@@ -190,7 +185,7 @@ def bench_onnxruntime(variants: list[str], sizes: list[str], warmup: int, repeat
 
 def bench_ablation(variant: str, size: str, warmup: int, repeats: int) -> list[str]:
     """Each CPU optimisation of the fast path on and off, at one size."""
-    height, width = parse_size(size)
+    width, height = parse_size(size)
     model = TransformerNet(**variant_config(variant)).eval()
     image = torch.rand(1, 3, height, width)
     cpu = torch.device("cpu")
@@ -258,7 +253,7 @@ def main() -> int:
     for size in args.sizes:
         try:
             parse_size(size)
-        except ValueError:
+        except StylenetError:
             print(f"error: sizes must look like 1920x1080 (width x height), got '{size}'", file=sys.stderr)
             return 2
     sizes = args.sizes

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from shelf import describe_machine, median_seconds, parse_size
 
 import stylenet
 from stylenet.common.images import list_images, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
@@ -33,7 +34,6 @@ from stylenet.inference.onnx_backend import cached_export
 from stylenet.inference.stylizer import TorchStylizer
 from stylenet.loss.scores import MEASURE_LAYERS, PictureScorer
 from stylenet.nets.network_file import load_network_file, resolve_network_file
-from stylenet.tools.benchmarking import describe_machine, median_seconds
 
 
 def as_input(image: Image.Image) -> np.ndarray:
@@ -73,7 +73,7 @@ def main() -> int:
     for name, session in sessions.items():
         cells = []
         for size in args.sizes:
-            width, height = (int(part) for part in size.split("x"))
+            width, height = parse_size(size)
             image = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
             seconds = median_seconds(lambda: session.run(None, {"image": image}), torch.device("cpu"), 1, 3)
             cells.append(f"{seconds * 1000:.0f} ms")

@@ -28,22 +28,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
+from peer_pictures import unpacked_peer  # a sibling script: Python puts this folder first on the path
 from PIL import Image, ImageOps
+from shelf import describe_machine, median_seconds, parse_size
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import torch  # noqa: E402
-from peer_pictures import unpacked_peer  # noqa: E402
-
-import stylenet  # noqa: E402
-from stylenet.common.paths import user_cache_dir  # noqa: E402
-from stylenet.inference.stylizer import stylize_picture  # noqa: E402
-from stylenet.tools.benchmarking import describe_machine, median_seconds  # noqa: E402
+import stylenet
+from stylenet.common.paths import user_cache_dir
+from stylenet.inference.stylizer import stylize_picture
 
 
 def picture(size: str) -> Image.Image:
     """A smooth random picture of WIDTHxHEIGHT: the networks' cost does not depend on what is in it."""
-    width, height = (int(part) for part in size.split("x"))
+    width, height = parse_size(size)
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
     return Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC)
@@ -115,7 +112,7 @@ def main() -> int:
         print(f"| {label} | {runtime} | " + " | ".join(cells) + " |", flush=True)
     print("\n(x: the peer's 26-style network's time at that size over this row's; above 1 is faster)")
     if args.photos:
-        frame = tuple(int(part) for part in args.sizes[0].split("x"))
+        frame = parse_size(args.sizes[0])
         methods = [(label, call) for label, runtime, call in rows[1:] if runtime.startswith(("onnxruntime", "default"))]
         made = score_pictures(methods, Path(args.photos), Path(args.style_image), frame, Path(args.out))
         if args.sheet:

@@ -32,6 +32,7 @@ import torch
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 from PIL import Image
+from shelf import describe_machine, device_busy_share, median_seconds, parse_size, timed
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -53,7 +54,6 @@ from stylenet.data.precomputed import (
 )
 from stylenet.loss.perceptual import PerceptualLoss, perceptual_loss
 from stylenet.nets.transformer import TransformerNet
-from stylenet.tools.benchmarking import describe_machine, device_busy_share, median_seconds, timed
 from stylenet.training.loop import Batches, Plan, Reporting, RunSummary, StepSettings, fit
 from stylenet.training.monitor import RunLog
 from stylenet.training.snapshots import Position
@@ -328,7 +328,7 @@ def main() -> int:
         print("error: --device cuda but no CUDA device is available", file=sys.stderr)
         return 2
     try:
-        width, height = (int(part) for part in args.photo_size.lower().split("x"))
+        width, height = parse_size(args.photo_size)
     except ValueError:
         print(f"error: --photo-size must look like 640x480, got '{args.photo_size}'", file=sys.stderr)
         return 2

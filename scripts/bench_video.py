@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from shelf import describe_machine, parse_size
 
 from stylenet.common.errors import StylenetError, needs
 from stylenet.common.images import list_images
@@ -40,7 +41,6 @@ from stylenet.inference.stylizer import PictureOptions, Stylizer, TorchStylizer
 from stylenet.inference.video import stylize_video
 from stylenet.nets.network_file import atomic_save, inference_payload
 from stylenet.nets.transformer import TransformerNet
-from stylenet.tools.benchmarking import describe_machine
 
 
 def frames_to_video(frames: list[Image.Image], path: Path, rate: Fraction) -> None:
@@ -87,7 +87,7 @@ def pipeline_rows(stylizer: Stylizer, video: Path, folder: Path, batch_size: int
 
 def memory_rows(counts: list[int], size: str, folder: Path) -> None:
     """Peak memory of `python -m stylenet.infer` on generated clips of `counts` frames, shortest first."""
-    width, height = (int(side) for side in size.lower().split("x"))
+    width, height = parse_size(size)
     model_cfg = model_config("tiny")
     checkpoint = folder / "tiny.pt"
     atomic_save(inference_payload(TransformerNet(**model_cfg), model_cfg, "untrained", {}), checkpoint)

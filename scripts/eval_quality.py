@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
+from shelf import describe_machine, median_seconds, train_network
 
 import stylenet
 from stylenet.common.errors import StylenetError
@@ -25,7 +26,6 @@ from stylenet.config.compose import compose_options
 from stylenet.data.photos import ImageFolder, load_style_image, readable_batch
 from stylenet.loss.perceptual import perceptual_loss
 from stylenet.loss.scores import heldout_losses
-from stylenet.tools.benchmarking import describe_machine, median_seconds, train_network
 
 VARIANTS = ["johnson", "separable", "resize", "fast"]
 

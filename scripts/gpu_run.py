@@ -44,7 +44,7 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # the GPU machine runs the tree as it is, without installing the package
 
 from stylenet.common.images import list_images, read_image, resize_to_long_side  # noqa: E402
 from stylenet.common.paths import user_cache_dir  # noqa: E402
@@ -266,8 +266,9 @@ def last_rate(events: Path) -> float:
 
 
 def part_inference(run: Run) -> None:
+    from shelf import median_seconds
+
     import stylenet
-    from stylenet.tools.benchmarking import median_seconds
 
     width, height = (64, 48) if run.dry else (1920, 1080)
     device = torch.device(run.device)

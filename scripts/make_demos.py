@@ -24,10 +24,11 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from shelf import train_network
+
 from stylenet.common.errors import StylenetError
 from stylenet.common.images import list_images
 from stylenet.nets.network_file import atomic_save, load_network_file
-from stylenet.tools.benchmarking import train_network
 
 
 def about(payload: dict, images: int, args: argparse.Namespace) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from shelf import describe_machine, median_seconds
 
 import stylenet
 from stylenet.common.images import labelled_sheet, pil_to_tensor, read_image, resize_to_long_side, tensor_to_pil
@@ -28,7 +29,6 @@ from stylenet.inference.stylizer import stylize_picture
 from stylenet.loss.gatys import optimize_image
 from stylenet.loss.perceptual import PerceptualLoss, trained_loss
 from stylenet.nets.network_file import load_network_file
-from stylenet.tools.benchmarking import describe_machine, median_seconds
 
 
 def timed_network(path: str, photo: Image.Image) -> tuple[Image.Image, float]:

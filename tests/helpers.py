@@ -96,8 +96,17 @@ def run_entry(module: str, *overrides: str, cwd: Path, **env: str) -> Finished:
 
 
 def run_script(path: Path, *arguments: str, cwd: Path) -> Finished:
-    """`python scripts/<name>.py arguments...` run in this process as the interpreter runs it (run_as_main)."""
-    return run_as_main(lambda: runpy.run_path(str(path), run_name="__main__"), [str(path), *arguments], cwd, {})
+    """`python scripts/<name>.py arguments...` run in this process as the interpreter runs it (run_as_main), the
+    script's folder first on the path as Python puts it there (scripts import their shelf module so)."""
+
+    def run() -> object:
+        sys.path.insert(0, str(path.parent))
+        try:
+            return runpy.run_path(str(path), run_name="__main__")
+        finally:
+            sys.path.remove(str(path.parent))
+
+    return run_as_main(run, [str(path), *arguments], cwd, {})
 
 
 def run_as_main(run: Callable[[], object], argv: list[str], cwd: Path, env: dict[str, str]) -> Finished:

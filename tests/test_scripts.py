@@ -16,6 +16,18 @@ def run_script(name: str, *arguments: str, cwd: Path) -> Finished:
     return run_in_process(SCRIPTS / name, *arguments, cwd=cwd)
 
 
+SHELF = sorted(path.name for path in SCRIPTS.glob("*.py") if path.name != "shelf.py")
+
+
+@pytest.mark.parametrize("name", SHELF)
+def test_every_script_imports_and_explains_itself(name: str, tmp_path: Path) -> None:
+    """Every script on the shelf starts and prints its usage (its imports and options are sound); the tests
+    below run most of them on tiny inputs too."""
+    result = run_script(name, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage:" in result.stdout
+
+
 def test_bench_inference_smoke(tmp_path: Path) -> None:
     result = run_script(
         "bench_inference.py", "--smoke", "--ablation", "--device", "cpu", "--threads", "1", cwd=tmp_path

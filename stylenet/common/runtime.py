@@ -7,7 +7,10 @@ import os
 import random
 import signal
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -145,3 +148,17 @@ class StopRequest:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+T = TypeVar("T")
+
+
+def timed(run: Callable[[], T], device: torch.device) -> tuple[T, float]:
+    """`run()` and its wall time; waits for the GPU before and after so that its work is counted."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    result = run()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return result, time.perf_counter() - started

@@ -185,6 +185,111 @@ def _opens(av: Any, codec: str) -> bool:
         return False
 
 
+@dataclass
+class Reading:
+    """How the reading of a source ended: stopped by the user (should_stop), or cut short by the source (why)."""
+
+    stopped: bool = False
+    cut: str | None = None
+
+
+def decoded(
+    reader: Any,
+    video: Any,
+    audio: Any,
+    batch_size: int,
+    should_stop: Callable[[], bool],
+    clock: SourceClock,
+    reading: Reading,
+) -> Iterator[tuple[str, Any]]:
+    """('frames', (a batch of RGB arrays, their times in seconds)) and ('audio', a packet), in the order of the
+    container."""
+    av = needs("av", "video")
+    rate = video.average_rate or video.guessed_rate or Fraction(25)
+    pending: list[np.ndarray] = []
+    times: list[float] = []
+    count = 0
+    try:
+        for packet in reader.demux(*[stream for stream in (video, audio) if stream is not None]):
+            if should_stop():
+                reading.stopped = True
+                break
+            if packet.stream is audio:
+                if packet.dts is not None:
+                    yield "audio", packet
+                continue
+            for frame in packet.decode():
+                pending.append(frame.to_ndarray(format="rgb24"))
+                times.append(frame.time if frame.time is not None else count / float(rate))
+                clock.see(times[-1])
+                count += 1
+                if len(pending) >= batch_size:
+                    yield "frames", (pending, times)
+                    pending, times = [], []
+    except (av.error.FFmpegError, OSError) as error:
+        # A truncated file or a source that stopped sending (no data for the 10 s read timeout): the
+        # frames so far make a finished, playable video, and the reason is said.
+        reading.cut = str(error)
+    if pending:
+        yield "frames", (pending, times)
+
+
+def stylised(
+    items: Iterator[tuple[str, Any]],
+    stylizer: Stylizer,
+    options: PictureOptions,
+    smoother: Smoother,
+    flicker: Flicker,
+) -> Iterator[tuple[str, Any]]:
+    """('pixels', (uint8 (N, H, W, 3), times)) per batch of frames; audio packets pass through."""
+    for kind, item in items:
+        if kind == "frames":
+            item, times = item
+            inputs, styled = stylize_frames(stylizer, item, options)
+            results = []
+            for frame, result in zip(inputs, styled):
+                results.append(smoother(frame, result))
+                flicker.add(frame, results[-1])
+            # One conversion and one copy from the device per batch, not per frame.
+            batch = torch.stack(results).mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+            item = batch.permute(0, 2, 3, 1).contiguous().cpu().numpy(), times
+        yield ("pixels" if kind == "frames" else kind), item
+
+
+def written(
+    items: Iterator[tuple[str, Any]],
+    writer: Any,
+    encoded: Any,
+    copied_audio: Any,
+    rate: Fraction,
+    live: bool,
+    total: int | None,
+) -> int:
+    """Encode and mux the stylised frames (and copy the audio packets); returns the number of frames written. A live
+    source's frames keep the source's times, so that the output plays at its speed with frames dropped."""
+    av = needs("av", "video")
+    frames, first, last_pts = 0, None, -1
+    with tqdm(total=total, desc="video", unit="frame") as progress:
+        for kind, item in items:
+            if kind == "audio":
+                item.stream = copied_audio
+                writer.mux(item)
+                continue
+            for pixels, stream_time in zip(*item):
+                out = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                out.time_base = 1 / Fraction(rate)
+                out.pts = frames
+                if live:
+                    first = stream_time if first is None else first
+                    out.pts = max(round((stream_time - first) * rate), last_pts + 1)
+                last_pts = out.pts
+                writer.mux(encoded.encode(out))
+                frames += 1
+            progress.update(len(item[0]))
+    writer.mux(encoded.encode(None))
+    return frames
+
+
 def stylize_video(
     stylizer: Stylizer,
     source: str | Path,
@@ -209,65 +314,18 @@ def stylize_video(
     av = needs("av", "video")
     codecs = choose_codecs(av, stylizer.device)
     log.info("%s", codecs.note)
-    smoother, flicker, clock = Smoother(temporal_smoothing), Flicker(), SourceClock()
+    smoother, flicker, clock, reading = Smoother(temporal_smoothing), Flicker(), SourceClock(), Reading()
     batch_size = 1 if live else batch_size
     try:
         reader = open_source(av, source, codecs.hwaccel)
     except av.error.FFmpegError as error:
         raise StylenetError(f"cannot read video {source}: {error}") from None
-    started, frames, stopped = time.perf_counter(), 0, False
-    cut: str | None = None  # why the source ended before its end, where it did
-
-    def decoded(video: Any, audio: Any) -> Iterator[tuple[str, Any]]:
-        """('frames', (a batch of RGB arrays, their times in seconds)) and ('audio', a packet), in the
-        order of the container."""
-        nonlocal stopped, cut
-        pending: list[np.ndarray] = []
-        times: list[float] = []
-        count = 0
-        try:
-            for packet in reader.demux(*[stream for stream in (video, audio) if stream is not None]):
-                if should_stop():
-                    stopped = True
-                    break
-                if packet.stream is audio:
-                    if packet.dts is not None:
-                        yield "audio", packet
-                    continue
-                for frame in packet.decode():
-                    pending.append(frame.to_ndarray(format="rgb24"))
-                    times.append(frame.time if frame.time is not None else count / float(rate))
-                    clock.see(times[-1])
-                    count += 1
-                    if len(pending) >= batch_size:
-                        yield "frames", (pending, times)
-                        pending, times = [], []
-        except (av.error.FFmpegError, OSError) as error:
-            # A truncated file or a source that stopped sending (no data for the 10 s read timeout): the
-            # frames so far make a finished, playable video, and the reason is said.
-            cut = str(error)
-        if pending:
-            yield "frames", (pending, times)
+    started = time.perf_counter()
 
     def stale(entry: tuple[str, Any]) -> int:
         """For a live source: the frames of a batch that is behind the source's clock."""
         kind, item = entry
         return len(item[0]) if live and kind == "frames" and clock.late(item[1][-1]) else 0
-
-    def stylised(items: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
-        """('pixels', (uint8 (N, H, W, 3), times)) per batch of frames; audio packets pass through."""
-        for kind, item in items:
-            if kind == "frames":
-                item, times = item
-                inputs, styled = stylize_frames(stylizer, item, options)
-                results = []
-                for frame, result in zip(inputs, styled):
-                    results.append(smoother(frame, result))
-                    flicker.add(frame, results[-1])
-                # One conversion and one copy from the device per batch, not per frame.
-                batch = torch.stack(results).mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
-                item = batch.permute(0, 2, 3, 1).contiguous().cpu().numpy(), times
-            yield ("pixels" if kind == "frames" else kind), item
 
     try:
         with ExitStack() as cleanup:
@@ -285,32 +343,18 @@ def stylize_video(
             audio = reader.streams.audio[0] if reader.streams.audio else None
             copied_audio = writer.add_stream_from_template(audio) if audio is not None else None
             stages = cleanup.enter_context(Stages(QUEUE_BATCHES if pipelined else 0))
-            items = stages.add(stylised(stages.add(decoded(video, audio), "decode", stale)), "stylise")
-            first: float | None = None
-            last_pts = -1
-            with tqdm(total=None if live else (video.frames or None), desc="video", unit="frame") as progress:
-                for kind, item in items:
-                    if kind == "audio":
-                        item.stream = copied_audio
-                        writer.mux(item)
-                        continue
-                    for pixels, stream_time in zip(*item):
-                        out = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-                        out.time_base = 1 / Fraction(rate)
-                        out.pts = frames
-                        if live:  # at the source's time, so that the output plays at its speed with frames dropped
-                            first = stream_time if first is None else first
-                            out.pts = max(round((stream_time - first) * rate), last_pts + 1)
-                        last_pts = out.pts
-                        writer.mux(encoded.encode(out))
-                        frames += 1
-                    progress.update(len(item[0]))
-            writer.mux(encoded.encode(None))
+            frames_in = stages.add(
+                decoded(reader, video, audio, batch_size, should_stop, clock, reading), "decode", stale
+            )
+            items = stages.add(stylised(frames_in, stylizer, options, smoother, flicker), "stylise")
+            total = None if live else (video.frames or None)
+            frames = written(items, writer, encoded, copied_audio, rate, live, total)
+            cut = reading.cut
             if frames == 0:
                 raise StylenetError(f"{source}: no frame could be decoded{f' ({cut})' if cut else ''}")
             if cut:
                 log.warning("%s ended early after %d frames (%s): the video holds those frames", source, frames, cut)
-            if stopped and not live:
+            if reading.stopped and not live:
                 raise StylenetError(f"stopped after {frames} frames of {source}; the partial video was not written")
     except av.error.FFmpegError as error:
         raise StylenetError(f"video {source}: {error}") from None
@@ -322,6 +366,6 @@ def stylize_video(
         "dropped": stages.dropped,
         "flicker": flicker.ratio,
         "audio": audio is not None,
-        "stopped": stopped,
-        "cut": cut,
+        "stopped": reading.stopped,
+        "cut": reading.cut,
     }

@@ -37,6 +37,20 @@ class _InRange(torch.autograd.Function):
 LINE_SEARCH_EVALUATIONS = 25
 
 
+def pixel_optimizer(method: str, image: torch.Tensor, lr: float) -> torch.optim.Optimizer:
+    """L-BFGS of one iteration per step() with a strong-Wolfe line search (see optimize_image), or Adam."""
+    if method == "lbfgs":
+        return torch.optim.LBFGS(
+            [image],
+            lr=lr,
+            max_iter=1,
+            max_eval=1 + LINE_SEARCH_EVALUATIONS,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+        )
+    return torch.optim.Adam([image], lr=lr)
+
+
 def optimize_image(
     loss_fn: PerceptualLoss,
     content: torch.Tensor,
@@ -79,18 +93,7 @@ def optimize_image(
     content = content.contiguous()  # L-BFGS flattens the gradient with view()
     start = content.clone() if init == "content" else torch.rand_like(content)
     image = start.requires_grad_(True)
-    lr = DEFAULT_LR[method] if lr is None else float(lr)
-    if method == "lbfgs":
-        optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-            [image],
-            lr=lr,
-            max_iter=1,
-            max_eval=1 + LINE_SEARCH_EVALUATIONS,
-            history_size=50,
-            line_search_fn="strong_wolfe",
-        )
-    else:
-        optimizer = torch.optim.Adam([image], lr=lr)
+    optimizer = pixel_optimizer(method, image, DEFAULT_LR[method] if lr is None else float(lr))
     last: dict[str, Any] = {}  # the latest evaluation: where, its gradient, its loss terms
 
     def closure() -> torch.Tensor:

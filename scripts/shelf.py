@@ -1,5 +1,8 @@
-"""What the benchmark and comparison scripts share: timing that counts GPU work, the line that says what a
-measurement was taken on, and training a network through the real entry point."""
+"""What the scripts in scripts/ share: timing that counts GPU work, the line that says what a measurement was
+taken on, WIDTHxHEIGHT sizes, and training a network through the real entry point.
+
+Scripts import it as `shelf` (Python puts a script's own folder first on its path); nothing in the installed
+package uses it."""
 
 from __future__ import annotations
 
@@ -7,29 +10,15 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TypeVar
 
 import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from stylenet.common.errors import StylenetError
-
-T = TypeVar("T")
-
-
-def timed(run: Callable[[], T], device: torch.device) -> tuple[T, float]:
-    """`run()` and its wall time; waits for the GPU before and after so that its work is counted."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    result = run()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return result, time.perf_counter() - started
+from stylenet.common.runtime import timed
 
 
 def median_seconds(run: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
@@ -76,3 +65,12 @@ def train_network(name: str, overrides: list[str]) -> None:
     result = subprocess.run([sys.executable, "-m", "stylenet.train", *overrides], capture_output=True, text=True)
     if result.returncode != 0:
         raise StylenetError(f"training {name} failed:\n{result.stderr[-2000:]}")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1280x720' -> (1280, 720): width and height."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise StylenetError(f"a size is WIDTHxHEIGHT, e.g. 1280x720; got '{text}'") from None
+    return width, height
