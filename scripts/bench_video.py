@@ -158,7 +158,7 @@ def main() -> int:
                 print("error: pass --video or --frames (or --smoke)", file=sys.stderr)
                 return 2
             print(
-                f"{describe_machine(stylizer.device)}; {stylizer.describe()}; style '{stylizer.style}'; {video.name}; "
+                f"{describe_machine(stylizer.device)}; {stylizer.describe()}; network '{stylizer.name}'; {video.name}; "
                 f"batch {args.batch_size}\n"
             )
             if args.pipeline:

@@ -200,7 +200,7 @@ def test_an_int8_export_is_quantised_calibrated_and_close_to_pytorch(trained_run
     operators = {node.op_type for node in onnx.load(str(output)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= operators
     int8, reference = stylenet.load(output, device="cpu"), stylenet.load(trained_run.checkpoint, device="cpu")
-    assert int8.describe().startswith("onnxruntime") and int8.style == "tiny_style"
+    assert int8.describe().startswith("onnxruntime") and int8.name == "tiny_style"
     batch = torch.rand(1, 3, 48, 64)
     assert (int8(batch).clamp(0, 1) - reference(batch).clamp(0, 1)).abs().mean() < 0.03
     for extra, message in [

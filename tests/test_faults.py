@@ -243,12 +243,12 @@ def test_a_bare_name_that_finds_a_local_file_says_which_and_zoo_names_the_zoos(
     monkeypatch.chdir(tmp_path)
     with caplog.at_level("INFO"):
         stylizer = stylenet.load("mosaic", device="cpu", backend="torch")
-    assert stylizer.style == "tiny_style"
+    assert stylizer.name == "tiny_style"
     assert (
         f"'mosaic' is {Path('checkpoints') / 'mosaic.pt'}, a network trained in this folder; the zoo's is zoo:mosaic"
         in caplog.text
     )
-    assert stylenet.load("zoo:mosaic", device="cpu", backend="torch").style == "mosaic"
+    assert stylenet.load("zoo:mosaic", device="cpu", backend="torch").name == "mosaic"
     with pytest.raises(StylenetError, match="no zoo network zoo:nothing .the zoo's: zoo:candy"):
         stylenet.load("zoo:nothing")
 

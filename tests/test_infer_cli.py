@@ -141,7 +141,7 @@ def test_bad_arguments_are_clear_errors(trained_run: TrainedRun, tmp_path: Path,
 
 def test_python_api_stylises_pil_images_and_tensors(trained_run: TrainedRun) -> None:
     stylizer = stylenet.load(trained_run.checkpoint, device="cpu")
-    assert stylizer.style == "tiny_style" and stylizer.summary["steps"] == 30
+    assert stylizer.name == "tiny_style" and stylizer.summary["steps"] == 30
     styled = stylizer(random_image(21, 34).convert("RGBA"))
     assert isinstance(styled, Image.Image) and styled.size == (34, 21) and styled.mode == "RGB"
     batch = torch.rand(2, 3, 19, 23)

@@ -112,5 +112,5 @@ def test_resuming_another_config_names_the_mismatch(workspace: Path, tmp_path: P
         workspace, tmp_path / "runs" / "other", f"resume={first / 'checkpoints' / 'step_0000004.pt'}", "lr=0.01"
     )
     assert result.returncode == 2
-    assert "its run had another config: optimizer.lr: checkpoint 0.003, now 0.01" in result.stderr
+    assert "its run had another config: optimizer.lr: snapshot 0.003, now 0.01" in result.stderr
     assert "Traceback" not in result.stderr

@@ -173,3 +173,17 @@ def test_no_import_cycle_anywhere() -> None:
 
     cycles = {" -> ".join(found) for name in sorted(modules) if (found := cycle_from(name))}
     assert not cycles, sorted(cycles)
+
+
+def test_training_says_snapshot_for_its_resumable_state() -> None:
+    """README's Words: a snapshot is a run's resumable state, a network file what inference loads. Training's code
+    says "checkpoint" only in the option names users already type (checkpoint_interval, keep_checkpoints,
+    checkpoint_dir) and the run folder's checkpoints/ folder."""
+    allowed = ("checkpoint_interval", "keep_checkpoints", "checkpoint_dir", '"checkpoints"', "checkpoints/")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in [PACKAGE / "train.py", *(PACKAGE / "training").glob("*.py")]
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "checkpoint" in line.lower() and not any(word in line for word in allowed)
+    ]
+    assert not offenders, offenders

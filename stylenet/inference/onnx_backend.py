@@ -40,7 +40,7 @@ class OnnxStylizer(Stylizer):
     def __init__(
         self,
         session: Any,
-        style: str,
+        name: str,
         summary: dict[str, Any],
         styles: list[str] | None = None,
         weights: torch.Tensor | None = None,
@@ -50,7 +50,7 @@ class OnnxStylizer(Stylizer):
         self.session = session
         self.provider = session.get_providers()[0]
         device = torch.device("cuda" if self.provider == "CUDAExecutionProvider" else "cpu")
-        super().__init__(device, style, summary, styles, weights, working_size)
+        super().__init__(device, name, summary, styles, weights, working_size)
         self.tiles = tiles
 
     @classmethod
@@ -118,5 +118,5 @@ def onnx_stylizer(network_file: Path, network: TorchStylizer, payload: dict[str,
     """The inference file's network run by onnxruntime, with `network` kept for pictures in tiles."""
     session = open_session(cached_export(network_file, network, payload), network.device)
     return OnnxStylizer(
-        session, network.style, network.summary, network.styles, network.weights, network, network.working_size
+        session, network.name, network.summary, network.styles, network.weights, network, network.working_size
     )

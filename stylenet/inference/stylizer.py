@@ -85,15 +85,15 @@ class Stylizer:
     def __init__(
         self,
         device: torch.device,
-        style: str,
+        name: str,
         summary: dict[str, Any],
         styles: Sequence[str] | None = None,
         weights: torch.Tensor | None = None,
         working_size: int | None = None,
     ) -> None:
         self.device = device
-        self.style = style
-        self.styles = list(styles or [style])
+        self.name = name  # the network's name (its file's), e.g. 'pair'; `styles` are the styles it paints
+        self.styles = list(styles or [name])
         self.summary = summary
         self.weights = weights
         self.working_size = working_size
@@ -107,7 +107,7 @@ class Stylizer:
 
     @property
     def chosen(self) -> str:
-        return describe_styles(self.style, self.styles, self.weights)
+        return describe_styles(self.name, self.styles, self.weights)
 
     @overload
     def __call__(self, image: Image.Image) -> Image.Image: ...
@@ -163,14 +163,14 @@ class TorchStylizer(Stylizer):
         self,
         model: TransformerNet,
         device: torch.device,
-        style: str,
+        name: str,
         summary: dict[str, Any],
         dtype: torch.dtype = torch.float32,
         channels_last: bool = False,
         styles: Sequence[str] | None = None,
         weights: torch.Tensor | None = None,
     ) -> None:
-        super().__init__(device, style, summary, styles, weights, model.working_size)
+        super().__init__(device, name, summary, styles, weights, model.working_size)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.dtype = dtype
         self.model = model.to(device, dtype=dtype).to(memory_format=self.memory_format).eval().requires_grad_(False)

@@ -1,6 +1,6 @@
 """Training health: the failure modes that cost style-transfer practitioners days, caught while they happen.
 
-Failures (health=stop ends the run on them, with a checkpoint): the output collapsing to a flat
+Failures (health=stop ends the run on them, with a snapshot): the output collapsing to a flat
 image, a colour cast, the saturation collapsing, the loss jumping after a resume, the photo's
 content lost (the network paints the style's texture whatever the photo), the style not learned (the
 network returns its photo almost unchanged). Advice (always
@@ -29,7 +29,7 @@ FLAT_STD = 0.01  # spatial standard deviation (images in [0, 1]) below which an 
 CAST_MARGIN = 0.3  # channel-mean spread beyond both the photos' and the style's
 SATURATION_FRACTION = 0.2  # output saturation below this fraction of both the photos' and the style's
 COLOURFUL = 0.1  # ... when both of those are at least this saturated
-RESUME_JUMP = 1.5  # first total after a resume over the total stored in the checkpoint
+RESUME_JUMP = 1.5  # first total after a resume over the total stored in the snapshot
 STYLE_DROPPED = 0.5  # the style loss "has dropped" below this fraction of its first value
 CONTENT_SHARE = 0.02  # ... and the content term is below this fraction of the style term: gross imbalance
 # (real VGG16 features, BENCHMARKS.md "Health thresholds": a style weight 100 times
@@ -188,7 +188,7 @@ class HealthMonitor:
                 alarm(
                     "resume_jump",
                     f"the loss jumped after resuming: {losses['total']:.4g} against "
-                    f"{self.resumed_total:.4g} when the checkpoint was written. Was the data, loss "
+                    f"{self.resumed_total:.4g} when the snapshot was written. Was the data, loss "
                     f"or optimizer changed?",
                 )
             self.resumed_total = None  # only the first interval after a resume can show the jump

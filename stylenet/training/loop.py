@@ -38,7 +38,7 @@ log = logging.getLogger("stylenet.train")
 
 
 class TrainingDiverged(StylenetError):
-    """The loss or the weights became NaN or Inf: continuing would only write poisoned checkpoints."""
+    """The loss or the weights became NaN or Inf: continuing would only write poisoned snapshots."""
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "
         if isinstance(a, dict) and isinstance(b, dict):
             found += differences(a, b, f"{prefix}{key}.")
         elif a != b:
-            found.append(f"{prefix}{key}: checkpoint {a!r}, now {b!r}")
+            found.append(f"{prefix}{key}: snapshot {a!r}, now {b!r}")
     return found
 
 
@@ -152,7 +152,7 @@ def fingerprint(resolved: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def find_resume(resume: str | None, run_dir: Path, current: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
-    """resume=auto: the newest checkpoint of a run with this config next to this run; resume=<path>: that file."""
+    """resume=auto: the newest snapshot of a run with this config next to this run; resume=<path>: that file."""
     if not resume:
         return None
     if resume == "auto":
