@@ -20,8 +20,8 @@ of $OUT/figures.md:
               the GPU; the GPU-busy share from nvidia-smi (about 30 s)
   inference   frames/s at 1920x1080: the zoo's starry_night (johnson) and starry_night_realtime, one picture and
               batches of 8 (the video pipeline's network stage) (about 30 s)
-  recipes     the rest: every recipe of RECIPES (the grain's candidate causes, the style term on every zoo style,
-              real-time variants) trained at once at 128 px crops, all ending together (max_minutes), brought back
+  recipes     the rest: every recipe of RECIPES (the zoo's candidates: the grain's fixes with either style term,
+              full and real-time networks) trained at once at 128 px crops, all ending together (max_minutes), brought back
               at half size in $OUT/networks_<k>.tar (at most 15 MiB each, with their logs; a call brings back at
               most 8 files and 64 MiB); `--unpack DIR` here makes them float32 network files in DIR.
 Run on 2026-12-04 (BENCHMARKS.md "On a GPU"): 27 runs at once trained about 1,500 images/s together.
@@ -299,23 +299,18 @@ REALTIME = [  # the zoo's real-time recipe (BENCHMARKS.md "Real time and painted
     "loss.style_layers.relu1_2=1",
 ]
 SW = ["loss.style_term=sliced_wasserstein"]
-# What the recipes part trains, all at once: the grain's candidate causes one at a time on starry_night, the style
-# term on every zoo style, the real-time network's variants. Name -> (style, overrides).
+LESS_GRAIN = ["model.decoder_upsampling=bilinear", "loss.style_layers.relu1_2=1"]  # BENCHMARKS "The grain's cause"
+# What the recipes part trains, all at once: the zoo's candidates at convergence for issue "Painted up close", every
+# style's full and real-time network with the grain's fixes and the sliced Wasserstein term, and the Gram term with
+# the same fixes on four styles beside them. Name -> (style, overrides). (The call of 2026-12-04 trained the grain's
+# ablations: this file at commit ac91937.)
 RECIPES: dict[str, tuple[str, list[str]]] = {
-    "j_starry_night_gram": ("starry_night", JOHNSON),
-    "j_starry_night_gram_bilinear": ("starry_night", [*JOHNSON, "model.decoder_upsampling=bilinear"]),
-    "j_starry_night_gram_avgpool": ("starry_night", [*JOHNSON, "loss.pooling=avg"]),
-    "j_starry_night_gram_relu12x1": ("starry_night", [*JOHNSON, "loss.style_layers.relu1_2=1"]),
-    "j_starry_night_sw_bilinear": ("starry_night", [*JOHNSON, *SW, "model.decoder_upsampling=bilinear"]),
-    "j_mosaic_gram": ("mosaic", JOHNSON),
-    **{f"j_{style}_sw": (style, [*JOHNSON, *SW]) for style in ZOO},
-    "r_starry_night_gram": ("starry_night", REALTIME),
-    "r_mosaic_gram": ("mosaic", REALTIME),
-    "r_starry_night_sw_bilinear": ("starry_night", [*REALTIME, *SW, "model.decoder_upsampling=bilinear"]),
-    "r_starry_night_sw_width075": ("starry_night", [*REALTIME, *SW, "model.width_multiplier=0.75"]),
-    **{f"r_{style}_sw": (style, [*REALTIME, *SW]) for style in ZOO},
+    **{f"j_{style}_sw": (style, [*JOHNSON, *SW, *LESS_GRAIN]) for style in ZOO},
+    **{f"j_{style}_gram": (style, [*JOHNSON, *LESS_GRAIN]) for style in ZOO[:4]},
+    **{f"r_{style}_sw": (style, [*REALTIME, *SW, *LESS_GRAIN]) for style in ZOO},
+    **{f"r_{style}_gram": (style, [*REALTIME, *LESS_GRAIN]) for style in ZOO[:4]},
 }
-DRY_RECIPES = ("j_starry_night_gram", "r_starry_night_sw_bilinear")  # --dry-run: one of each network
+DRY_RECIPES = ("j_starry_night_gram", "r_starry_night_sw")  # --dry-run: one of each network
 START_SECONDS = 130  # the runs' start-up all at once (imports, VGG, the photos' own style distance) and the pack
 
 

@@ -5,7 +5,7 @@ from stylenet.loss.perceptual import (
     PerceptualLoss,
     content_loss,
     gram_matrix,
-    sliced_wasserstein_per_image,
+    sliced_wasserstein,
     style_loss,
     total_variation,
 )
@@ -40,13 +40,19 @@ def test_sliced_wasserstein_sees_distributions_that_gram_matrices_cannot_tell_ap
     gaussian = torch.randn(1, 1, 64, 64, generator=generator)
     target = [signs[0].flatten(1)]
     assert style_loss(gaussian, gram_matrix(signs)).item() < 1e-3
-    assert sliced_wasserstein_per_image(signs, target).item() == pytest.approx(0.0, abs=1e-6)
-    assert sliced_wasserstein_per_image(gaussian, target).item() > 0.3  # E[(|z| - 1)^2] = 0.40
-    assert sliced_wasserstein_per_image(signs + 1, target).item() > 0.5  # a shift
+    assert sliced_wasserstein(signs, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert sliced_wasserstein(gaussian, target).item() > 0.3  # E[(|z| - 1)^2] = 0.40
+    assert sliced_wasserstein(signs + 1, target).item() > 0.5  # a shift
     # Each image against its own style's features: two styles of different sizes, in any order in the batch.
     two = [gaussian[0].flatten(1), (gaussian[0, :, :40] + 3).flatten(1)]
-    distances = sliced_wasserstein_per_image(torch.cat([gaussian + 3, gaussian]), two, torch.tensor([1, 0]))
+    distances = sliced_wasserstein(torch.cat([gaussian + 3, gaussian]), two, torch.tensor([1, 0]))
     assert distances.max().item() < 0.1
+    # The images of a style are one distribution: half the batch dark, half light, matches a half-and-half style,
+    # which neither image alone does.
+    dark, light = torch.zeros(1, 1, 32, 32), torch.ones(1, 1, 32, 32)
+    half = [torch.cat([dark, light], dim=3)[0].flatten(1)]
+    assert sliced_wasserstein(torch.cat([dark, light]), half).max().item() < 1e-6
+    assert sliced_wasserstein(dark, half).item() > 0.2
 
 
 def test_a_sliced_wasserstein_style_term_can_be_descended_and_weighed_by_the_photos() -> None:

@@ -55,14 +55,18 @@ def style_loss_per_image(output_features: torch.Tensor, target_grams: torch.Tens
     return (gram_matrix(output_features) - target_grams).square().mean((1, 2))
 
 
-def sliced_wasserstein_per_image(
+def sliced_wasserstein(
     output_features: torch.Tensor, targets: Sequence[torch.Tensor], style_index: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """(N,): each image's sliced Wasserstein distance from its style's features `targets[k]` (C, M): both projected
-    on the same random unit directions, sorted, and compared quantile by quantile (mean squared difference).
+    """(N,): the sliced Wasserstein distance of the batch's features from their style's features `targets[k]`
+    (C, M): both projected on the same random unit directions, sorted, and compared quantile by quantile (mean
+    squared difference). Unlike a Gram matrix it matches each projection's whole distribution, not only its
+    second moments: the painting's colours and contrasts, not their correlations alone.
 
-    Unlike a Gram matrix it matches each projection's whole distribution, not only its second moments: the
-    painting's colours and contrasts, not their correlations alone. The directions are drawn anew each call."""
+    The images of one style are compared together, as one distribution, and each carries that distance: a crop
+    of sky need not hold the painting's darkest tones if another crop of the batch does. Compared one by one,
+    every 128 px crop had to, and the network stamped black blobs where a photo had none (BENCHMARKS.md).
+    The directions are drawn anew each call."""
     with torch.autocast(output_features.device.type, enabled=False):  # sorted projections need float32
         return _sliced_wasserstein(output_features, targets, style_index)
 
@@ -75,16 +79,18 @@ def _sliced_wasserstein(
     if flat.shape[-1] > SW_POSITIONS:
         flat = flat[..., torch.randint(flat.shape[-1], (SW_POSITIONS,), device=flat.device)]
     directions = F.normalize(torch.randn(SW_DIRECTIONS, channels, device=flat.device), dim=1)
-    projected = (directions @ flat).sort(dim=-1).values  # (N, D, n): sorting along the last dimension is fastest
-    count = projected.shape[-1]
+    projected = directions @ flat  # (N, D, n)
     index = torch.zeros(batch, dtype=torch.long, device=flat.device) if style_index is None else style_index
     distances = flat.new_zeros(batch)
     for style in index.unique().tolist():
+        chosen = index == style
+        # The style's images as one distribution: (D, k * n), sorted along the last dimension (the fastest).
+        pooled = projected[chosen].transpose(0, 1).reshape(len(directions), -1).sort(dim=-1).values
         target = (directions @ targets[style].float()).sort(dim=-1).values  # (D, M)
         # The target's quantiles at the output's: the two can hold different numbers of positions.
+        count = pooled.shape[-1]
         quantiles = ((torch.arange(count, device=flat.device) + 0.5) * target.shape[-1] / count).long()
-        chosen = index == style
-        distances[chosen] = (projected[chosen] - target[:, quantiles]).square().mean((1, 2))
+        distances[chosen] = (pooled - target[:, quantiles]).square().mean()
     return distances
 
 
@@ -159,7 +165,7 @@ class PerceptualLoss(nn.Module):
         if style_index is None and self.num_styles > 1:
             raise ValueError(f"this loss has {self.num_styles} style images: pass each image's style_index")
         targets = [getattr(self, f"target_features_{layer}_{index}") for index in range(self.num_styles)]
-        return sliced_wasserstein_per_image(output_features, targets, style_index)
+        return sliced_wasserstein(output_features, targets, style_index)
 
     def target_gram(self, layer: str, style_index: torch.Tensor | None = None) -> torch.Tensor:
         """The layer's target Gram matrix for each image of a batch given its style index (all the
