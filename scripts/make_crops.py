@@ -13,6 +13,7 @@ made elsewhere, named like the photos, scaled to the frame). --box is the crop, 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -20,6 +21,7 @@ from shelf import parse_size
 
 import stylenet
 from stylenet.common.atomic import atomic_write
+from stylenet.common.errors import StylenetError
 from stylenet.common.images import labelled_sheet, read_image
 
 
@@ -27,11 +29,13 @@ def picture(method: str, photo: Path, frame: Image.Image) -> Image.Image:
     """The method's 1280x720 picture of the photo."""
     if Path(method).is_dir():
         found = sorted(Path(method).glob(f"{photo.stem}.*"))
+        if not found:
+            raise StylenetError(f"{method} holds no picture named {photo.stem}.<ext>")
         return read_image(found[0]).resize(frame.size, Image.Resampling.LANCZOS)
     return stylenet.load(method, device="cpu")(frame)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", nargs="+", type=Path, required=True)
     parser.add_argument("--methods", nargs="+", required=True, help="LABEL=NETWORK or LABEL=FOLDER")
@@ -39,8 +43,24 @@ def main() -> None:
     parser.add_argument("--box", default="500,200,820,440", help="left,top,right,bottom of the crop")
     parser.add_argument("--out", type=Path, required=True, help="the sheet (.jpg or .png)")
     args = parser.parse_args()
-    box = tuple(int(value) for value in args.box.split(","))
+    try:
+        make_sheet(args)
+    except StylenetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def make_sheet(args: argparse.Namespace) -> None:
+    try:
+        box = tuple(int(value) for value in args.box.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise StylenetError(f"--box is left,top,right,bottom in pixels, got '{args.box}'")
     methods = [method.split("=", 1) for method in args.methods]
+    if any(len(method) != 2 for method in methods):
+        raise StylenetError(f"each of --methods is LABEL=NETWORK or LABEL=FOLDER, got {args.methods}")
     rows = []
     for photo in args.photos:
         frame = ImageOps.fit(read_image(photo), parse_size(args.frame), Image.Resampling.LANCZOS)
@@ -54,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

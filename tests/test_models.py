@@ -112,3 +112,16 @@ def test_fused_upsample_conv_equals_upsample_pad_conv(groups: int, in_channels: 
     assert torch.allclose(fused(image), reference(image), atol=1e-5)
     fused(image).sum().backward()
     assert fused.conv.weight.grad is not None and fused.conv.weight.grad.abs().sum() > 0
+
+
+def test_bilinear_decoder_stages_keep_the_parameters_and_change_the_picture() -> None:
+    """model.decoder_upsampling=bilinear: the same weights (a network file of either kind loads into the other), a
+    smoother upsampling, so another picture."""
+    torch.manual_seed(0)
+    nearest = TransformerNet(channels=(8, 16, 16), num_residual_blocks=1).eval()
+    bilinear = TransformerNet(channels=(8, 16, 16), num_residual_blocks=1, decoder_upsampling="bilinear").eval()
+    bilinear.load_state_dict(nearest.state_dict())
+    image = torch.rand(1, 3, 40, 48)
+    with torch.no_grad():
+        a, b = nearest(image), bilinear(image)
+    assert a.shape == b.shape == image.shape and (a - b).abs().max() > 1e-3

@@ -28,6 +28,28 @@ def test_every_script_imports_and_explains_itself(name: str, tmp_path: Path) -> 
     assert "usage:" in result.stdout
 
 
+def test_make_crops_sheet_and_its_errors(tmp_path: Path) -> None:
+    from PIL import Image
+
+    photos = write_images(tmp_path / "photos", 2, size=(40, 60))
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for photo in photos:  # "another tool's pictures": plain red, named like the photos
+        Image.new("RGB", (30, 20), "red").save(pictures / f"{photo.stem}.png")
+    arguments = ["--photos", *map(str, photos), "--frame", "64x48", "--box", "0,0,32,24"]
+    result = run_script("make_crops.py", *arguments, "--methods", f"red={pictures}", "--out", "s.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sheet = Image.open(tmp_path / "s.png").convert("RGB")
+    assert sheet.width == 2 * 36 and sheet.getpixel((36 + 18, 12)) == (255, 0, 0)  # photo | red, a row per photo
+    (pictures / f"{photos[1].stem}.png").unlink()
+    result = run_script("make_crops.py", *arguments, "--methods", f"red={pictures}", "--out", "t.png", cwd=tmp_path)
+    assert result.returncode == 2 and f"holds no picture named {photos[1].stem}" in result.stderr
+    arguments[-1] = "0,0,32"
+    result = run_script("make_crops.py", *arguments, "--methods", f"red={pictures}", "--out", "t.png", cwd=tmp_path)
+    assert result.returncode == 2 and "--box is left,top,right,bottom" in result.stderr
+    assert not (tmp_path / "t.png").exists()
+
+
 def test_bench_inference_smoke(tmp_path: Path) -> None:
     result = run_script(
         "bench_inference.py", "--smoke", "--ablation", "--device", "cpu", "--threads", "1", cwd=tmp_path

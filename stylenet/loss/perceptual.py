@@ -80,10 +80,12 @@ def _sliced_wasserstein(
         flat = flat[..., torch.randint(flat.shape[-1], (SW_POSITIONS,), device=flat.device)]
     directions = F.normalize(torch.randn(SW_DIRECTIONS, channels, device=flat.device), dim=1)
     projected = directions @ flat  # (N, D, n)
-    index = torch.zeros(batch, dtype=torch.long, device=flat.device) if style_index is None else style_index
     distances = flat.new_zeros(batch)
-    for style in index.unique().tolist():
-        chosen = index == style
+    # One style: the whole batch, with no look at the indices on the device (a synchronisation per layer and step).
+    groups = (
+        [(0, slice(None))] if style_index is None else [(s, style_index == s) for s in style_index.unique().tolist()]
+    )
+    for style, chosen in groups:
         # The style's images as one distribution: (D, k * n), sorted along the last dimension (the fastest).
         pooled = projected[chosen].transpose(0, 1).reshape(len(directions), -1).sort(dim=-1).values
         target = (directions @ targets[style].float()).sort(dim=-1).values  # (D, M)
