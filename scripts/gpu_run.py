@@ -20,11 +20,12 @@ of $OUT/figures.md:
               the GPU; the GPU-busy share from nvidia-smi (about 30 s)
   inference   frames/s at 1920x1080: the zoo's starry_night (johnson) and starry_night_realtime, one picture and
               batches of 8 (the video pipeline's network stage) (about 30 s)
-  recipes     the rest: every recipe of RECIPES (the zoo's candidates: the grain's fixes with either style term,
-              full and real-time networks) trained at once at 128 px crops, all ending together (max_minutes), brought back
+  recipes     the rest: every recipe of RECIPES (the zoo's recipe, every style's full and real-time network)
+              trained at once at 128 px crops, all ending together (max_minutes) or at their steps, brought back
               at half size in $OUT/networks_<k>.tar (at most 15 MiB each, with their logs; a call brings back at
               most 8 files and 64 MiB); `--unpack DIR` here makes them float32 network files in DIR.
-Run on 2026-12-04 (BENCHMARKS.md "On a GPU"): 27 runs at once trained about 1,500 images/s together.
+--parts setup,recipes runs only those. Runs of 2026-12-04 (BENCHMARKS.md "On a GPU"): 27 runs at once trained about
+1,500 images/s together; 24 runs (all parts but setup skipped) about 1,200.
 """
 
 from __future__ import annotations
@@ -298,21 +299,19 @@ REALTIME = [  # the zoo's real-time recipe (BENCHMARKS.md "Real time and painted
     "loss.style_weight=1200",
     "loss.style_layers.relu1_2=1",
 ]
-SW = ["loss.style_term=sliced_wasserstein"]
 LESS_GRAIN = ["model.decoder_upsampling=bilinear", "loss.style_layers.relu1_2=1"]  # BENCHMARKS "The grain's cause"
-# What the recipes part trains, all at once: the zoo's candidates at convergence for issues "Painted up close" and
-# "Real time and painted": every style's full network with the grain's fixes and either style term (sliced
-# Wasserstein pooled over the batch, Gram), and its real-time network with the fixes and Gram (sliced Wasserstein
-# lost edges there on the call of 2026-12-04). Name -> (style, overrides, steps): Gram runs stop at 2,000 steps
-# of 16 (4x the zoo's training, where the grain was measured) and leave the host to the slower sliced Wasserstein
-# runs. (Earlier calls: the grain's ablations at commit ac91937, per-image sliced Wasserstein at 70b510a.)
-GRAM_STEPS, OPEN = 2000, 1_000_000
+PALETTE = ["loss.palette_weight=3e4"]  # BENCHMARKS "The zoo of 2026-12-04: grain and palette"
+# What the recipes part trains, all at once: the zoo's recipe (Gram, the grain's fixes, the palette term), every
+# style's full and real-time network, from the start in one call (the zoo of 2026-12-04 was trained in two
+# stages: ~1,460 steps of 16 without the palette term on the H200, then 500-800 steps of 4 with it on a CPU).
+# Name -> (style, overrides, steps). (Earlier calls: the grain's ablations at commit ac91937, per-image sliced
+# Wasserstein at 70b510a, the candidates of the zoo of 2026-12-04 at 6700019.)
+GRAM_STEPS = 2000  # of 16 crops: 4x the zoo's first training, where the grain was measured
 RECIPES: dict[str, tuple[str, list[str], int]] = {
-    **{f"j_{style}_sw": (style, [*JOHNSON, *SW, *LESS_GRAIN], OPEN) for style in ZOO},
-    **{f"j_{style}_gram": (style, [*JOHNSON, *LESS_GRAIN], GRAM_STEPS) for style in ZOO},
-    **{f"r_{style}_gram": (style, [*REALTIME, *LESS_GRAIN], GRAM_STEPS) for style in ZOO},
+    **{f"j_{style}": (style, [*JOHNSON, *LESS_GRAIN, *PALETTE], GRAM_STEPS) for style in ZOO},
+    **{f"r_{style}": (style, [*REALTIME, *LESS_GRAIN, *PALETTE], GRAM_STEPS) for style in ZOO},
 }
-DRY_RECIPES = ("j_starry_night_sw", "r_starry_night_gram")  # --dry-run: one of each network
+DRY_RECIPES = ("j_starry_night", "r_starry_night")  # --dry-run: one of each network
 START_SECONDS = 130  # the runs' start-up all at once (imports, VGG, the photos' own style distance) and the pack
 
 

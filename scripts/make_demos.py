@@ -47,9 +47,27 @@ def about(payload: dict, images: int, args: argparse.Namespace) -> str:
         f"{summary['loss_weights']}), content weight {cfg['loss']['content_weight']:g} at "
         f"{cfg['loss']['content_layer']}, style weight {cfg['loss']['style_weight']:g} with layer weights "
         f"{', '.join(f'{name} {weight:g}' for name, weight in cfg['loss']['style_layers'].items())} (style_layer_norm="
-        f"{cfg['loss']['style_layer_norm']}), precision {cfg['precision']}, on {summary['device']} in "
-        f"{summary['seconds'] / 60:.0f} min, {summary['finished'][:10]}. Train on COCO (data=coco) for networks of "
-        f"full quality."
+        f"{cfg['loss']['style_layer_norm']}){palette(cfg)}, decoder stages {cfg['model'].get('decoder_upsampling', 'nearest')}, "
+        f"precision {cfg['precision']}, on {summary['device']} in {summary['seconds'] / 60:.0f} min, "
+        f"{summary['finished'][:10]}{started_from(cfg)}. Train on COCO (data=coco) for networks of full quality."
+    )
+
+
+def palette(cfg: dict) -> str:
+    weight = cfg["loss"].get("palette_weight", 0)
+    return f", palette weight {weight:g}" if weight else ""
+
+
+def started_from(cfg: dict) -> str:
+    """A zoo network continued from another run's (--init): what that run was, from its own file."""
+    if not cfg.get("init"):
+        return ""
+    summary = load_network_file(cfg["init"])["summary"]
+    earlier = summary["config"]
+    return (
+        f", continued from a network trained {summary['steps']} steps of {earlier['data']['batch_size']} at "
+        f"{earlier['data']['image_size']} px with style term {earlier['loss'].get('style_term', 'gram')} on "
+        f"{summary['device']} ({summary['finished'][:10]}, {Path(cfg['init']).name})"
     )
 
 
@@ -81,6 +99,11 @@ def main() -> int:
         metavar="STYLE=WEIGHT",
         help="a style weight other than loss=vgg16_hed's for these styles (the default recipe measures "
         "it against each painting, so every zoo style uses the same)",
+    )
+    parser.add_argument(
+        "--init",
+        help="start each style from this network file, {style} standing for the painting's name "
+        "(e.g. outputs/gpu/j_{style}_gram.pt: networks trained on a GPU, continued here)",
     )
     parser.add_argument("overrides", nargs="*", help="more training overrides, e.g. loss.style_layers.relu1_2=1")
     args = parser.parse_args()
@@ -117,6 +140,7 @@ def main() -> int:
                         f"checkpoint_dir={args.workdir / 'published'}",
                         "resume=auto",
                         *([f"loss.style_weight={weights[painting]}"] if painting in weights else []),
+                        *([f"init={args.init.format(style=painting)}"] if args.init else []),
                         *args.overrides,
                     ],
                 )

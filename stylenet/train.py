@@ -66,7 +66,7 @@ def train(cfg: TrainConfig, ranks: Distributed, device: torch.device, run_dir: P
     loss_fn = perceptual_loss(cfg.loss, style_images)
     length = Length(cfg.steps, cfg.epochs, cfg.seed, list(cfg.preview.images), cfg.preview.count)
     data = open_data(cfg.data, length, loss_fn, ranks, device)
-    network = build_network(asdict(cfg.model), names, cfg.style.name, cfg.add_style_to)
+    network = build_network(asdict(cfg.model), names, cfg.style.name, cfg.add_style_to, cfg.init)
     network.model.to(device)
     if network.style_schedule is not None:
         log.info("%d styles in one network; training %s", network.model.num_styles, ", ".join(names))

@@ -75,6 +75,31 @@ def test_a_sliced_wasserstein_style_term_can_be_descended_and_weighed_by_the_pho
     assert not gram.same_objective(loss) and loss.same_objective(loss)
 
 
+def test_the_palette_term_pulls_the_colours_to_the_paintings_and_adds_to_the_total() -> None:
+    torch.manual_seed(0)
+    encoder = VGGEncoder("vgg16", ["relu1_2", "relu2_2"], pretrained=False)
+    painting = torch.zeros(3, 40, 40)
+    painting[0, :20], painting[2, 20:] = 1.0, 1.0  # half red, half blue
+    photos = torch.full((2, 3, 32, 32), 0.5)  # grey
+    loss = PerceptualLoss(encoder, painting, "relu2_2", {"relu1_2": 1.0}, 1.0, 5.0, 0.0, palette_weight=10.0)
+    losses = loss(photos, photos)
+    assert losses["palette"].item() > 0.5  # grey is far from a red and blue palette
+    assert losses["total"].item() == pytest.approx((losses["content"] + losses["style"] + losses["palette"]).item())
+    image = photos.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([image], lr=0.05)
+    for _ in range(100):
+        optimiser.zero_grad()
+        loss(image, photos)["palette"].backward()
+        optimiser.step()
+    assert loss(image.detach(), photos)["palette"].item() < 0.1 * losses["palette"].item()
+    # The batch is one distribution: a red picture beside a blue one already has the painting's colours.
+    red, blue = torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
+    red[:, 0], blue[:, 2] = 1.0, 1.0
+    assert loss(torch.cat([red, blue]), photos)["palette"].item() < 0.01 * losses["palette"].item()
+    plain = PerceptualLoss(encoder, painting, "relu2_2", {"relu1_2": 1.0}, 1.0, 5.0, 0.0)
+    assert "palette" not in plain(photos, photos) and not plain.same_objective(loss)
+
+
 def test_total_variation_by_hand() -> None:
     # One row 0, 1, 3: horizontal differences 1 and 2 -> mean square 2.5; no vertical neighbours in a
     # 1-row image gives an empty mean, so use two identical rows: vertical differences are 0.

@@ -339,11 +339,11 @@ def test_gpu_run_dry_run_brings_back_figures_and_networks(tmp_path: Path) -> Non
     assert len([path for path in brought if not path.is_relative_to(out / "styles")]) <= 8
     result = run_script("gpu_run.py", "--out", str(out), "--unpack", str(tmp_path / "networks"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    for name in ("j_starry_night_sw", "r_starry_night_gram"):
+    for name in ("j_starry_night", "r_starry_night"):
         network = torch.load(tmp_path / "networks" / f"{name}.pt", weights_only=True)
         assert all(value.dtype == torch.float32 for value in network["model"].values() if value.is_floating_point())
         assert stylenet.load(str(tmp_path / "networks" / f"{name}.pt"), backend="torch") is not None
-    assert (tmp_path / "networks" / "r_starry_night_gram.log").is_file()
+    assert (tmp_path / "networks" / "r_starry_night.log").is_file()
 
 
 def test_gpu_run_prepare_names_a_missing_folder(tmp_path: Path) -> None:

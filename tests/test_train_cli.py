@@ -82,6 +82,7 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
         ("model.decoder_upsampling=cubic", "decoder_upsampling must be one of nearest, bilinear, got 'cubic'"),
         ("data.cache={tmp}", "no precomputed cache in {tmp} (no manifest.json)"),
         ("distill.teacher={tmp}/none.pt", "checkpoint not found: {tmp}/none.pt"),
+        ("init={tmp}/none.pt", "checkpoint not found: {tmp}/none.pt"),
         ("distill.weight=much", "distill.weight: Value 'much' of type 'str' could not be converted to Float"),
         ("data.image_size=big", "data.image_size: Value 'big' of type 'str' could not be converted to Integer"),
         ("loss.colour_weight=1", "loss.colour_weight: Key 'colour_weight' not in 'LossOptions'"),
@@ -152,6 +153,33 @@ def test_a_time_limited_sliced_wasserstein_run_with_bilinear_stages_lowers_its_l
     assert payload["model_cfg"]["decoder_upsampling"] == "bilinear"
     styles = [event.value for event in read_scalars(tmp_path / "run").Scalars("loss/style")]
     assert len(styles) == steps and sum(styles[-10:]) < 0.7 * sum(styles[:10])
+
+
+def test_init_starts_from_a_network_files_weights_and_refuses_another_network(
+    trained_run: TrainedRun, tmp_path: Path
+) -> None:
+    """Fine-tuning: at learning rate 0 the published network is the init's, bit for bit, under a palette term;
+    another model than the file holds is one line that says which options to pass."""
+    overrides = tiny_train_overrides(trained_run.root, tmp_path / "run", steps=2) + [
+        f"init={trained_run.checkpoint}",
+        "lr=0",
+        "loss.palette_weight=100",
+        f"checkpoint_dir={tmp_path}",
+    ]
+    result = run_entry("train", *overrides, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "starting from the weights of" in result.stderr + result.stdout
+    start, end = (
+        torch.load(path, weights_only=True)["model"] for path in (trained_run.checkpoint, tmp_path / "tiny_style.pt")
+    )
+    assert all(torch.equal(start[key], end[key]) for key in start)
+    palette = [event.value for event in read_scalars(tmp_path / "run").Scalars("loss/palette")]
+    assert len(palette) == 2 and palette[0] > 0
+    result = run_entry(
+        "train", *overrides[:-1], "model.width_multiplier=0.5", f"checkpoint_dir={tmp_path}/b", cwd=tmp_path
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "is another network than this run builds: pass model.width_multiplier=" in result.stderr
 
 
 def test_distillation_makes_the_network_draw_the_teachers_pictures(trained_run: TrainedRun, tmp_path: Path) -> None:

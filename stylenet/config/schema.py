@@ -85,6 +85,7 @@ class TrainConfig:
     resume: str | None = None
     checkpoint_dir: str = UNSET
     add_style_to: str | None = None
+    init: str | None = None
     distill: Distill = UNSET
     preview: Preview = UNSET
     optimizer: Any = UNSET  # {_target_: an optimiser class, its arguments}

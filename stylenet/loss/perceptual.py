@@ -106,14 +106,17 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 class PerceptualLoss(nn.Module):
     """Weighted content + style + TV loss; returns every term by name so they can all be logged.
 
-    Keys: "content", "style", "style/<layer>" for each style layer, "tv", "total"; every value is
-    already multiplied by its weight, so "total" is the sum of "content", "style" and "tv".
+    Keys: "content", "style", "style/<layer>" for each style layer, "tv", "palette" (when weighted), "total"; every
+    value is already multiplied by its weight, so "total" is the sum of the others but "style/<layer>".
 
     Several style images (a multi-style network, Dumoulin et al. 2017): each output image is
     compared with the style that `style_index` gives it, and the key PER_IMAGE_STYLE holds each
     image's weighted style term (N,), from which training logs a loss per style.
 
     `statistic` (loss.style_term): how a layer's features are compared with the painting's, one of STYLE_TERMS.
+    `palette_weight` (loss.palette_weight) adds "palette": the sliced Wasserstein distance of the output's colours
+    from the painting's, the batch's pictures of one style pooled (a Gram matrix of VGG features matches colours
+    only through their correlations: Gram networks painted starry_night pale and udnie greyer than the photo).
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class PerceptualLoss(nn.Module):
         style_weight: float,
         tv_weight: float,
         statistic: str = "gram",
+        palette_weight: float = 0.0,
     ) -> None:
         super().__init__()
         one_of("loss.style_term", statistic, STYLE_TERMS)
@@ -139,9 +143,15 @@ class PerceptualLoss(nn.Module):
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
         self.statistic = statistic
+        self.palette_weight = float(palette_weight)
         if isinstance(style_images, torch.Tensor):
             style_images = [style_images]
         self.num_styles = len(style_images)
+        for index, image in enumerate(style_images):
+            if self.palette_weight > 0:  # the painting's colours, (3, at most SW_STYLE_POSITIONS pixels)
+                pixels = image.reshape(3, -1).float()
+                kept = torch.randperm(pixels.shape[1], generator=torch.Generator().manual_seed(index))
+                self.register_buffer(f"target_pixels_{index}", pixels[:, kept[:SW_STYLE_POSITIONS].to(pixels.device)])
         # The style targets never change: compute them once. Gram: (styles, C, C) per layer; sliced Wasserstein:
         # each style's features (C, at most SW_STYLE_POSITIONS of its positions, chosen once) per layer.
         with torch.no_grad():
@@ -194,6 +204,7 @@ class PerceptualLoss(nn.Module):
                 loss.tv_weight,
                 loss.num_styles,
                 loss.statistic,
+                loss.palette_weight,
             )
 
         def targets(loss: PerceptualLoss) -> list[torch.Tensor]:
@@ -313,6 +324,10 @@ class PerceptualLoss(nn.Module):
             losses[PER_IMAGE_STYLE] = per_image
         losses["tv"] = self.tv_weight * total_variation(output)
         losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+        if self.palette_weight > 0:
+            targets = [getattr(self, f"target_pixels_{index}") for index in range(self.num_styles)]
+            losses["palette"] = self.palette_weight * sliced_wasserstein(output, targets, style_index).mean()
+            losses["total"] = losses["total"] + losses["palette"]
         return losses
 
 
@@ -354,6 +369,7 @@ class LossOptions(VGGOptions):
     style_weight: float = UNSET
     tv_weight: float = UNSET
     style_term: str = "gram"
+    palette_weight: float = 0.0
 
     def __post_init__(self) -> None:
         one_of("loss.style_layer_norm", self.style_layer_norm, STYLE_LAYER_NORMS)
@@ -382,6 +398,7 @@ def perceptual_loss(options: LossOptions, style_images: torch.Tensor | Sequence[
         options.style_weight,
         options.tv_weight,
         options.style_term,
+        options.palette_weight,
     )
 
 

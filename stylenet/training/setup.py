@@ -4,6 +4,7 @@ distillation, compile), and at the end the network file. The loop itself is styl
 
 from __future__ import annotations
 
+import inspect
 import logging
 import platform
 from collections.abc import Callable, Iterable, Mapping
@@ -33,7 +34,14 @@ from stylenet.data.photos import (
 )
 from stylenet.data.precomputed import CachedImages, DeviceBatches, pass_batch_through
 from stylenet.loss.perceptual import Distilled, PerceptualLoss
-from stylenet.nets.network_file import atomic_save, build_model, inference_payload, load_network_file, style_names
+from stylenet.nets.network_file import (
+    atomic_save,
+    build_model,
+    inference_payload,
+    load_network_file,
+    model_config,
+    style_names,
+)
 from stylenet.nets.transformer import TransformerNet
 from stylenet.training.loop import RunSummary, StepSettings, StyleSchedule
 from stylenet.training.snapshots import Position, find_resume, restore
@@ -198,7 +206,11 @@ class TrainingNetwork:
 
 
 def build_network(
-    model_options: Mapping[str, Any], names: list[str], style_name: str, add_style_to: str | None = None
+    model_options: Mapping[str, Any],
+    names: list[str],
+    style_name: str,
+    add_style_to: str | None = None,
+    init: str | None = None,
 ) -> TrainingNetwork:
     """A new network (TransformerNet(**model_options)) with one style per style image, published as
     `style_name`; or, with add_style_to, that trained network grown by these styles, everything but the new
@@ -244,9 +256,29 @@ def build_network(
             model = TransformerNet(**model_cfg)
         except (TypeError, ValueError) as error:
             raise StylenetError(f"model config {model_cfg}: {error}") from None
+        if init:
+            start_from(model, model_cfg, init)
         trained, all_names, published = list(range(len(names))), names, style_name
     schedule = None if model.num_styles == 1 else StyleSchedule(tuple(names), tuple(trained), model.num_styles)
     return TrainingNetwork(model, model_cfg, all_names, published, schedule)
+
+
+def start_from(model: TransformerNet, model_cfg: Mapping[str, Any], init: str) -> None:
+    """Fine-tuning: the weights of the network file `init`, which must be the network the model options build
+    (a zoo network trained further with another loss or style image)."""
+    payload = load_network_file(init)
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(TransformerNet).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    theirs, mine = {**defaults, **model_config(payload["model_cfg"])}, {**defaults, **model_cfg}
+    differ = sorted(key for key in {*theirs, *mine} if theirs.get(key) != mine.get(key))
+    if differ:
+        settings = ", ".join(f"model.{key}={theirs.get(key)} (not {mine.get(key)})" for key in differ)
+        raise StylenetError(f"init={init} is another network than this run builds: pass {settings}")
+    model.load_state_dict(build_model(payload, init).state_dict())
+    log.info("starting from the weights of %s (style %s)", init, payload.get("style"))
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
