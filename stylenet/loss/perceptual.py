@@ -147,11 +147,11 @@ class PerceptualLoss(nn.Module):
         if isinstance(style_images, torch.Tensor):
             style_images = [style_images]
         self.num_styles = len(style_images)
-        for index, image in enumerate(style_images):
-            if self.palette_weight > 0:  # the painting's colours, (3, at most SW_STYLE_POSITIONS pixels)
-                pixels = image.reshape(3, -1).float()
-                kept = torch.randperm(pixels.shape[1], generator=torch.Generator().manual_seed(index))
-                self.register_buffer(f"target_pixels_{index}", pixels[:, kept[:SW_STYLE_POSITIONS].to(pixels.device)])
+        for index, image in enumerate(style_images if self.palette_weight > 0 else []):
+            # The painting's colours: (3, at most SW_STYLE_POSITIONS of its pixels, chosen once).
+            pixels = image.reshape(3, -1).float()
+            kept = torch.randperm(pixels.shape[1], generator=torch.Generator().manual_seed(index))
+            self.register_buffer(f"target_pixels_{index}", pixels[:, kept[:SW_STYLE_POSITIONS].to(pixels.device)])
         # The style targets never change: compute them once. Gram: (styles, C, C) per layer; sliced Wasserstein:
         # each style's features (C, at most SW_STYLE_POSITIONS of its positions, chosen once) per layer.
         with torch.no_grad():
@@ -374,6 +374,8 @@ class LossOptions(VGGOptions):
     def __post_init__(self) -> None:
         one_of("loss.style_layer_norm", self.style_layer_norm, STYLE_LAYER_NORMS)
         one_of("loss.style_term", self.style_term, STYLE_TERMS)
+        if not self.palette_weight >= 0:  # a negative weight would push the colours away from the painting's
+            raise StylenetError(f"loss.palette_weight must be 0 (off) or more, got {self.palette_weight}")
 
     @classmethod
     def recorded(cls, options: Mapping[str, Any]) -> LossOptions:
