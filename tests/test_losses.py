@@ -100,6 +100,36 @@ def test_the_palette_term_pulls_the_colours_to_the_paintings_and_adds_to_the_tot
     assert "palette" not in plain(photos, photos) and not plain.same_objective(loss)
 
 
+def test_palette_patch_compares_block_colours_so_a_fine_dither_does_not_match() -> None:
+    torch.manual_seed(0)
+    encoder = VGGEncoder("vgg16", ["relu1_2", "relu2_2"], pretrained=False)
+    painting = torch.zeros(3, 40, 40)
+    painting[0, :20], painting[2, 20:] = 1.0, 1.0  # half red, half blue
+    dither = torch.zeros(1, 3, 32, 32)  # red and blue pixels in a checkerboard: the painting's pixels, not its patches
+    checker = (torch.arange(32).view(-1, 1) + torch.arange(32)) % 2 == 0
+    dither[0, 0], dither[0, 2] = checker.float(), (~checker).float()
+    red, blue = torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
+    red[:, 0], blue[:, 2] = 1.0, 1.0
+    photos = torch.full((2, 3, 32, 32), 0.5)
+
+    def palette(patch: int, pictures: torch.Tensor) -> float:
+        loss = PerceptualLoss(
+            encoder, painting, "relu2_2", {"relu1_2": 1.0}, 1.0, 5.0, 0.0, palette_weight=10.0, palette_patch=patch
+        )
+        return loss(pictures, photos[: len(pictures)])["palette"].item()
+
+    pixels, patches = palette(1, dither), palette(4, dither)
+    assert pixels < 0.05 and patches > 0.5  # per pixel the dither has the painting's colours; per 4x4 patch, purple
+    assert palette(4, torch.cat([red, blue])) < 0.05  # large areas of the painting's colours still match
+    one, four = (
+        PerceptualLoss(
+            encoder, painting, "relu2_2", {"relu1_2": 1.0}, 1.0, 5.0, 0.0, palette_weight=10.0, palette_patch=p
+        )
+        for p in (1, 4)
+    )
+    assert not one.same_objective(four)
+
+
 def test_total_variation_by_hand() -> None:
     # One row 0, 1, 3: horizontal differences 1 and 2 -> mean square 2.5; no vertical neighbours in a
     # 1-row image gives an empty mean, so use two identical rows: vertical differences are 0.

@@ -84,6 +84,7 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
         ("distill.teacher={tmp}/none.pt", "checkpoint not found: {tmp}/none.pt"),
         ("init={tmp}/none.pt", "checkpoint not found: {tmp}/none.pt"),
         ("loss.palette_weight=-1", "loss.palette_weight must be 0 (off) or more, got -1.0"),
+        ("loss.palette_patch=0", "loss.palette_patch must be 1 (single pixels) or more, got 0"),
         ("distill.weight=much", "distill.weight: Value 'much' of type 'str' could not be converted to Float"),
         ("data.image_size=big", "data.image_size: Value 'big' of type 'str' could not be converted to Integer"),
         ("loss.colour_weight=1", "loss.colour_weight: Key 'colour_weight' not in 'LossOptions'"),

@@ -130,6 +130,7 @@ class PerceptualLoss(nn.Module):
         tv_weight: float,
         statistic: str = "gram",
         palette_weight: float = 0.0,
+        palette_patch: int = 1,
     ) -> None:
         super().__init__()
         one_of("loss.style_term", statistic, STYLE_TERMS)
@@ -144,12 +145,13 @@ class PerceptualLoss(nn.Module):
         self.tv_weight = float(tv_weight)
         self.statistic = statistic
         self.palette_weight = float(palette_weight)
+        self.palette_patch = int(palette_patch)
         if isinstance(style_images, torch.Tensor):
             style_images = [style_images]
         self.num_styles = len(style_images)
         for index, image in enumerate(style_images if self.palette_weight > 0 else []):
             # The painting's colours: (3, at most SW_STYLE_POSITIONS of its pixels, chosen once).
-            pixels = image.reshape(3, -1).float()
+            pixels = self.patch_colours(image.reshape(-1, *image.shape[-3:])).transpose(0, 1).reshape(3, -1)
             kept = torch.randperm(pixels.shape[1], generator=torch.Generator().manual_seed(index))
             self.register_buffer(f"target_pixels_{index}", pixels[:, kept[:SW_STYLE_POSITIONS].to(pixels.device)])
         # The style targets never change: compute them once. Gram: (styles, C, C) per layer; sliced Wasserstein:
@@ -205,6 +207,7 @@ class PerceptualLoss(nn.Module):
                 loss.num_styles,
                 loss.statistic,
                 loss.palette_weight,
+                loss.palette_patch,
             )
 
         def targets(loss: PerceptualLoss) -> list[torch.Tensor]:
@@ -326,9 +329,16 @@ class PerceptualLoss(nn.Module):
         losses["total"] = losses["content"] + losses["style"] + losses["tv"]
         if self.palette_weight > 0:
             targets = [getattr(self, f"target_pixels_{index}") for index in range(self.num_styles)]
-            losses["palette"] = self.palette_weight * sliced_wasserstein(output, targets, style_index).mean()
+            colours = self.patch_colours(output)
+            losses["palette"] = self.palette_weight * sliced_wasserstein(colours, targets, style_index).mean()
             losses["total"] = losses["total"] + losses["palette"]
         return losses
+
+    def patch_colours(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> each palette_patch x palette_patch block's mean colour: compared so, the painting's
+        colours cannot be met by a fine dither of them, a regular pattern that the grain score sees (the zoo's
+        mosaic: BENCHMARKS.md "Mosaic's grain")."""
+        return F.avg_pool2d(images.float(), self.palette_patch) if self.palette_patch > 1 else images.float()
 
 
 class Distilled(nn.Module):
@@ -370,12 +380,15 @@ class LossOptions(VGGOptions):
     tv_weight: float = UNSET
     style_term: str = "gram"
     palette_weight: float = 0.0
+    palette_patch: int = 1
 
     def __post_init__(self) -> None:
         one_of("loss.style_layer_norm", self.style_layer_norm, STYLE_LAYER_NORMS)
         one_of("loss.style_term", self.style_term, STYLE_TERMS)
         if not self.palette_weight >= 0:  # a negative weight would push the colours away from the painting's
             raise StylenetError(f"loss.palette_weight must be 0 (off) or more, got {self.palette_weight}")
+        if self.palette_patch < 1:
+            raise StylenetError(f"loss.palette_patch must be 1 (single pixels) or more, got {self.palette_patch}")
 
     @classmethod
     def recorded(cls, options: Mapping[str, Any]) -> LossOptions:
@@ -401,6 +414,7 @@ def perceptual_loss(options: LossOptions, style_images: torch.Tensor | Sequence[
         options.tv_weight,
         options.style_term,
         options.palette_weight,
+        options.palette_patch,
     )
 
 
