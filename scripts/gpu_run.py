@@ -83,7 +83,7 @@ def prepare(photos: Path, styles: Path) -> None:
             image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
         image.save(PACK / "photos" / f"{path.stem}.jpg", quality=80)
     (PACK / "styles").mkdir()
-    for name in ZOO:  # 512 px is more than any recipe reads (style.size 256-384)
+    for name in ZOO:  # 512 px: the most any recipe reads (style.size 256-512)
         resize_to_long_side(read_image(styles / f"{name}.jpg"), 512).save(PACK / "styles" / f"{name}.jpg", quality=92)
     size = sum(path.stat().st_size for path in PACK.rglob("*") if path.is_file())
     tree = sum(REPO.joinpath(name).stat().st_size for name in tracked_files())
@@ -301,9 +301,11 @@ REALTIME = [  # the zoo's real-time recipe (BENCHMARKS.md "Real time and painted
 ]
 LESS_GRAIN = ["model.decoder_upsampling=bilinear", "loss.style_layers.relu1_2=1"]  # BENCHMARKS "The grain's cause"
 PALETTE = ["loss.palette_weight=3e4"]  # BENCHMARKS "The zoo of 2026-12-04: grain and palette"
-# The real-time network at 3e4 painted the photos' dark areas in the painting's darkest colour and lost their
-# layout (mosaic 0.28, the_scream 0.20 against the peer's 0.50 and 0.80); 1e4 keeps it (BENCHMARKS "Mosaic's grain")
-REALTIME_PALETTE = ["loss.palette_weight=1e4"]
+# Per style, as the zoo ships them (BENCHMARKS "Mosaic's grain and the real-time networks' layout"): mosaic's
+# painting at 512 px, its palette on 4x4 blocks (larger tiles, grain 0.321); the real-time networks that lost the
+# photo's layout at 3e4 (the photos' dark areas in the painting's darkest colour) at 1e4.
+FULL_STYLE = {"mosaic": ["style.size=512", "loss.palette_patch=4"]}
+REALTIME_STYLE = {style: ["loss.palette_weight=1e4"] for style in ("mosaic", "udnie", "the_scream", "feathers")}
 # What the recipes part trains, all at once: the zoo's recipe (Gram, the grain's fixes, the palette term), every
 # style's full and real-time network, from the start in one call (the zoo of 2026-12-04 was trained in two
 # stages: ~1,460 steps of 16 without the palette term on the H200, then 500-800 steps of 4 with it on a CPU).
@@ -311,8 +313,14 @@ REALTIME_PALETTE = ["loss.palette_weight=1e4"]
 # Wasserstein at 70b510a, the candidates of the zoo of 2026-12-04 at 6700019.)
 GRAM_STEPS = 2000  # of 16 crops: 4x the zoo's first training, where the grain was measured
 RECIPES: dict[str, tuple[str, list[str], int]] = {
-    **{f"j_{style}": (style, [*JOHNSON, *LESS_GRAIN, *PALETTE], GRAM_STEPS) for style in ZOO},
-    **{f"r_{style}": (style, [*REALTIME, *LESS_GRAIN, *REALTIME_PALETTE], GRAM_STEPS) for style in ZOO},
+    **{
+        f"j_{style}": (style, [*JOHNSON, *LESS_GRAIN, *PALETTE, *FULL_STYLE.get(style, [])], GRAM_STEPS)
+        for style in ZOO
+    },
+    **{
+        f"r_{style}": (style, [*REALTIME, *LESS_GRAIN, *REALTIME_STYLE.get(style, PALETTE)], GRAM_STEPS)
+        for style in ZOO
+    },
 }
 DRY_RECIPES = ("j_starry_night", "r_starry_night")  # --dry-run: one of each network
 START_SECONDS = 130  # the runs' start-up all at once (imports, VGG, the photos' own style distance) and the pack

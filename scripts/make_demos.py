@@ -54,8 +54,9 @@ def about(payload: dict, images: int, args: argparse.Namespace) -> str:
 
 
 def palette(cfg: dict) -> str:
-    weight = cfg["loss"].get("palette_weight", 0)
-    return f", palette weight {weight:g}" if weight else ""
+    weight, patch = cfg["loss"].get("palette_weight", 0), cfg["loss"].get("palette_patch", 1)
+    blocks = f" on {patch}x{patch} blocks" if patch > 1 else ""
+    return f", palette weight {weight:g}{blocks}" if weight else ""
 
 
 def started_from(cfg: dict) -> str:
