@@ -55,6 +55,17 @@ def test_sliced_wasserstein_sees_distributions_that_gram_matrices_cannot_tell_ap
     assert sliced_wasserstein(dark, half).item() > 0.2
 
 
+def descend(loss: PerceptualLoss, term: str, photos: torch.Tensor, lr: float, steps: int) -> torch.Tensor:
+    """The photos moved by Adam down one term of the loss (content against the photos themselves)."""
+    image = photos.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([image], lr=lr)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        loss(image, photos)[term].backward()
+        optimiser.step()
+    return image.detach()
+
+
 def test_a_sliced_wasserstein_style_term_can_be_descended_and_weighed_by_the_photos() -> None:
     torch.manual_seed(0)
     encoder = VGGEncoder("vgg16", ["relu1_2", "relu2_2"], pretrained=False)
@@ -64,13 +75,8 @@ def test_a_sliced_wasserstein_style_term_can_be_descended_and_weighed_by_the_pho
     )
     loss.relative_to_photos(loss.style_layer_losses(photos))
     assert loss.style_term(photos) == pytest.approx(5.0 * 3.0, rel=0.15)  # random directions: near, not equal
-    image = photos.clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([image], lr=0.02)
-    for _ in range(60):
-        optimiser.zero_grad()
-        loss(image, photos)["style"].backward()
-        optimiser.step()
-    assert loss.style_term(image.detach()) < 0.5 * loss.style_term(photos)
+    image = descend(loss, "style", photos, lr=0.02, steps=60)
+    assert loss.style_term(image) < 0.5 * loss.style_term(photos)
     gram = PerceptualLoss(encoder, painting, "relu2_2", {"relu1_2": 1.0}, 0.0, 5.0, 0.0)
     assert not gram.same_objective(loss) and loss.same_objective(loss)
 
@@ -85,13 +91,8 @@ def test_the_palette_term_pulls_the_colours_to_the_paintings_and_adds_to_the_tot
     losses = loss(photos, photos)
     assert losses["palette"].item() > 0.5  # grey is far from a red and blue palette
     assert losses["total"].item() == pytest.approx((losses["content"] + losses["style"] + losses["palette"]).item())
-    image = photos.clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([image], lr=0.05)
-    for _ in range(100):
-        optimiser.zero_grad()
-        loss(image, photos)["palette"].backward()
-        optimiser.step()
-    assert loss(image.detach(), photos)["palette"].item() < 0.1 * losses["palette"].item()
+    image = descend(loss, "palette", photos, lr=0.05, steps=100)
+    assert loss(image, photos)["palette"].item() < 0.1 * losses["palette"].item()
     # The batch is one distribution: a red picture beside a blue one already has the painting's colours.
     red, blue = torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
     red[:, 0], blue[:, 2] = 1.0, 1.0
@@ -112,21 +113,19 @@ def test_palette_patch_compares_block_colours_so_a_fine_dither_does_not_match() 
     red[:, 0], blue[:, 2] = 1.0, 1.0
     photos = torch.full((2, 3, 32, 32), 0.5)
 
-    def palette(patch: int, pictures: torch.Tensor) -> float:
-        loss = PerceptualLoss(
-            encoder, painting, "relu2_2", {"relu1_2": 1.0}, 1.0, 5.0, 0.0, palette_weight=10.0, palette_patch=patch
-        )
-        return loss(pictures, photos[: len(pictures)])["palette"].item()
-
-    pixels, patches = palette(1, dither), palette(4, dither)
-    assert pixels < 0.05 and patches > 0.5  # per pixel the dither has the painting's colours; per 4x4 patch, purple
-    assert palette(4, torch.cat([red, blue])) < 0.05  # large areas of the painting's colours still match
     one, four = (
         PerceptualLoss(
-            encoder, painting, "relu2_2", {"relu1_2": 1.0}, 1.0, 5.0, 0.0, palette_weight=10.0, palette_patch=p
+            encoder, painting, "relu2_2", {"relu1_2": 1.0}, 1.0, 5.0, 0.0, palette_weight=10.0, palette_patch=patch
         )
-        for p in (1, 4)
+        for patch in (1, 4)
     )
+
+    def palette(loss: PerceptualLoss, pictures: torch.Tensor) -> float:
+        return loss(pictures, photos[: len(pictures)])["palette"].item()
+
+    # Per pixel the dither has the painting's colours; per 4x4 block it is purple.
+    assert palette(one, dither) < 0.05 and palette(four, dither) > 0.5
+    assert palette(four, torch.cat([red, blue])) < 0.05  # large areas of the painting's colours still match
     assert not one.same_objective(four)
 
 
