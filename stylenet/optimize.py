@@ -49,8 +49,9 @@ def main(config: DictConfig) -> None:
             f"optimisation takes one style image; style '{cfg.style.name}' has {len(entries)}: "
             f"pick one with style=<name> or style=custom style.image=..."
         )
-    style_image = load_style_image(*entries[0]).to(device)
-    loss_fn = perceptual_loss(cfg.loss, style_image)
+    name, image, size = entries[0]
+    sizes = [load_style_image(name, image, each).to(device) for each in cfg.style.painted_sizes(size)]
+    loss_fn = perceptual_loss(cfg.loss, [sizes])
     if cfg.loss.style_layer_norm != "none":  # as training does at step 0, on the photo it starts from
         with torch.no_grad():
             loss_fn.normalise_style_layers(cfg.loss.style_layer_norm, loss_fn.style_layer_losses(content))

@@ -61,7 +61,7 @@ def train(cfg: TrainConfig, ranks: Distributed, device: torch.device, run_dir: P
     log.info("run directory: %s; device: %s%s", run_dir, device, per_rank)
     seed_everything(cfg.seed)
     names, style_images = load_style_images(cfg.style)
-    style_images = [image.to(device) for image in style_images]
+    style_images = [[image.to(device) for image in sizes] for sizes in style_images]
     # Right after seeding: random VGG weights (tests) then come from the seed alone, as in precompute.
     loss_fn = perceptual_loss(cfg.loss, style_images)
     length = Length(cfg.steps, cfg.epochs, cfg.seed, list(cfg.preview.images), cfg.preview.count)
@@ -85,7 +85,14 @@ def train(cfg: TrainConfig, ranks: Distributed, device: torch.device, run_dir: P
     if ranks.is_main:
         norm = cfg.loss.style_layer_norm
         health = watch_run(
-            cfg.health, run_log, data.steps, data.preview_photos, style_images, loss_fn, norm, resumed_total
+            cfg.health,
+            run_log,
+            data.steps,
+            data.preview_photos,
+            [sizes[0] for sizes in style_images],
+            loss_fn,
+            norm,
+            resumed_total,
         )
     switches = Switches(cfg.precision, cfg.channels_last, cfg.compile, cfg.distill.teacher, cfg.distill.weight)
     stepped, step_loss, settings = for_training(network, loss_fn, switches, ranks, device)

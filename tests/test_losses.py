@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from stylenet.loss.perceptual import (
     PerceptualLoss,
@@ -127,6 +128,21 @@ def test_palette_patch_compares_block_colours_so_a_fine_dither_does_not_match() 
     assert palette(one, dither) < 0.05 and palette(four, dither) > 0.5
     assert palette(four, torch.cat([red, blue])) < 0.05  # large areas of the painting's colours still match
     assert not one.same_objective(four)
+
+
+def test_a_painting_at_several_sizes_is_the_mean_of_drawing_one_size_at_random() -> None:
+    torch.manual_seed(0)
+    encoder = VGGEncoder("vgg16", ["relu1_2", "relu2_2"], pretrained=False)
+    stripes = ((torch.arange(64) // 2) % 2).float().expand(3, 64, 64).clone()  # 4 px stripes
+    sizes = [stripes, F.interpolate(stripes[None], size=32, mode="area")[0]]  # and the same painting at half size
+    layers = {"relu1_2": 1.0, "relu2_2": 2.0}
+    each = [PerceptualLoss(encoder, size, "relu2_2", layers, 0.0, 5.0, 0.0) for size in sizes]
+    both = PerceptualLoss(encoder, [sizes], "relu2_2", layers, 0.0, 5.0, 0.0)
+    pictures = [torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32) ** 3]
+    # mean over sizes of |G - T_s|^2 = |G - mean T|^2 + the targets' own spread: the same for every picture.
+    gaps = [sum(loss.style_term(picture) for loss in each) / 2 - both.style_term(picture) for picture in pictures]
+    assert gaps[0] > 0 and gaps[0] == pytest.approx(gaps[1], rel=1e-4)
+    assert not both.same_objective(each[0]) and not each[0].same_objective(each[1])
 
 
 def test_total_variation_by_hand() -> None:

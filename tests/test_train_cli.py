@@ -85,6 +85,8 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
         ("init={tmp}/none.pt", "checkpoint not found: {tmp}/none.pt"),
         ("loss.palette_weight=-1", "loss.palette_weight must be 0 (off) or more, got -1.0"),
         ("loss.palette_patch=0", "loss.palette_patch must be 1 (single pixels) or more, got 0"),
+        ("style.sizes=[]", "style.sizes must list at least one size, or be null (style.size alone)"),
+        ("style.sizes=[48,0]", "style.sizes must be a positive whole number, got 0"),
         ("distill.weight=much", "distill.weight: Value 'much' of type 'str' could not be converted to Float"),
         ("data.image_size=big", "data.image_size: Value 'big' of type 'str' could not be converted to Integer"),
         ("loss.colour_weight=1", "loss.colour_weight: Key 'colour_weight' not in 'LossOptions'"),
@@ -98,6 +100,19 @@ def test_bad_input_is_a_clear_error(workspace: Path, tmp_path: Path, override: s
     assert result.returncode == 2
     assert message.format(tmp=tmp_path) in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_painting_at_several_sizes_trains_and_is_recorded_for_evaluation(workspace: Path, tmp_path: Path) -> None:
+    overrides = tiny_train_overrides(workspace, tmp_path / "run", steps=4) + ["style.sizes=[24,40]"]
+    result = run_entry("train", *overrides, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    checkpoint = tmp_path / "checkpoints" / "tiny_style.pt"
+    style = torch.load(checkpoint, weights_only=True)["summary"]["config"]["style"]
+    assert style["sizes"] == [24, 40]
+    arguments = [f"checkpoint={checkpoint}", f"photos={workspace / 'photos'}", "iterations=[2]", "image_size=32"]
+    result = run_entry("evaluate", *arguments, "loss.pretrained=false", f"output={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "report.md").is_file()
 
 
 def test_unavailable_vgg_weights_say_where_to_put_them(workspace: Path, tmp_path: Path) -> None:

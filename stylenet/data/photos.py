@@ -223,20 +223,38 @@ def load_style_image(name: str, image: str | None, size: int) -> torch.Tensor:
 class StyleOptions:
     """conf/style/<name>.yaml: one `image`, or several `images` for a multi-style network, either a list of
     paths or addresses (each named after its file) or a mapping from names to paths, addresses or style
-    configs (a named set such as classics.yaml); `size` is each image's longer side."""
+    configs (a named set such as classics.yaml); `size` is each image's longer side. `sizes`, when set, replaces
+    `size`: each painting at every one of these longer sides at once, strokes of every size between."""
 
     name: str = UNSET
     size: int = UNSET
     image: str | None = None
     images: Any = None
+    sizes: list[int] | None = None
 
     def __post_init__(self) -> None:
         at_least("style.size", self.size)
+        if self.sizes is not None:
+            if not len(self.sizes):
+                raise StylenetError("style.sizes must list at least one size, or be null (style.size alone)")
+            for size in self.sizes:
+                at_least("style.sizes", size)
 
     @classmethod
     def recorded(cls, options: Mapping[str, Any]) -> StyleOptions:
         """The style options a network file records (summary["config"]["style"])."""
-        return cls(str(options["name"]), int(options["size"]), options.get("image"), options.get("images"))
+        sizes = options.get("sizes")
+        return cls(
+            str(options["name"]),
+            int(options["size"]),
+            options.get("image"),
+            options.get("images"),
+            [int(size) for size in sizes] if sizes else None,
+        )
+
+    def painted_sizes(self, size: int) -> list[int]:
+        """The longer sides an image of the style (of its own `size`) is trained against."""
+        return [int(each) for each in self.sizes] if self.sizes else [size]
 
     def entries(self) -> list[tuple[str, str | None, int]]:
         """(name, image, size) of each style image."""
@@ -292,7 +310,10 @@ class DataOptions:
         at_least("data.workers", self.workers, 0, auto=True)
 
 
-def load_style_images(style: StyleOptions) -> tuple[list[str], list[torch.Tensor]]:
-    """The names and images (float (3, H, W) in [0, 1]) of every style."""
+def load_style_images(style: StyleOptions) -> tuple[list[str], list[list[torch.Tensor]]]:
+    """The names of every style and its image (float (3, H, W) in [0, 1]) at each size it is trained against."""
     entries = style.entries()
-    return [name for name, _, _ in entries], [load_style_image(name, image, size) for name, image, size in entries]
+    images = [
+        [load_style_image(name, image, each) for each in style.painted_sizes(size)] for name, image, size in entries
+    ]
+    return [name for name, _, _ in entries], images

@@ -103,6 +103,19 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     return vertical + horizontal
 
 
+# Each style's painting: one image ((3, H, W) or (1, 3, H, W)), or several sizes of it (style.sizes).
+StyleImages = torch.Tensor | Sequence[torch.Tensor | Sequence[torch.Tensor]]
+
+
+def painting_scales(style_images: StyleImages) -> list[list[torch.Tensor]]:
+    """Each style's painting as a list of (1, 3, H, W) images, one per size it is trained against."""
+    styles = [style_images] if isinstance(style_images, torch.Tensor) else list(style_images)
+    return [
+        [image.reshape(-1, *image.shape[-3:]) for image in ([each] if isinstance(each, torch.Tensor) else each)]
+        for each in styles
+    ]
+
+
 class PerceptualLoss(nn.Module):
     """Weighted content + style + TV loss; returns every term by name so they can all be logged.
 
@@ -122,7 +135,7 @@ class PerceptualLoss(nn.Module):
     def __init__(
         self,
         encoder: VGGEncoder,
-        style_images: torch.Tensor | Sequence[torch.Tensor],
+        style_images: StyleImages,
         content_layer: str,
         style_layers: Mapping[str, float],
         content_weight: float,
@@ -146,25 +159,26 @@ class PerceptualLoss(nn.Module):
         self.statistic = statistic
         self.palette_weight = float(palette_weight)
         self.palette_patch = int(palette_patch)
-        if isinstance(style_images, torch.Tensor):
-            style_images = [style_images]
-        self.num_styles = len(style_images)
-        for index, image in enumerate(style_images if self.palette_weight > 0 else []):
-            # The painting's colours: (3, at most SW_STYLE_POSITIONS of its pixels, chosen once).
-            pixels = self.patch_colours(image.reshape(-1, *image.shape[-3:])).transpose(0, 1).reshape(3, -1)
+        paintings = painting_scales(style_images)
+        self.num_styles = len(paintings)
+        for index, scales in enumerate(paintings if self.palette_weight > 0 else []):
+            # The painting's colours: (3, at most SW_STYLE_POSITIONS of its pixels at all its sizes, chosen once).
+            pixels = torch.cat([self.patch_colours(image).transpose(0, 1).reshape(3, -1) for image in scales], 1)
             kept = torch.randperm(pixels.shape[1], generator=torch.Generator().manual_seed(index))
             self.register_buffer(f"target_pixels_{index}", pixels[:, kept[:SW_STYLE_POSITIONS].to(pixels.device)])
-        # The style targets never change: compute them once. Gram: (styles, C, C) per layer; sliced Wasserstein:
-        # each style's features (C, at most SW_STYLE_POSITIONS of its positions, chosen once) per layer.
+        # The style targets never change: compute them once. Gram: (styles, C, C) per layer, the mean over the
+        # painting's sizes (the expected loss of drawing one size at random each step, without its noise); sliced
+        # Wasserstein: each style's features at all its sizes (C, at most SW_STYLE_POSITIONS positions, chosen once).
         with torch.no_grad():
-            features = [encoder(image.unsqueeze(0) if image.dim() == 3 else image) for image in style_images]
+            features = [[encoder(image) for image in scales] for scales in paintings]
         chooser = torch.Generator().manual_seed(0)
         for name in self.style_layer_weights:
             if statistic == "gram":
-                self.register_buffer(f"target_gram_{name}", torch.cat([gram_matrix(each[name]) for each in features]))
+                grams = [torch.stack([gram_matrix(each[name]) for each in sized]).mean(0) for sized in features]
+                self.register_buffer(f"target_gram_{name}", torch.cat(grams))
                 continue
-            for index, each in enumerate(features):
-                flat = each[name][0].flatten(1).float()
+            for index, sized in enumerate(features):
+                flat = torch.cat([each[name][0].flatten(1).float() for each in sized], 1)
                 if flat.shape[1] > SW_STYLE_POSITIONS:
                     kept = torch.randperm(flat.shape[1], generator=chooser)[:SW_STYLE_POSITIONS]
                     flat = flat[:, kept.to(flat.device)]
@@ -398,12 +412,10 @@ class LossOptions(VGGOptions):
         return cls(**{"style_layer_norm": "none", **{key: value for key, value in options.items() if key in known}})
 
 
-def perceptual_loss(options: LossOptions, style_images: torch.Tensor | Sequence[torch.Tensor]) -> PerceptualLoss:
+def perceptual_loss(options: LossOptions, style_images: StyleImages) -> PerceptualLoss:
     """The loss `options` describe, on the style images' device."""
-    if isinstance(style_images, torch.Tensor):
-        style_images = [style_images]
     style_layers = dict(options.style_layers)
-    encoder = options.encoder([options.content_layer, *style_layers]).to(style_images[0].device)
+    encoder = options.encoder([options.content_layer, *style_layers]).to(painting_scales(style_images)[0][0].device)
     return PerceptualLoss(
         encoder,
         style_images,
@@ -437,7 +449,8 @@ def trained_loss(
     options = LossOptions.recorded(
         {**trained["loss"], **{key: value for key, value in (loss_overrides or {}).items() if value is not None}}
     )
-    entries = {name: (image, size) for name, image, size in StyleOptions.recorded(trained["style"]).entries()}
+    recorded = StyleOptions.recorded(trained["style"])
+    entries = {name: (image, size) for name, image, size in recorded.entries()}
     name = style_name or next(iter(entries))
     if name not in entries and not style_image:
         raise StylenetError(
@@ -446,11 +459,11 @@ def trained_loss(
         )
     image, size = entries.get(name, (None, int(trained["style"]["size"])))
     try:
-        style = load_style_image(name, style_image or image, size)
+        sizes = [load_style_image(name, style_image or image, each).to(device) for each in recorded.painted_sizes(size)]
     except StylenetError as error:
         raise StylenetError(
             f"{error} (the style image recorded in the checkpoint; pass style_image=/path/to/it)"
         ) from None
-    loss_fn = perceptual_loss(options, style.to(device))
+    loss_fn = perceptual_loss(options, [sizes])
     loss_fn.use_layer_weights(summary.get("style_layer_weights"))
     return loss_fn
