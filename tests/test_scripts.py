@@ -356,3 +356,32 @@ def test_gpu_run_names_an_unknown_part(tmp_path: Path) -> None:
     result = run_script("gpu_run.py", "--dry-run", "--parts", "setup,tea", "--out", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2
     assert "no part tea" in result.stderr
+
+
+def test_bench_lattice_finds_a_4_px_grid_and_runs_a_network(trained_run, tmp_path: Path) -> None:
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("bench_lattice", SCRIPTS / "bench_lattice.py")
+    assert spec is not None and spec.loader is not None
+    lattice = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lattice)
+    noise = np.random.default_rng(0).normal(size=(96, 160))
+    grid = np.cos(2 * np.pi * np.arange(160) / 4)[None, :].repeat(96, 0)  # vertical lines every 4 px
+    on, total, area, peaks = lattice.lattice_energy(noise + 5 * grid)
+    assert on / total > 0.5 and area < 0.05 and peaks[0] == (0.0, 2.0)
+    on, total, _, _ = lattice.lattice_energy(noise)
+    assert on / total < 3 * area  # noise: about the lattice's share of the band's area
+    write_images(tmp_path / "frames", 2, size=(48, 32))
+    arguments = [
+        "--frames",
+        str(tmp_path / "frames"),
+        "--networks",
+        str(trained_run.checkpoint),
+        "--working-size",
+        "40",
+    ]
+    result = run_script("bench_lattice.py", *arguments, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"| {trained_run.checkpoint} | [(" in result.stdout
