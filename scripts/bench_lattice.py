@@ -11,12 +11,14 @@ cover. A network that paints through two stride-2 stages and back draws on a 4 p
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 import stylenet
+from stylenet.common.errors import StylenetError
+from stylenet.common.images import IMAGE_EXTENSIONS, list_images, read_image, resize_to_long_side
 
 LATTICE = 8  # harmonics of a 4 px grid and of its 8 px pairs
 
@@ -38,36 +40,38 @@ def lattice_energy(gray: np.ndarray) -> tuple[float, float, float, list[tuple[fl
     return float(power[on].sum()), float(power[band].sum()), float(on.sum() / band.sum()), peaks
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", required=True, help="a folder of photos or frames")
+    parser.add_argument("--frames", type=Path, required=True, help="a folder of photos or frames (searched below)")
     parser.add_argument("--networks", nargs="+", required=True, help="real-time network files or zoo names")
     parser.add_argument("--working-size", type=int, default=384, help="the networks' working size (longer side)")
     args = parser.parse_args()
-    frames = sorted(p for p in Path(args.frames).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    try:
+        report(args.frames, args.networks, args.working_size)
+    except StylenetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def report(folder: Path, networks: list[str], working_size: int) -> None:
+    """A table row per network: its first frame's peaks, and the lattice's share of all frames' band energy."""
+    frames = list_images(folder) if folder.is_dir() else []
     if not frames:
-        raise SystemExit(f"no frames in {args.frames}")
+        raise StylenetError(f"no frames in {folder}: pass a folder of images ({', '.join(IMAGE_EXTENSIONS)})")
+    pictures = [resize_to_long_side(read_image(frame), working_size) for frame in frames]
     print(
         "| network | strongest fine-band peaks, first frame (fy, fx) x 1/8 cycle/px | band energy on the lattice "
         "| lattice's share of the band's area |"
     )
     print("| --- | --- | --- | --- |")
-    for name in args.networks:
+    for name in networks:
         paint = stylenet.load(name)
-        on = total = 0.0
-        area, first = 0.0, list[tuple[float, float]]()
-        for index, frame in enumerate(frames):
-            picture = Image.open(frame).convert("RGB")
-            scale = args.working_size / max(picture.size)
-            picture = picture.resize(
-                (round(picture.width * scale), round(picture.height * scale)), Image.Resampling.LANCZOS
-            )
-            gray = np.asarray(paint(picture).convert("L"), dtype=np.float64)
-            frame_on, frame_total, area, peaks = lattice_energy(gray)
-            on, total = on + frame_on, total + frame_total
-            first = peaks if index == 0 else first
-        print(f"| {name} | {first} | {on / total:.3f} | {area:.3f} |")
+        found = [lattice_energy(np.asarray(paint(picture).convert("L"), dtype=np.float64)) for picture in pictures]
+        on, total = sum(each[0] for each in found), sum(each[1] for each in found)
+        area = sum(each[2] for each in found) / len(found)
+        print(f"| {name} | {found[0][3]} | {on / total:.3f} | {area:.3f} |")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

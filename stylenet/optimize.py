@@ -22,7 +22,7 @@ from stylenet.common.images import save_image
 from stylenet.common.runtime import pick_device, seed_everything
 from stylenet.config import cli
 from stylenet.config.schema import OptimizeConfig, typed
-from stylenet.data.photos import load_style_image, read_scaled
+from stylenet.data.photos import load_painting, read_scaled
 from stylenet.loss.gatys import optimize_image
 from stylenet.loss.perceptual import perceptual_loss
 from stylenet.training.monitor import RunLog
@@ -49,9 +49,7 @@ def main(config: DictConfig) -> None:
             f"optimisation takes one style image; style '{cfg.style.name}' has {len(entries)}: "
             f"pick one with style=<name> or style=custom style.image=..."
         )
-    name, image, size = entries[0]
-    sizes = [load_style_image(name, image, each).to(device) for each in cfg.style.painted_sizes(size)]
-    loss_fn = perceptual_loss(cfg.loss, [sizes])
+    loss_fn = perceptual_loss(cfg.loss, [[image.to(device) for image in load_painting(cfg.style, *entries[0])]])
     if cfg.loss.style_layer_norm != "none":  # as training does at step 0, on the photo it starts from
         with torch.no_grad():
             loss_fn.normalise_style_layers(cfg.loss.style_layer_norm, loss_fn.style_layer_losses(content))

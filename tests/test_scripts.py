@@ -385,3 +385,5 @@ def test_bench_lattice_finds_a_4_px_grid_and_runs_a_network(trained_run, tmp_pat
     result = run_script("bench_lattice.py", *arguments, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"| {trained_run.checkpoint} | [(" in result.stdout
+    result = run_script("bench_lattice.py", "--frames", str(tmp_path / "none"), "--networks", "x", cwd=tmp_path)
+    assert result.returncode == 2 and f"no frames in {tmp_path / 'none'}: pass a folder of images" in result.stderr

@@ -252,10 +252,6 @@ class StyleOptions:
             [int(size) for size in sizes] if sizes else None,
         )
 
-    def painted_sizes(self, size: int) -> list[int]:
-        """The longer sides an image of the style (of its own `size`) is trained against."""
-        return [int(each) for each in self.sizes] if self.sizes else [size]
-
     def entries(self) -> list[tuple[str, str | None, int]]:
         """(name, image, size) of each style image."""
         images = self.images
@@ -310,10 +306,13 @@ class DataOptions:
         at_least("data.workers", self.workers, 0, auto=True)
 
 
+def load_painting(style: StyleOptions, name: str, image: str | None, size: int) -> list[torch.Tensor]:
+    """One style image (an entry of `style`, `size` its own longer side) at each size it is trained against:
+    style.sizes when set, else `size` alone."""
+    return [load_style_image(name, image, each) for each in (style.sizes or [size])]
+
+
 def load_style_images(style: StyleOptions) -> tuple[list[str], list[list[torch.Tensor]]]:
     """The names of every style and its image (float (3, H, W) in [0, 1]) at each size it is trained against."""
     entries = style.entries()
-    images = [
-        [load_style_image(name, image, each) for each in style.painted_sizes(size)] for name, image, size in entries
-    ]
-    return [name for name, _, _ in entries], images
+    return [name for name, _, _ in entries], [load_painting(style, *entry) for entry in entries]

@@ -17,7 +17,7 @@ from torch import nn
 
 from stylenet.common.errors import StylenetError
 from stylenet.common.options import UNSET, one_of
-from stylenet.data.photos import StyleOptions, load_style_image
+from stylenet.data.photos import StyleOptions, load_painting
 from stylenet.vgg.encoder import VGGEncoder, VGGOptions
 
 # none: the configured layer weights as they are; auto: PerceptualLoss.balance_style_layers at step 0 (the
@@ -459,11 +459,11 @@ def trained_loss(
         )
     image, size = entries.get(name, (None, int(trained["style"]["size"])))
     try:
-        sizes = [load_style_image(name, style_image or image, each).to(device) for each in recorded.painted_sizes(size)]
+        painting = load_painting(recorded, name, style_image or image, size)
     except StylenetError as error:
         raise StylenetError(
             f"{error} (the style image recorded in the checkpoint; pass style_image=/path/to/it)"
         ) from None
-    loss_fn = perceptual_loss(options, [sizes])
+    loss_fn = perceptual_loss(options, [[image.to(device) for image in painting]])
     loss_fn.use_layer_weights(summary.get("style_layer_weights"))
     return loss_fn
