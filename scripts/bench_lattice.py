@@ -5,7 +5,11 @@ energy within one bin of the lattice frequencies k/8 on both axes against the sh
 cover. A network that paints through two stride-2 stages and back draws on a 4 px grid; peaks at 2/8 (period
 4 px) or 1/8 (period 8 px) are that grid, not the painting's strokes (BENCHMARKS.md "The weave is the lattice").
 
-    python scripts/bench_lattice.py --frames <folder of frames> --networks starry_night_realtime mosaic_realtime
+    python scripts/bench_lattice.py --frames <folder of frames> --networks starry_night_realtime mosaic_realtime \
+        --pictures <the peer's pictures of the frames> <the frames themselves>
+
+A folder given to --pictures holds pictures already painted (another tool's, or the photos themselves), measured
+the same way after scaling them to the working size: the yardstick for a network's share.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 import stylenet
 from stylenet.common.errors import StylenetError
@@ -43,23 +48,40 @@ def lattice_energy(gray: np.ndarray) -> tuple[float, float, float, list[tuple[fl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=Path, required=True, help="a folder of photos or frames (searched below)")
-    parser.add_argument("--networks", nargs="+", required=True, help="real-time network files or zoo names")
+    parser.add_argument("--networks", nargs="+", default=[], help="real-time network files or zoo names")
+    parser.add_argument("--pictures", nargs="+", type=Path, default=[], help="folders of pictures already painted")
     parser.add_argument("--working-size", type=int, default=384, help="the networks' working size (longer side)")
     args = parser.parse_args()
     try:
-        report(args.frames, args.networks, args.working_size)
+        report(args.frames, args.networks, args.pictures, args.working_size)
     except StylenetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
 
 
-def report(folder: Path, networks: list[str], working_size: int) -> None:
-    """A table row per network: its first frame's peaks, and the lattice's share of all frames' band energy."""
-    frames = list_images(folder) if folder.is_dir() else []
-    if not frames:
-        raise StylenetError(f"no frames in {folder}: pass a folder of images ({', '.join(IMAGE_EXTENSIONS)})")
-    pictures = [resize_to_long_side(read_image(frame), working_size) for frame in frames]
+def images_in(folder: Path, working_size: int) -> list[Image.Image]:
+    """The folder's images, each scaled to the working size; a folder without any is one line, exit 2."""
+    found = list_images(folder) if folder.is_dir() else []
+    if not found:
+        raise StylenetError(f"no images in {folder}: pass a folder of images ({', '.join(IMAGE_EXTENSIONS)})")
+    return [resize_to_long_side(read_image(path), working_size) for path in found]
+
+
+def row(name: str, pictures: list[Image.Image]) -> str:
+    found = [lattice_energy(np.asarray(picture.convert("L"), dtype=np.float64)) for picture in pictures]
+    on, total = sum(each[0] for each in found), sum(each[1] for each in found)
+    area = sum(each[2] for each in found) / len(found)
+    return f"| {name} | {found[0][3]} | {on / total:.3f} | {area:.3f} |"
+
+
+def report(folder: Path, networks: list[str], painted: list[Path], working_size: int) -> None:
+    """A table row per network and per folder of pictures: the first picture's peaks, and the lattice's share of
+    all pictures' band energy."""
+    if not networks and not painted:
+        raise StylenetError("nothing to measure: pass --networks, --pictures or both")
+    frames = images_in(folder, working_size)
+    done = [images_in(each, working_size) for each in painted]  # every folder checked before any network runs
     print(
         "| network | strongest fine-band peaks, first frame (fy, fx) x 1/8 cycle/px | band energy on the lattice "
         "| lattice's share of the band's area |"
@@ -67,10 +89,9 @@ def report(folder: Path, networks: list[str], working_size: int) -> None:
     print("| --- | --- | --- | --- |")
     for name in networks:
         paint = stylenet.load(name)
-        found = [lattice_energy(np.asarray(paint(picture).convert("L"), dtype=np.float64)) for picture in pictures]
-        on, total = sum(each[0] for each in found), sum(each[1] for each in found)
-        area = sum(each[2] for each in found) / len(found)
-        print(f"| {name} | {found[0][3]} | {on / total:.3f} | {area:.3f} |")
+        print(row(name, [paint(frame) for frame in frames]))
+    for path, pictures in zip(painted, done, strict=True):
+        print(row(str(path), pictures))
 
 
 if __name__ == "__main__":

@@ -379,11 +379,36 @@ def test_bench_lattice_finds_a_4_px_grid_and_runs_a_network(trained_run, tmp_pat
         str(tmp_path / "frames"),
         "--networks",
         str(trained_run.checkpoint),
+        "--pictures",
+        str(tmp_path / "frames"),
         "--working-size",
         "40",
     ]
     result = run_script("bench_lattice.py", *arguments, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"| {trained_run.checkpoint} | [(" in result.stdout
+    assert f"| {trained_run.checkpoint} | [(" in result.stdout and f"| {tmp_path / 'frames'} | [(" in result.stdout
     result = run_script("bench_lattice.py", "--frames", str(tmp_path / "none"), "--networks", "x", cwd=tmp_path)
-    assert result.returncode == 2 and f"no frames in {tmp_path / 'none'}: pass a folder of images" in result.stderr
+    assert result.returncode == 2 and f"no images in {tmp_path / 'none'}: pass a folder of images" in result.stderr
+    result = run_script("bench_lattice.py", "--frames", str(tmp_path / "frames"), cwd=tmp_path)
+    assert result.returncode == 2 and "nothing to measure: pass --networks, --pictures or both" in result.stderr
+
+
+def test_bench_response_paints_the_faint_inputs_and_reads_another_tools_answers(trained_run, tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "response"
+    arguments = ["--out", str(out), "--networks", str(trained_run.checkpoint), "--pictures", str(out / "inputs")]
+    result = run_script("bench_response.py", "--out", str(out), cwd=tmp_path)  # the inputs alone, for another tool
+    assert result.returncode == 0 and "wrote the inputs" in result.stdout, result.stderr[-2000:]
+    ramp = Image.open(out / "inputs" / "ramp.png").convert("L")
+    assert ramp.size == (384, 256) and ramp.getpixel((10, 128)) < ramp.getpixel((373, 128))
+    result = run_script("bench_response.py", *arguments, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {line.split(" | ")[0].strip("| "): line for line in result.stdout.splitlines() if line.startswith("| ")}
+    assert str(trained_run.checkpoint) in rows
+    # The inputs as answers: the flat field has no contrast and so no grain; the ramp has contrast.
+    flat, _, ramp_cell, _ = rows[str(out / "inputs")].strip("| ").split(" | ")[1:]
+    assert flat == "nan / 0.0" and float(ramp_cell.split(" / ")[1]) > 5
+    assert Image.open(out / "response.png").size == (4 * 384, 2 * (256 + 20))
+    result = run_script("bench_response.py", "--out", str(out), "--pictures", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert result.returncode == 2 and f"{tmp_path / 'nowhere'} lacks flat.png" in result.stderr
