@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 import stylenet
-from stylenet.common.errors import StylenetError
+from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import IMAGE_EXTENSIONS, list_images, read_image, resize_to_long_side
 
 LATTICE = 8  # harmonics of a 4 px grid and of its 8 px pairs
@@ -45,6 +45,7 @@ def lattice_energy(gray: np.ndarray) -> tuple[float, float, float, list[tuple[fl
     return float(power[on].sum()), float(power[band].sum()), float(on.sum() / band.sum()), peaks
 
 
+@exits_cleanly
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=Path, required=True, help="a folder of photos or frames (searched below)")
@@ -52,11 +53,7 @@ def main() -> int:
     parser.add_argument("--pictures", nargs="+", type=Path, default=[], help="folders of pictures already painted")
     parser.add_argument("--working-size", type=int, default=384, help="the networks' working size (longer side)")
     args = parser.parse_args()
-    try:
-        report(args.frames, args.networks, args.pictures, args.working_size)
-    except StylenetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    report(args.frames, args.networks, args.pictures, args.working_size)
     return 0
 
 

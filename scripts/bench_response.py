@@ -25,7 +25,7 @@ import torch
 from PIL import Image, ImageDraw
 
 import stylenet
-from stylenet.common.errors import StylenetError
+from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import read_image
 from stylenet.loss.scores import grain
 
@@ -98,17 +98,14 @@ def report(out: Path, networks: list[str], folders: list[Path]) -> None:
     print(f"wrote {out / 'response.png'}")
 
 
+@exits_cleanly
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="a folder: OUT/inputs and OUT/response.png")
     parser.add_argument("--networks", nargs="+", default=[], help="network files or zoo names")
     parser.add_argument("--pictures", nargs="+", type=Path, default=[], help="folders of another tool's answers")
     args = parser.parse_args()
-    try:
-        report(args.out, args.networks, args.pictures)
-    except StylenetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    report(args.out, args.networks, args.pictures)
     return 0
 
 
