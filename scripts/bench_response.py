@@ -11,7 +11,7 @@ weave of its real pictures (BENCHMARKS.md "Where the weave comes from").
 
 It writes the inputs to OUT/inputs (384x256 px, the working size of the real-time networks), prints a table of
 each answer's `grain` (the score's share of the fine band in peaks: a grating near 1) and contrast, and draws
-OUT/response.png: a row per network or folder, a column per input.
+OUT/response.png: a row per network or folder, a column per input, each labelled.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import stylenet
 from stylenet.common.errors import StylenetError, exits_cleanly
-from stylenet.common.images import read_image
+from stylenet.common.images import labelled_sheet, read_image, save_image
 from stylenet.loss.scores import grain
 
 WIDTH, HEIGHT = 384, 256
@@ -75,7 +75,7 @@ def report(out: Path, networks: list[str], folders: list[Path]) -> None:
     inputs = synthetic_inputs()
     (out / "inputs").mkdir(parents=True, exist_ok=True)
     for name, image in inputs.items():
-        image.save(out / "inputs" / f"{name}.png")
+        save_image(image, out / "inputs" / f"{name}.png")
     if not networks and not folders:
         print(f"wrote the inputs to {out / 'inputs'}: pass --networks, --pictures or both to measure answers")
         return
@@ -85,16 +85,11 @@ def report(out: Path, networks: list[str], folders: list[Path]) -> None:
     for method, pictures in found.items():
         cells = (f"{grain_:.3f} / {contrast:.1f}" for grain_, contrast in map(measure, pictures))
         print(f"| {method} | " + " | ".join(cells) + " |")
-    sheet = Image.new("RGB", (WIDTH * len(INPUTS), (HEIGHT + 20) * len(found)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for row, (method, pictures) in enumerate(found.items()):
-        top = row * (HEIGHT + 20)
-        draw.text((4, top + 4), method[-60:], fill="black")
-        for column, picture in enumerate(pictures):
-            sheet.paste(
-                picture.convert("RGB").resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC), (column * WIDTH, top + 20)
-            )
-    sheet.save(out / "response.png")
+    rows = [
+        [(picture, f"{method[-40:]}: {name}") for picture, name in zip(pictures, INPUTS, strict=True)]
+        for method, pictures in found.items()
+    ]
+    save_image(labelled_sheet(rows, cell=WIDTH + 4), out / "response.png")
     print(f"wrote {out / 'response.png'}")
 
 

@@ -409,6 +409,6 @@ def test_bench_response_paints_the_faint_inputs_and_reads_another_tools_answers(
     # The inputs as answers: the flat field has no contrast and so no grain; the ramp has contrast.
     flat, _, ramp_cell, _ = rows[str(out / "inputs")].strip("| ").split(" | ")[1:]
     assert flat == "nan / 0.0" and float(ramp_cell.split(" / ")[1]) > 5
-    assert Image.open(out / "response.png").size == (4 * 384, 2 * (256 + 20))
+    assert Image.open(out / "response.png").size == (4 * (384 + 4), 2 * (384 + 4 + 18))  # 4 inputs, 2 methods
     result = run_script("bench_response.py", "--out", str(out), "--pictures", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert result.returncode == 2 and f"{tmp_path / 'nowhere'} lacks flat.png" in result.stderr
