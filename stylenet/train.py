@@ -78,7 +78,7 @@ def train(cfg: TrainConfig, ranks: Distributed, device: torch.device, run_dir: P
     )
     snapshots = Snapshots(run_dir / "checkpoints", cfg.keep_checkpoints)
     save_snapshot = snapshot_writer(
-        snapshots, network.model, optimizer, network.model_cfg, network.name, current, loss_fn
+        snapshots, network.model, optimizer, network.model_cfg, network.name, network.style_names, current, loss_fn
     )
     run_log = RunLog(run_dir, enabled=ranks.is_main)
     health = None

@@ -29,6 +29,19 @@ def test_inference_file_round_trip(tmp_path) -> None:
     assert torch.equal(rebuilt(image), model(image))
 
 
+def test_a_snapshot_written_before_it_listed_its_styles_numbers_them(tmp_path) -> None:
+    """Snapshots of 2026-12-05 and before hold no style names; a network of two styles still loads from one."""
+    config = {**TINY, "num_styles": 2}
+    model = TransformerNet(**config)
+    optimizer = torch.optim.Adam(model.parameters())
+    atomic_save(training_payload(model, optimizer, config, "pair", {"seed": 1}, 7, 0, 0), tmp_path / "step_7.pt")
+    payload = load_network_file(tmp_path / "step_7.pt")
+    assert payload["kind"] == "inference" and payload["styles"] == ["pair[0]", "pair[1]"]
+    assert payload["summary"] == {"snapshot_step": 7, "final_losses": {}}
+    image, second = torch.rand(1, 3, 17, 19), torch.tensor([0.0, 1.0])
+    assert torch.equal(build_model(payload, tmp_path / "step_7.pt")(image, second), model(image, second))
+
+
 def test_a_file_written_before_downsample_existed_loads(tmp_path) -> None:
     """Files written before 2026-12-03 (the zoo's among them) store half_resolution, now downsample."""
     model = TransformerNet(**TINY, downsample=2)

@@ -17,6 +17,7 @@ from stylenet.config.compose import compose_options, model_config
 from stylenet.data.photos import StyleOptions
 from stylenet.inference.stylizer import style_weights
 from stylenet.loss.perceptual import PER_IMAGE_STYLE, PerceptualLoss
+from stylenet.nets.network_file import load_network_file
 from stylenet.nets.transformer import TransformerNet
 from stylenet.training.loop import Interval, StyleSchedule
 from stylenet.vgg.encoder import VGGEncoder
@@ -218,6 +219,7 @@ def test_training_logs_a_loss_per_style_and_records_the_names(pair: Pair) -> Non
     assert first[-5:] != pytest.approx(second[-5:], rel=1e-3)
     payload = torch.load(pair.checkpoint, weights_only=True)
     assert payload["styles"] == ["first", "second"] and payload["model_cfg"]["num_styles"] == 2
+    assert load_network_file(pair.run_dir / "checkpoints" / "step_0000020.pt")["styles"] == ["first", "second"]
     assert set(payload["summary"]["final_losses"]) >= {"per_style/first", "per_style/second"}
     with Image.open(pair.run_dir / "previews" / "step_0000020.png") as preview:  # content | first | second
         assert preview.size == (3 * 34 + 2, 2 * 34 + 2)

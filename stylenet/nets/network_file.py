@@ -2,7 +2,8 @@
 
 Two kinds, both dicts of plain data loaded with torch.load(weights_only=True):
 - "inference": what checkpoints/<style>.pt holds; enough to rebuild and run the network.
-- "training": periodic snapshots in the run directory (adds optimizer state and step; stylenet.training.snapshots).
+- "training": periodic snapshots in the run directory (adds optimizer state and step; stylenet.training.snapshots);
+  wherever a network file is read, a snapshot is read as the network it holds (load_network_file).
 """
 
 from __future__ import annotations
@@ -106,12 +107,36 @@ def resolve_network_file(path: str | os.PathLike) -> Path:
 
 
 def load_network_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The payload of a network file (what inference loads), given by path or by name (resolve_network_file)."""
-    return read_payload(resolve_network_file(path), "inference")
+    """The payload of a network file (what inference loads), given by path or by name (resolve_network_file).
+    A training snapshot (<run>/checkpoints/step_N.pt) loads as the network it holds at that step, so that a run
+    can be looked at, scored or exported while it trains, without waiting for the network file at its end."""
+    found = resolve_network_file(path)
+    payload = read_payload(found, "inference", "training")
+    if payload["kind"] == "training":
+        log.info("%s is a training snapshot: its network at step %d", found, payload["step"])
+        return network_of_snapshot(payload)
+    return payload
 
 
-def read_payload(path: Path, kind: str) -> dict[str, Any]:
-    """Load a stylenet file safely: refuse anything that is not a plain-data stylenet file of this `kind`
+def network_of_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The inference payload a training snapshot holds; its summary says which step it is and its last losses.
+    Snapshots written before 2026-12-05 do not list their styles: they are named after the run, with a number
+    where the network has several (run[0], run[1], ...)."""
+    count = int(snapshot["model_cfg"].get("num_styles", 1))
+    unnamed = [snapshot["style"]] if count == 1 else [f"{snapshot['style']}[{index}]" for index in range(count)]
+    return {
+        "kind": "inference",
+        "format_version": snapshot["format_version"],
+        "model": snapshot["model"],
+        "model_cfg": snapshot["model_cfg"],
+        "style": snapshot["style"],
+        "styles": list(snapshot.get("styles") or unnamed),
+        "summary": {"snapshot_step": snapshot["step"], "final_losses": snapshot.get("last_losses", {})},
+    }
+
+
+def read_payload(path: Path, *kinds: str) -> dict[str, Any]:
+    """Load a stylenet file safely: refuse anything that is not a plain-data stylenet file of one of these `kinds`
     ("inference": a network file; "training": a snapshot, training.snapshots.load_snapshot)."""
     if not path.is_file():
         raise StylenetError(f"checkpoint not found: {path}")
@@ -134,8 +159,8 @@ def read_payload(path: Path, kind: str) -> dict[str, Any]:
             f"{', '.join(map(str, READABLE_VERSIONS))}. "
             f"Use the stylenet release that wrote it."
         )
-    if payload.get("kind") != kind:
-        raise StylenetError(f"{path} is a {payload.get('kind')} checkpoint; expected a {kind} checkpoint")
+    if payload.get("kind") not in kinds:
+        raise StylenetError(f"{path} is a {payload.get('kind')} checkpoint; expected a {' or '.join(kinds)} checkpoint")
     return payload
 
 

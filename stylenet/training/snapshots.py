@@ -201,10 +201,13 @@ def snapshot_writer(
     optimizer: torch.optim.Optimizer,
     model_cfg: dict[str, Any],
     name: str,
+    styles: list[str],
     current: dict[str, Any],
     loss_fn: PerceptualLoss,
 ) -> Callable[[Position, dict[str, float]], None]:
-    """What the loop calls to write a snapshot at a position, with the last losses and the style layer weights."""
+    """What the loop calls to write a snapshot at a position, with the last losses and the style layer weights.
+    `styles` names the network's styles, so that a snapshot also loads as a network
+    (nets.network_file.load_network_file)."""
 
     def save(at: Position, last_losses: dict[str, float]) -> None:
         payload = training_payload(
@@ -216,6 +219,7 @@ def snapshot_writer(
             at.step,
             at.epoch,
             at.offset,
+            styles=styles,
             last_losses=last_losses,
             style_layer_weights=loss_fn.style_layer_weights,
         )
