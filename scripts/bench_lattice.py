@@ -48,7 +48,7 @@ def lattice_energy(gray: np.ndarray) -> tuple[float, float, float, list[tuple[fl
 @exits_cleanly
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=Path, required=True, help="a folder of photos or frames (searched below)")
+    parser.add_argument("--frames", type=Path, help="a folder of photos or frames the networks paint (searched below)")
     parser.add_argument("--networks", nargs="+", default=[], help="real-time network files or zoo names")
     parser.add_argument("--pictures", nargs="+", type=Path, default=[], help="folders of pictures already painted")
     parser.add_argument("--working-size", type=int, default=384, help="the networks' working size (longer side)")
@@ -72,12 +72,14 @@ def row(name: str, pictures: list[Image.Image]) -> str:
     return f"| {name} | {found[0][3]} | {on / total:.3f} | {area:.3f} |"
 
 
-def report(folder: Path, networks: list[str], painted: list[Path], working_size: int) -> None:
+def report(folder: Path | None, networks: list[str], painted: list[Path], working_size: int) -> None:
     """A table row per network and per folder of pictures: the first picture's peaks, and the lattice's share of
     all pictures' band energy."""
     if not networks and not painted:
         raise StylenetError("nothing to measure: pass --networks, --pictures or both")
-    frames = images_in(folder, working_size)
+    if networks and folder is None:
+        raise StylenetError("--networks paint the frames: pass --frames <a folder of photos or frames>")
+    frames = images_in(folder, working_size) if networks and folder is not None else []
     done = [images_in(each, working_size) for each in painted]  # every folder checked before any network runs
     print(
         "| network | strongest fine-band peaks, first frame (fy, fx) x 1/8 cycle/px | band energy on the lattice "

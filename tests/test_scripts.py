@@ -391,6 +391,10 @@ def test_bench_lattice_finds_a_4_px_grid_and_runs_a_network(trained_run, tmp_pat
     assert result.returncode == 2 and f"no images in {tmp_path / 'none'}: pass a folder of images" in result.stderr
     result = run_script("bench_lattice.py", "--frames", str(tmp_path / "frames"), cwd=tmp_path)
     assert result.returncode == 2 and "nothing to measure: pass --networks, --pictures or both" in result.stderr
+    result = run_script("bench_lattice.py", "--pictures", str(tmp_path / "frames"), cwd=tmp_path)  # no frames needed
+    assert result.returncode == 0 and f"| {tmp_path / 'frames'} | [(" in result.stdout, result.stderr[-2000:]
+    result = run_script("bench_lattice.py", "--networks", str(trained_run.checkpoint), cwd=tmp_path)
+    assert result.returncode == 2 and "--networks paint the frames: pass --frames" in result.stderr
 
 
 def test_bench_response_paints_the_faint_inputs_and_reads_another_tools_answers(trained_run, tmp_path: Path) -> None:
