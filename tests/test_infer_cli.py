@@ -294,18 +294,14 @@ def test_a_training_snapshot_paints_as_the_network_it_holds(trained_run: Trained
     """A run can be looked at while it trains: its snapshots load wherever a network file does."""
     snapshots = sorted((trained_run.run_dir / "checkpoints").glob("step_*.pt"))
     assert [path.name for path in snapshots] == ["step_0000020.pt", "step_0000030.pt"]
-    random_image(37, 53).save(tmp_path / "photo.png")
+    photo = tmp_path / "photo.png"
+    random_image(37, 53).save(photo)
     painted = {}
     for label, checkpoint in (("published", trained_run.checkpoint), ("last", snapshots[1]), ("mid", snapshots[0])):
-        result = run_entry(
-            "infer",
-            f"checkpoint={checkpoint}",
-            f"input={tmp_path / 'photo.png'}",
-            f"output={tmp_path / label}.png",
-            cwd=tmp_path,
-        )
+        out = tmp_path / f"{label}.png"
+        result = run_entry("infer", f"checkpoint={checkpoint}", f"input={photo}", f"output={out}", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-        painted[label] = np.asarray(Image.open(tmp_path / f"{label}.png"), dtype=int)
+        painted[label] = np.asarray(Image.open(out), dtype=int)
     assert "is a training snapshot: its network at step 20" in result.stdout + result.stderr
     assert np.array_equal(painted["published"], painted["last"])  # the last snapshot is the published network
     assert np.abs(painted["mid"] - painted["last"]).mean() > 0.5  # and an earlier one is the network of its step
