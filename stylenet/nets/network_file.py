@@ -34,17 +34,19 @@ def atomic_save(payload: dict[str, Any], path: str | os.PathLike) -> None:
 
 
 def inference_payload(
-    model: TransformerNet,
+    model: TransformerNet | dict[str, torch.Tensor],
     model_cfg: dict[str, Any],
     style: str,
     summary: dict[str, Any],
     styles: list[str] | None = None,
 ) -> dict[str, Any]:
-    """`style` names the file; `styles` names the network's styles in order (default: just `style`)."""
+    """`model`: the network or its weights (a snapshot's); `style` names the file; `styles` names the network's
+    styles in order (default: just `style`)."""
+    weights = model.state_dict() if isinstance(model, TransformerNet) else model
     return {
         "kind": "inference",
         "format_version": FORMAT_VERSION,
-        "model": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "model": {name: tensor.detach().cpu() for name, tensor in weights.items()},
         "model_cfg": dict(model_cfg),
         "style": style,
         "styles": list(styles or [style]),
@@ -124,15 +126,11 @@ def network_of_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
     where the network has several (run[0], run[1], ...)."""
     count = int(snapshot["model_cfg"].get("num_styles", 1))
     unnamed = [snapshot["style"]] if count == 1 else [f"{snapshot['style']}[{index}]" for index in range(count)]
-    return {
-        "kind": "inference",
-        "format_version": snapshot["format_version"],
-        "model": snapshot["model"],
-        "model_cfg": snapshot["model_cfg"],
-        "style": snapshot["style"],
-        "styles": list(snapshot.get("styles") or unnamed),
-        "summary": {"snapshot_step": snapshot["step"], "final_losses": snapshot.get("last_losses", {})},
-    }
+    summary = {"snapshot_step": snapshot["step"], "final_losses": snapshot.get("last_losses", {})}
+    payload = inference_payload(
+        snapshot["model"], snapshot["model_cfg"], snapshot["style"], summary, snapshot.get("styles") or unnamed
+    )
+    return {**payload, "format_version": snapshot["format_version"]}  # the weights' own version (1: renamed on load)
 
 
 def read_payload(path: Path, *kinds: str) -> dict[str, Any]:
