@@ -17,7 +17,7 @@ from stylenet.config.compose import compose_options, model_config
 from stylenet.data.photos import StyleOptions
 from stylenet.inference.stylizer import style_weights
 from stylenet.loss.perceptual import PER_IMAGE_STYLE, PerceptualLoss
-from stylenet.nets.network_file import load_network_file
+from stylenet.nets.network_file import atomic_save, inference_payload, load_network_file
 from stylenet.nets.transformer import TransformerNet
 from stylenet.training.loop import Interval, StyleSchedule
 from stylenet.vgg.encoder import VGGEncoder
@@ -70,6 +70,46 @@ def test_a_mix_of_one_and_zero_equals_the_style_bit_for_bit_through_the_python_a
     assert torch.equal(by_index, by_mix)
     assert not torch.equal(by_name(photos), by_index)
     assert torch.equal(by_name.select(index=0)(photos), by_index) and by_name.chosen == "pair: calm"
+
+
+def write_pair(path: Path) -> Path:
+    """A two-style network file whose styles are calm and storm."""
+    model = two_style_network()
+    config = {**model_config("tiny", ["model.width_multiplier=0.5"]), "num_styles": 2}
+    atomic_save(inference_payload(model, config, "pair", {}, ["calm", "storm"]), path)
+    return path
+
+
+def test_a_style_of_a_network_of_several_is_a_network_of_its_own(tmp_path: Path) -> None:
+    pair = write_pair(tmp_path / "pair.pt")
+    photos = torch.rand(2, 3, 24, 40)
+    storm = load_network_file(f"{pair}@storm")
+    assert storm["styles"] == ["storm"] and storm["model_cfg"]["num_styles"] == 1
+    assert storm["summary"]["one_style_of"] == "pair.pt (2 styles)"
+    alone = stylenet.load(f"{pair}@storm", device="cpu")
+    chosen = stylenet.load(pair, device="cpu", style_name="storm")
+    assert alone.styles == ["storm"] and torch.allclose(alone(photos), chosen(photos), atol=1e-6)
+    assert not torch.allclose(stylenet.load(f"{pair}@calm", device="cpu")(photos), chosen(photos), atol=1e-3)
+    with pytest.raises(StylenetError, match=r"has no style 'gale' \(its styles: calm, storm\)"):
+        load_network_file(f"{pair}@gale")
+    with pytest.raises(StylenetError, match="<network>@<style>"):
+        load_network_file(f"{pair}@")
+    write_pair(tmp_path / "pair@2.pt")  # a file that is there is a file, '@' in its name or not
+    assert load_network_file(tmp_path / "pair@2.pt")["styles"] == ["calm", "storm"]
+
+
+def test_each_style_of_a_network_runs_on_onnxruntime_as_its_own_graph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("STYLENET_CACHE", str(tmp_path / "cache"))
+    pair = write_pair(tmp_path / "pair.pt")
+    photos = torch.rand(1, 3, 32, 48)
+    for style in ("calm", "storm"):
+        expected = stylenet.load(pair, device="cpu", backend="torch", style_name=style)(photos)
+        produced = stylenet.load(f"{pair}@{style}", device="cpu", backend="onnxruntime")(photos)
+        assert (produced - expected).abs().max() < 2e-3, style
+    assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 2
 
 
 def test_inference_files_of_format_1_still_load(tmp_path: Path) -> None:
@@ -254,6 +294,15 @@ def test_infer_picks_styles_by_index_name_or_mix(pair: Pair, tmp_path: Path) -> 
     }
     assert np.array_equal(pixels["index0"], pixels["mix"])
     assert np.abs(pixels["index0"] - pixels["second"]).mean() > 1
+    alone = run_entry(  # the style as a network of its own paints that style's picture
+        "infer",
+        f"checkpoint={pair.checkpoint}@second",
+        f"input={tmp_path / 'photo.png'}",
+        f"output={tmp_path / 'alone.png'}",
+        cwd=tmp_path,
+    )
+    assert alone.returncode == 0, alone.stderr
+    assert np.abs(np.asarray(Image.open(tmp_path / "alone.png"), dtype=int) - pixels["second"]).max() <= 1
     unchosen = infer("none.png")
     assert unchosen.returncode == 2 and "has 2 styles (0 first, 1 second)" in unchosen.stderr
     assert "Traceback" not in unchosen.stderr and not (tmp_path / "none.png").exists()

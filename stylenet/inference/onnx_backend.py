@@ -24,6 +24,7 @@ from stylenet.common.paths import user_cache_dir
 from stylenet.common.runtime import pick_device
 from stylenet.inference.exported import METADATA_KEY, export_onnx, metadata, open_session
 from stylenet.inference.stylizer import Stylizer, TorchStylizer, style_weights
+from stylenet.nets.network_file import style_names
 
 log = logging.getLogger("stylenet.onnx")
 OPSET = 18
@@ -101,9 +102,11 @@ class OnnxStylizer(Stylizer):
 
 
 def cached_export(network_file: Path, network: TorchStylizer, payload: dict[str, Any]) -> Path:
-    """The network as ONNX in the cache, exported the first time it is asked for."""
+    """The network as ONNX in the cache, exported the first time it is asked for (one graph for each style of a
+    network of several that is loaded as a network of its own, <network>@<style>)."""
+    styles = ",".join(style_names(payload))
     key = hashlib.sha256(
-        network_file.read_bytes() + f"{torch.__version__} opset {OPSET} graph {GRAPH_VERSION}".encode()
+        network_file.read_bytes() + f"{torch.__version__} opset {OPSET} graph {GRAPH_VERSION} {styles}".encode()
     ).hexdigest()[:20]
     path = user_cache_dir() / "onnx" / f"{key}.onnx"
     if not path.is_file():

@@ -64,6 +64,7 @@ def style_names(payload: dict[str, Any]) -> list[str]:
 # a new user can stylise at once, whichever way stylenet was installed.
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
 ZOO_PREFIX = "zoo:"  # zoo:<name> is the zoo's network, never a file of ./checkpoints
+STYLE_SEPARATOR = "@"  # <network>@<style>: one style of a network of several, as a network of its own
 PUBLISHED_DIR = Path("checkpoints")  # where training publishes <style>.pt by default (relative to the working folder)
 
 
@@ -75,19 +76,33 @@ def named_networks() -> dict[str, Path]:
     return found
 
 
+def split_reference(reference: str | os.PathLike) -> tuple[str, str | None]:
+    """A network reference -> (file or name, style or None): 'eight.pt@mosaic' is style mosaic of eight.pt.
+    A file that is there as given is a file, '@' in its name or not."""
+    text = str(reference)
+    if STYLE_SEPARATOR not in text or Path(text).expanduser().is_file():
+        return text, None
+    network, _, style = text.rpartition(STYLE_SEPARATOR)
+    if not network or not style:
+        raise StylenetError(
+            f"'{text}': name a style of a network as <network>{STYLE_SEPARATOR}<style>, e.g. eight.pt@mosaic"
+        )
+    return network, style
+
+
 def resolve_network_file(path: str | os.PathLike) -> Path:
-    """A path as given; a bare name (no folder, no extension) such as 'starry_night' is looked up in
-    ./checkpoints, then among the zoo's networks, and the log says which file a name found when it was not the
-    zoo's; 'zoo:starry_night' names the zoo's network whatever ./checkpoints holds. A file that is not there
-    names what is."""
-    text = str(path)
+    """The file of a network reference (split_reference): a path as given; a bare name (no folder, no extension)
+    such as 'starry_night' is looked up in ./checkpoints, then among the zoo's networks, and the log says which
+    file a name found when it was not the zoo's; 'zoo:starry_night' names the zoo's network whatever
+    ./checkpoints holds. A file that is not there names what is."""
+    text, _ = split_reference(path)
     if text.startswith(ZOO_PREFIX):
         zoo = DEMO_DIR / f"{text[len(ZOO_PREFIX) :]}.pt"
         if zoo.is_file():
             return zoo
         names = ", ".join(f"{ZOO_PREFIX}{file.stem}" for file in sorted(DEMO_DIR.glob("*.pt")))
         raise StylenetError(f"no zoo network {text} (the zoo's: {names})")
-    given = Path(path).expanduser()
+    given = Path(text).expanduser()
     if given.is_file():
         return given
     named = named_networks()
@@ -109,15 +124,33 @@ def resolve_network_file(path: str | os.PathLike) -> Path:
 
 
 def load_network_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The payload of a network file (what inference loads), given by path or by name (resolve_network_file).
+    """The payload of a network file (what inference loads), given by path or by name (resolve_network_file);
+    <network>@<style> is one style of a network of several, as a network of its own (one_style).
     A training snapshot (<run>/checkpoints/step_N.pt) loads as the network it holds at that step, so that a run
     can be looked at, scored or exported while it trains, without waiting for the network file at its end."""
     found = resolve_network_file(path)
     payload = read_payload(found, "inference", "training")
     if payload["kind"] == "training":
         log.info("%s is a training snapshot: its network at step %d", found, payload["step"])
-        return network_of_snapshot(payload)
-    return payload
+        payload = network_of_snapshot(payload)
+    _, style = split_reference(path)
+    return payload if style is None else one_style(payload, style, found)
+
+
+def one_style(payload: dict[str, Any], style: str, path: Path) -> dict[str, Any]:
+    """Style `style` of a network of several (a reference <network>@<style>) as a network file of that style
+    alone: it paints exactly as the network given that style, at a one-style network's speed, and everything that
+    takes a network file (export, scoring, init=, add_style_to=) takes it."""
+    names = style_names(payload)
+    if style not in names:
+        raise StylenetError(f"{path} has no style '{style}' (its styles: {', '.join(names)})")
+    if len(names) == 1:
+        return payload
+    model = build_model(payload, path)
+    model.keep_style(names.index(style))
+    model_cfg = {**payload["model_cfg"], "num_styles": 1}
+    summary = {**payload.get("summary", {}), "one_style_of": f"{path.name} ({len(names)} styles)"}
+    return inference_payload(model, model_cfg, style, summary)
 
 
 def network_of_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:

@@ -63,6 +63,11 @@ class InstanceNorm(nn.Module):
         for parameters in (self.scales, self.shifts):
             parameters.append(torch.stack(list(parameters)).mean(0).detach().clone())
 
+    def keep_style(self, index: int) -> None:
+        """Drop every style but `index`, which becomes style 0."""
+        self.scales = nn.ParameterList([self.scales[index]])
+        self.shifts = nn.ParameterList([self.shifts[index]])
+
     def affine(self, style: torch.Tensor | None, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Scale and shift: (C,) for one style, or one blend for the whole batch (style weights
         (num_styles,)); (N, C) for a blend per image (style weights (N, num_styles))."""
@@ -338,6 +343,13 @@ class TransformerNet(nn.Module):
         added = list(range(self.num_styles, self.num_styles + count))
         self.num_styles += count
         return added
+
+    def keep_style(self, index: int) -> None:
+        """Make this the one-style network of its style `index`: it then paints as fast as a network of one style,
+        exports, fine-tunes and adds styles as one (see InstanceNorm.keep_style)."""
+        for norm in self.norms():
+            norm.keep_style(index)
+        self.num_styles = 1
 
     def style_parameters(self, indices: Sequence[int]) -> list[nn.Parameter]:
         """The scale and shift of the given styles in every norm: all that adding a style trains."""
