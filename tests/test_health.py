@@ -72,15 +72,30 @@ def test_loss_jump_after_resume_is_reported_once(monitor) -> None:
     assert monitor(resumed_total=1600.0).check(10, colourful(3), HEALTHY) == []
 
 
-def test_an_output_no_closer_to_its_photo_than_another_photo_has_lost_the_content(monitor) -> None:
-    health = monitor(content_reference=600.0, steps=1000)
-    textured = {**HEALTHY, "style": 150.0, "content": 700.0}
-    assert health.check(25, colourful(3), {**HEALTHY, "content": 700.0}) == []
-    assert health.check(300, colourful(3), textured) == []  # early: content is learned after the style's colours
-    alarms = health.check(500, colourful(3), textured)
+def pixel_distances(outputs: torch.Tensor, photos: torch.Tensor) -> tuple[float, float]:
+    """Stands in for the content term against each output's own photo and against another photo."""
+    return float(((outputs - photos) ** 2).mean()), float(((outputs - photos.roll(1, 0)) ** 2).mean())
+
+
+def test_outputs_about_as_near_another_photo_as_their_own_have_lost_the_content(monitor) -> None:
+    """The network that paints the style's texture whatever the photo (BENCHMARKS.md "Health thresholds": 0.98 of
+    the way to another photo); a heavily stylised network that keeps its photos stays far nearer its own."""
+    health = monitor(content_distances=pixel_distances, steps=1000)
+    photos = colourful(1)
+    kept = photos * 0.5 + 0.25  # far from its photo in pixels, but nearer it than the other photo
+    texture = colourful(9)[:1].expand(2, -1, -1, -1)  # one texture whatever the photo
+    assert (
+        health.wants_outputs_of_photos
+        and not monitor(mode="off", content_distances=pixel_distances).wants_outputs_of_photos
+    )
+    assert (
+        health.check(300, colourful(3), HEALTHY, texture) == []
+    )  # early: content is learned after the style's colours
+    assert health.check(500, colourful(3), HEALTHY, kept) == []
+    alarms = health.check(600, colourful(3), HEALTHY, texture)
     assert names(alarms) == {"content_lost"} and alarms[0].is_failure
-    assert "still above that of an unrelated photo (600)" in alarms[0].message
-    assert monitor(content_reference=600.0, steps=1000).check(500, colourful(3), {**HEALTHY, "content": 500.0}) == []
+    assert "about as near (content term 1.00 of it;" in alarms[0].message
+    assert monitor(steps=1000).check(600, colourful(3), HEALTHY, texture) == []  # one preview photo: nothing to compare
 
 
 def test_an_output_whose_style_loss_stays_near_the_photos_own_is_unstylised(monitor) -> None:
@@ -150,6 +165,7 @@ def test_healthy_run_is_silent_and_tensorboard_tells_its_story(trained_run: Trai
         "output/mean/r",
         "output/std/b",
         "health/output_spatial_std",
+        "health/content_own_over_other",
         "health/alarm/collapse",
         "final/total",
         "final/images_per_sec",

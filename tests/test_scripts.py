@@ -416,3 +416,23 @@ def test_bench_response_paints_the_faint_inputs_and_reads_another_tools_answers(
     assert Image.open(out / "response.png").size == (4 * (384 + 4), 2 * (384 + 4 + 18))  # 4 inputs, 2 methods
     result = run_script("bench_response.py", "--out", str(out), "--pictures", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert result.returncode == 2 and f"{tmp_path / 'nowhere'} lacks flat.png" in result.stderr
+
+
+def test_bench_content_kept_measures_a_network_against_its_photos(
+    trained_run, real_vgg_weights, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "photos", 3)
+    result = run_script(
+        "bench_content_kept.py",
+        "--photos",
+        str(tmp_path / "photos"),
+        "--size",
+        "48",
+        "--networks",
+        str(trained_run.checkpoint),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = next(line for line in result.stdout.splitlines() if line.startswith(f"| {trained_run.checkpoint} |"))
+    own_over_other, own_over_unrelated = (float(cell) for cell in row.split("|")[2:4])
+    assert 0 < own_over_other < 1.5 and own_over_unrelated > 0

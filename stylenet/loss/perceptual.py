@@ -258,10 +258,13 @@ class PerceptualLoss(nn.Module):
         return self.style_weight * sum(self.style_layer_weights[name] * value for name, value in raw.items())
 
     @torch.no_grad()
-    def content_term(self, output: torch.Tensor, content: torch.Tensor) -> float:
-        """The weighted content term alone (no style targets needed): e.g. of a reference output."""
+    def content_to_own_and_other(self, output: torch.Tensor, content: torch.Tensor) -> tuple[float, float]:
+        """The weighted content term of each output against its own photo, and against the next photo of the batch:
+        an output that keeps its photo is far nearer its own (health's content_lost; needs 2 or more photos)."""
         features = self.encoder(torch.cat([output, content]), [self.content_layer])[self.content_layer]
-        return self.content_weight * float(content_loss(features[: len(output)], features[len(output) :]))
+        outputs, photos = features[: len(output)], features[len(output) :]
+        own, other = content_loss(outputs, photos), content_loss(outputs, photos.roll(1, 0))
+        return self.content_weight * float(own), self.content_weight * float(other)
 
     def use_layer_weights(self, weights: Mapping[str, float] | None) -> None:
         """Style layer weights stored with a run (style_layer_norm=auto balances them at step 0, and a resumed

@@ -309,11 +309,26 @@ class AfterStep:
         self.interval, self.waited_before, self.last_losses = Interval(), self.batches.waited, losses
         health = self.reporting.health
         if health is not None:
-            raised = health.check(step, output, losses)
+            raised = health.check(
+                step, output, losses, self.outputs_of_photos() if health.wants_outputs_of_photos else None
+            )
             self.alarms += raised
             failures = [alarm for alarm in raised if alarm.is_failure]
             if failures and health.mode == "stop":
                 self.stopped_by = failures[0]
+
+    @torch.no_grad()
+    def outputs_of_photos(self) -> torch.Tensor:
+        """The network's outputs of the preview photos now, each in the next style of a network of several."""
+        model, photos, schedule = unwrapped(self.model), self.reporting.preview_photos, self.settings.style_schedule
+        was_training = model.training
+        model.eval()
+        if schedule is None:
+            outputs = model(photos)
+        else:
+            outputs = model(photos, schedule.assign(0, len(photos), 0, len(photos), self.settings.device)[1])
+        model.train(was_training)
+        return outputs.float()
 
     def summary(self) -> RunSummary:
         self.progress.close()
