@@ -49,6 +49,7 @@ def main(cfg: DictConfig) -> None:
         run_dir = Path(str(ranks.from_main(HydraConfig.get().runtime.output_dir)))
         with hold_run_folder(run_dir) if ranks.is_main else nullcontext():
             train(options, ranks, device, run_dir)
+        ranks.finished()
     finally:
         ranks.close()
 

@@ -79,6 +79,12 @@ class Distributed:
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
 
+    def finished(self) -> None:
+        """Wait until every rank has finished: a rank that tears its group down while another is still at work
+        can make gloo abort that one (SIGABRT at the end of a run that trained well)."""
+        if self.world > 1:
+            dist.barrier()
+
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
