@@ -32,9 +32,9 @@ COLOURFUL = 0.1  # ... when both of those are at least this saturated
 RESUME_JUMP = 1.5  # first total after a resume over the total stored in the snapshot
 STYLE_DROPPED = 0.5  # the style loss "has dropped" below this fraction of its first value
 CONTENT_LOST = 0.9  # an output's content term against its own photo over that against another photo, above which
-# it keeps nothing of its photo (BENCHMARKS.md "Health thresholds", 2026-12-05: texture-only outputs 0.98; networks
-# that keep their photos 0.35-0.68, the heavy real-time recipe's included, whose term against its own photo is 0.84
-# of two unrelated photos' and set off the absolute comparison used before)
+# it keeps nothing of its photo (BENCHMARKS.md "Health thresholds", 2026-12-05, scripts/bench_content_kept.py:
+# a texture-only network 0.97; the zoo's networks 0.31-0.55, the real-time ones included, which the absolute
+# comparison used before put at 0.71-1.11 of two unrelated photos' term)
 CONTENT_SHARE = 0.02  # ... and the content term is below this fraction of the style term: gross imbalance
 # (real VGG16 features, BENCHMARKS.md "Health thresholds": a style weight 100 times
 # too high sat at 0.001-0.004; the ratio cannot tell a lost content from a kept one)
