@@ -77,11 +77,15 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_one(
     }
 
 
-def test_sigterm_writes_a_checkpoint_and_exits_zero(workspace: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("group", [False, True], ids=["to_the_main_process", "to_the_process_group"])
+def test_sigterm_writes_a_checkpoint_and_exits_zero(workspace: Path, tmp_path: Path, group: bool) -> None:
+    """SIGTERM to the whole group (`pkill -f`, a batch scheduler) reaches the DataLoader workers too: they
+    must leave the stopping to the main process, which finishes its step and writes its snapshot."""
     run_dir = tmp_path / "runs" / "long"
     overrides = tiny_train_overrides(workspace, run_dir, steps=100000) + [
         f"checkpoint_dir={tmp_path / 'published'}",
         "checkpoint_interval=100000",
+        f"data.workers={1 if group else 0}",
     ]
     process = subprocess.Popen(
         [sys.executable, "-m", "stylenet.train", *overrides],
@@ -90,12 +94,16 @@ def test_sigterm_writes_a_checkpoint_and_exits_zero(workspace: Path, tmp_path: P
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=group,
     )
     deadline = time.monotonic() + 120
     while not (run_dir / "previews").exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
     assert process.poll() is None, process.communicate()[1][-2000:]
-    process.send_signal(signal.SIGTERM)
+    if group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr[-2000:]

@@ -156,6 +156,15 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
+def leave_stopping_to_the_main_process(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: a worker ignores SIGINT and SIGTERM. A signal sent to the whole process
+    group (Ctrl-C, `pkill -f`, a batch scheduler) would otherwise end the workers first (torch's worker dies
+    on a SIGTERM from anyone but its parent), and the main process would fail on the dead worker instead of
+    finishing its step and writing its snapshot. The main process still ends its workers as usual."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 T = TypeVar("T")
 
 

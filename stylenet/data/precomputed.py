@@ -29,6 +29,7 @@ from tqdm import tqdm
 from stylenet.common.atomic import atomic_write
 from stylenet.common.errors import StylenetError
 from stylenet.common.images import unit_float
+from stylenet.common.runtime import leave_stopping_to_the_main_process
 from stylenet.data.photos import ImageFolder, TrainingBatch
 from stylenet.vgg.encoder import VGGEncoder, layer_shape
 
@@ -364,7 +365,13 @@ def fill(
     """Write every pending row; returns False when stopped early (progress up to the last batch is kept)."""
     pending = writer.pending()
     batches = [pending[start : start + batch_size].tolist() for start in range(0, len(pending), batch_size)]
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=list)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=workers,
+        collate_fn=list,
+        worker_init_fn=leave_stopping_to_the_main_process,
+    )
     total = len(writer.status)
     log.info("%d of %d images to do", len(pending), total)
     use_amp = amp and device.type == "cuda"

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from stylenet.common.errors import StylenetError
 from stylenet.common.images import pil_to_tensor, read_image, unit_float
 from stylenet.common.precision import trains_in_bf16
-from stylenet.common.runtime import Distributed, data_workers
+from stylenet.common.runtime import Distributed, data_workers, leave_stopping_to_the_main_process
 from stylenet.data.photos import (
     DataOptions,
     EpochSampler,
@@ -147,6 +147,7 @@ def make_loader(
         persistent_workers=workers > 0,
         pin_memory=device.type == "cuda",
         collate_fn=collate,
+        worker_init_fn=leave_stopping_to_the_main_process,
     )
 
 
