@@ -23,6 +23,7 @@ its 26-style network paints a painting of its own and is timed only); --out keep
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -155,7 +156,7 @@ def score_pictures(
             picture = call(image)
             assert isinstance(picture, Image.Image)
             made.setdefault(label, {})[stem] = picture
-            folder = out / label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
+            folder = out / re.sub(r"[^\w.@-]+", "_", label).strip("_")  # one folder per method, whatever its label
             folder.mkdir(parents=True, exist_ok=True)
             picture.save(folder / f"{stem}.png")
             photo = pil_to_tensor(image.resize(small, Image.Resampling.LANCZOS)).unsqueeze(0)

@@ -32,7 +32,13 @@ from stylenet.inference.stylizer import style_weights
 from stylenet.loss.gatys import optimize_image
 from stylenet.loss.perceptual import trained_loss
 from stylenet.loss.scores import TERMS, equivalent_iterations, report
-from stylenet.nets.network_file import build_model, load_network_file, style_names
+from stylenet.nets.network_file import (
+    STYLE_SEPARATOR,
+    build_model,
+    load_network_file,
+    split_reference,
+    style_names,
+)
 
 log = logging.getLogger("stylenet.evaluate")
 
@@ -42,7 +48,8 @@ class Network:
 
     def __init__(self, checkpoint: str, cfg: EvaluateConfig, device: torch.device) -> None:
         self.payload = load_network_file(checkpoint)
-        self.label = Path(checkpoint).stem
+        file, style = split_reference(checkpoint)  # two styles of one file are two networks here
+        self.label = Path(file).stem + (f"{STYLE_SEPARATOR}{style}" if style else "")
         model = build_model(self.payload, checkpoint).to(device).eval().requires_grad_(False)
         names = style_names(self.payload)
         weights = style_weights(names, cfg.style_name, cfg.style_index)
@@ -78,6 +85,8 @@ def main(config: DictConfig) -> None:
                 f"layers, weights or style image differ): evaluate them one at a time"
             )
     labels = ["network"] if len(networks) == 1 else [network.label for network in networks]
+    if len(set(labels)) != len(labels):
+        raise StylenetError(f"two networks would have one label in the report: {', '.join(labels)} (rename a file)")
     photos = ImageFolder(cfg.photos, cfg.image_size)
 
     rows_per_photo: list[dict[str, dict[str, float]]] = []

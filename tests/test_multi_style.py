@@ -2,6 +2,7 @@
 the style schedule, and the entry points on a two-style tiny network."""
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -451,6 +452,23 @@ def test_evaluate_scores_one_style_of_the_network(pair: Pair, workspace: Path, t
 
 
 @pytest.mark.slow
+def test_evaluate_tells_two_styles_of_one_file_apart(pair: Pair, workspace: Path, tmp_path: Path) -> None:
+    result = run_entry(
+        "evaluate",
+        f"checkpoint=[{pair.checkpoint}@first,{pair.checkpoint}@second]",
+        f"photos={workspace / 'photos'}",
+        "iterations=[2]",
+        "image_size=32",
+        "loss.pretrained=false",
+        f"output={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|")[1].strip() for line in (tmp_path / "report.md").read_text().splitlines() if "|" in line]
+    assert f"{pair.checkpoint.stem}@first" in rows and f"{pair.checkpoint.stem}@second" in rows
+
+
+@pytest.mark.slow
 def test_optimisation_refuses_a_set_of_styles(workspace: Path, tmp_path: Path) -> None:
     random_image(24, 24).save(tmp_path / "photo.png")
     result = run_entry(
@@ -519,3 +537,21 @@ def test_adding_a_style_needs_a_network_with_instance_norm(workspace: Path, tmp_
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "has no instance norm" in result.stderr
+
+
+def test_evaluate_refuses_two_networks_it_could_not_tell_apart(pair: Pair, workspace: Path, tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(pair.checkpoint, tmp_path / folder / "pair.pt")
+    result = run_entry(
+        "evaluate",
+        f"checkpoint=[{tmp_path / 'a' / 'pair.pt'},{tmp_path / 'b' / 'pair.pt'}]",
+        f"photos={workspace / 'photos'}",
+        "loss.pretrained=false",
+        "style_name=first",
+        f"output={tmp_path / 'out'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "two networks would have one label in the report: pair, pair" in result.stderr
+    assert not (tmp_path / "out" / "report.md").exists()

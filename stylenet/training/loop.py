@@ -31,7 +31,7 @@ from stylenet.data.photos import (
 )
 from stylenet.loss.perceptual import PER_IMAGE_STYLE
 from stylenet.training.health import Alarm, HealthMonitor
-from stylenet.training.monitor import RunLog
+from stylenet.training.monitor import RunLog, evaluating
 from stylenet.training.snapshots import Position
 
 log = logging.getLogger("stylenet.train")
@@ -317,18 +317,13 @@ class AfterStep:
             if failures and health.mode == "stop":
                 self.stopped_by = failures[0]
 
-    @torch.no_grad()
     def outputs_of_photos(self) -> torch.Tensor:
         """The network's outputs of the preview photos now, each in the next style of a network of several."""
         model, photos, schedule = unwrapped(self.model), self.reporting.preview_photos, self.settings.style_schedule
-        was_training = model.training
-        model.eval()
-        if schedule is None:
-            outputs = model(photos)
-        else:
-            outputs = model(photos, schedule.assign(0, len(photos), 0, len(photos), self.settings.device)[1])
-        model.train(was_training)
-        return outputs.float()
+        with evaluating(model):
+            if schedule is None:
+                return model(photos).float()
+            return model(photos, schedule.assign(0, len(photos), 0, len(photos), self.settings.device)[1]).float()
 
     def summary(self) -> RunSummary:
         self.progress.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +58,8 @@ class RunLog:
         for a network of several styles); logged as image 'preview' and saved as previews/step_N.png."""
         if self.writer is None:
             return
-        was_training = model.training
-        model.eval()
-        outputs = [model(photos).float()] if styles is None else [model(photos, weights).float() for weights in styles]
-        model.train(was_training)
+        with evaluating(model):
+            outputs = [model(photos).float()] if styles is None else [model(photos, w).float() for w in styles]
         rows = torch.stack([photos.float(), *outputs], dim=1)
         grid = image_grid(rows.flatten(0, 1).cpu(), columns=rows.shape[1])
         self.writer.add_image("preview", grid, step)
@@ -68,3 +68,16 @@ class RunLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """A look at the network's outputs in the middle of training: eval mode and no autograd, then the mode it
+    was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
