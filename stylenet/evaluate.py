@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from stylenet.common.atomic import atomic_write
 from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import image_grid, save_image, unit_float
+from stylenet.common.options import all_different
 from stylenet.common.runtime import pick_device, seed_everything, timed
 from stylenet.config import cli
 from stylenet.config.schema import EvaluateConfig, typed
@@ -32,13 +33,7 @@ from stylenet.inference.stylizer import style_weights
 from stylenet.loss.gatys import optimize_image
 from stylenet.loss.perceptual import trained_loss
 from stylenet.loss.scores import TERMS, equivalent_iterations, report
-from stylenet.nets.network_file import (
-    STYLE_SEPARATOR,
-    build_model,
-    load_network_file,
-    split_reference,
-    style_names,
-)
+from stylenet.nets.network_file import build_model, load_network_file, reference_label, style_names
 
 log = logging.getLogger("stylenet.evaluate")
 
@@ -48,8 +43,7 @@ class Network:
 
     def __init__(self, checkpoint: str, cfg: EvaluateConfig, device: torch.device) -> None:
         self.payload = load_network_file(checkpoint)
-        file, style = split_reference(checkpoint)  # two styles of one file are two networks here
-        self.label = Path(file).stem + (f"{STYLE_SEPARATOR}{style}" if style else "")
+        self.label = reference_label(checkpoint)  # two styles of one file are two networks here
         model = build_model(self.payload, checkpoint).to(device).eval().requires_grad_(False)
         names = style_names(self.payload)
         weights = style_weights(names, cfg.style_name, cfg.style_index)
@@ -85,8 +79,7 @@ def main(config: DictConfig) -> None:
                 f"layers, weights or style image differ): evaluate them one at a time"
             )
     labels = ["network"] if len(networks) == 1 else [network.label for network in networks]
-    if len(set(labels)) != len(labels):
-        raise StylenetError(f"two networks would have one label in the report: {', '.join(labels)} (rename a file)")
+    all_different(labels, "two networks would have one label in the report (rename a file)")
     photos = ImageFolder(cfg.photos, cfg.image_size)
 
     rows_per_photo: list[dict[str, dict[str, float]]] = []

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from stylenet.common.atomic import atomic_write
 from stylenet.common.errors import StylenetError, exits_cleanly
 from stylenet.common.images import list_images
+from stylenet.common.options import all_different
 from stylenet.common.runtime import pick_device
 from stylenet.config import cli
 from stylenet.config.schema import ScoreConfig, typed
@@ -50,8 +51,7 @@ def main(config: DictConfig) -> None:
             raise StylenetError(f"pictures: {folder} is not a folder")
     networks = {str(name): load(str(name), device=str(device), precision="fp32") for name in cfg.checkpoint}
     labels = ["photo", *networks, *map(str, folders)]
-    if len(set(labels)) != len(labels):
-        raise StylenetError(f"a method is given twice: {', '.join(labels)}")
+    all_different(labels, "a method is given twice")
     scorer = PictureScorer(
         cfg.vgg.encoder(MEASURE_LAYERS).to(device), read_scaled(cfg.style_image, cfg.size, "style_image").to(device)
     )

@@ -95,7 +95,14 @@ def train(cfg: TrainConfig, ranks: Distributed, device: torch.device, run_dir: P
             norm,
             resumed_total,
         )
-    switches = Switches(cfg.precision, cfg.channels_last, cfg.compile, cfg.distill.teacher, cfg.distill.weight)
+    switches = Switches(
+        cfg.precision,
+        cfg.channels_last,
+        cfg.compile,
+        cfg.distill.teacher,
+        cfg.distill.weight,
+        cfg.loss.equivariance_weight,
+    )
     stepped, step_loss, settings = for_training(network, loss_fn, switches, ranks, device)
     max_seconds = None if cfg.max_minutes is None else cfg.max_minutes * 60
     plan = Plan(data.steps, cfg.log_interval, cfg.preview.interval, cfg.checkpoint_interval, max_seconds)

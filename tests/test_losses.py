@@ -2,6 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from stylenet.config.compose import model_config
+from stylenet.loss.equivariance import equivariance_loss, lattice_shift, moved
 from stylenet.loss.perceptual import (
     PerceptualLoss,
     content_loss,
@@ -10,6 +12,8 @@ from stylenet.loss.perceptual import (
     style_loss,
     total_variation,
 )
+from stylenet.nets.transformer import TransformerNet
+from stylenet.training.loop import Interval, StepSettings, train_step
 from stylenet.vgg.encoder import VGGEncoder
 
 
@@ -239,3 +243,48 @@ def test_weights_relative_to_the_photos_make_every_painting_as_far_from_an_uncha
         owns.append((before, loss.style_term(photos)))
     assert owns[0][0] != pytest.approx(owns[1][0], rel=0.1)  # the paintings differ before ...
     assert owns[0][1] == pytest.approx(owns[1][1], rel=1e-4) == pytest.approx(7.0 * 4.0)  # ... and not after
+
+
+def test_moved_photos_are_the_photos_moved_and_the_shifts_miss_the_lattice() -> None:
+    photos = torch.rand(2, 3, 20, 24)
+    shifted = moved(photos, (2, 3))
+    assert shifted.shape == photos.shape and torch.equal(shifted[..., :18, :21], photos[..., 2:, 3:])
+    shifts = {lattice_shift(step) for step in range(9)}
+    assert len(shifts) == 9 and all(1 <= d <= 3 for shift in shifts for d in shift)
+    assert lattice_shift(4) == lattice_shift(13), "a function of the step: a resumed run takes the same shifts"
+
+
+def test_the_equivariance_term_sees_a_pattern_on_the_lattice_and_not_a_translation_equivariant_network() -> None:
+    photos = torch.rand(2, 3, 64, 64)
+    blur = torch.nn.Sequential(torch.nn.ReflectionPad2d(1), torch.nn.Conv2d(3, 3, 3))  # moves with the photo
+    grid = torch.zeros(64, 64)
+    grid[::4, :] = grid[:, ::4] = 0.5  # a 4 px grid fixed to the picture's pixels, as two stride-2 stages can draw
+    for shift in [(1, 1), (2, 3), (3, 2)]:
+        with torch.no_grad():
+            assert equivariance_loss(blur(photos), blur(moved(photos, shift)), shift).item() < 1e-12
+            on_lattice = equivariance_loss(photos + grid, moved(photos, shift) + grid, shift).item()
+        assert on_lattice > 0.02
+    with pytest.raises(ValueError, match="too small to compare"):
+        equivariance_loss(photos[..., :3, :3], photos[..., :3, :3], (3, 3))
+
+
+def test_training_with_the_equivariance_term_makes_a_strided_network_move_with_its_photo() -> None:
+    """Through the training step (photos and moved photos in one pass), the term alone as the loss: it must
+    fall, and it is logged beside the loss's own terms in the total."""
+    torch.manual_seed(0)
+    model = TransformerNet(**model_config("tiny"))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    photos = torch.rand(4, 3, 48, 48)
+
+    def no_loss(output: torch.Tensor, content: torch.Tensor, **_: object) -> dict[str, torch.Tensor]:
+        return {"total": output.sum() * 0}
+
+    settings = StepSettings(torch.device("cpu"), equivariance_weight=100.0)
+    terms = []
+    for step in range(60):
+        interval = Interval()
+        output = train_step(model, no_loss, optimizer, photos, None, step, settings, interval)
+        assert output.shape == photos.shape
+        terms.append(float(interval.losses["equivariance"]))
+        assert float(interval.losses["total"]) == pytest.approx(terms[-1])
+    assert sum(terms[-9:]) < 0.3 * sum(terms[:9])

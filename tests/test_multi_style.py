@@ -553,5 +553,5 @@ def test_evaluate_refuses_two_networks_it_could_not_tell_apart(pair: Pair, works
         cwd=tmp_path,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "two networks would have one label in the report: pair, pair" in result.stderr
+    assert "two networks would have one label in the report (rename a file): pair, pair" in result.stderr
     assert not (tmp_path / "out" / "report.md").exists()

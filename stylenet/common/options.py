@@ -30,3 +30,9 @@ def one_of(name: str, value: Any, choices: Iterable[str], nullable: bool = False
     if (value is None and nullable) or (isinstance(value, str) and value in choices):
         return
     raise StylenetError(f"{name} must be {'null or ' if nullable else ''}one of {', '.join(choices)}, got '{value}'")
+
+
+def all_different(labels: list[str], problem: str) -> None:
+    """Rows of a report are keyed by their labels: two methods with one label would silently become one row."""
+    if len(set(labels)) != len(labels):
+        raise StylenetError(f"{problem}: {', '.join(labels)}")

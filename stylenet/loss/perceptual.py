@@ -398,12 +398,15 @@ class LossOptions(VGGOptions):
     style_term: str = "gram"
     palette_weight: float = 0.0
     palette_patch: int = 1
+    equivariance_weight: float = 0.0  # training's shift-equivariance term (stylenet.loss.equivariance); 0: off
 
     def __post_init__(self) -> None:
         one_of("loss.style_layer_norm", self.style_layer_norm, STYLE_LAYER_NORMS)
         one_of("loss.style_term", self.style_term, STYLE_TERMS)
         if not self.palette_weight >= 0:  # a negative weight would push the colours away from the painting's
             raise StylenetError(f"loss.palette_weight must be 0 (off) or more, got {self.palette_weight}")
+        if not self.equivariance_weight >= 0:
+            raise StylenetError(f"loss.equivariance_weight must be 0 (off) or more, got {self.equivariance_weight}")
         if self.palette_patch < 1:
             raise StylenetError(f"loss.palette_patch must be 1 (single pixels) or more, got {self.palette_patch}")
 

@@ -90,6 +90,12 @@ def split_reference(reference: str | os.PathLike) -> tuple[str, str | None]:
     return network, style
 
 
+def reference_label(reference: str | os.PathLike) -> str:
+    """A network reference's short name for a report: the file's stem, and the style of <network>@<style>."""
+    file, style = split_reference(reference)
+    return Path(file).stem + (f"{STYLE_SEPARATOR}{style}" if style else "")
+
+
 def resolve_network_file(path: str | os.PathLike) -> Path:
     """The file of a network reference (split_reference): a path as given; a bare name (no folder, no extension)
     such as 'starry_night' is looked up in ./checkpoints, then among the zoo's networks, and the log says which

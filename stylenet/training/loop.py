@@ -29,6 +29,7 @@ from stylenet.data.photos import (
     EpochSampler,
     TrainingBatch,
 )
+from stylenet.loss.equivariance import equivariance_loss, lattice_shift, moved
 from stylenet.loss.perceptual import PER_IMAGE_STYLE
 from stylenet.training.health import Alarm, HealthMonitor
 from stylenet.training.monitor import RunLog, evaluating
@@ -141,13 +142,15 @@ class Reporting:
 
 @dataclass(frozen=True)
 class StepSettings:
-    """How each step runs: device, bf16 autocast, memory format, ranks, and the styles of a multi-style network."""
+    """How each step runs: device, bf16 autocast, memory format, ranks, the styles of a multi-style network, and
+    the weight of the shift-equivariance term (stylenet.loss.equivariance)."""
 
     device: torch.device
     bf16: bool = False  # autocast to bfloat16 (common.precision.trains_in_bf16 of the `precision` option)
     memory_format: torch.memory_format = torch.contiguous_format
     ranks: Distributed = field(default_factory=Distributed)
     style_schedule: StyleSchedule | None = None
+    equivariance_weight: float = 0.0
 
 
 def train_step(
@@ -161,18 +164,27 @@ def train_step(
     interval: Interval,
 ) -> torch.Tensor:
     """One optimiser step on a batch of photos (float, [0, 1]); returns the output, adds the losses to `interval`."""
-    ranks, schedule = settings.ranks, settings.style_schedule
+    ranks, schedule, equivariance = settings.ranks, settings.style_schedule, settings.equivariance_weight > 0
+    shift = lattice_shift(step)
+    # With the equivariance term the photos and the photos moved go through the network in one pass.
+    photos = torch.cat([content, moved(content, shift)]) if equivariance else content
     with torch.autocast(settings.device.type, dtype=torch.bfloat16, enabled=settings.bf16):  # bf16: no loss scaling
         if schedule is None:
-            output = model(content)
+            pictures = model(photos)
+            output = pictures[: len(content)]
             losses = loss_fn(output, content, content_features=features)
         else:
             style_index, style_weights = schedule.assign(
                 step, len(content), ranks.rank * len(content), len(content) * ranks.world, settings.device
             )
-            output = model(content, style_weights)
+            pictures = model(photos, style_weights.repeat(len(photos) // len(content), 1))
+            output = pictures[: len(content)]
             losses = loss_fn(output, content, content_features=features, style_index=style_index)
             interval.add_style_terms(losses.pop(PER_IMAGE_STYLE), style_index, len(schedule.names))
+        if equivariance:
+            term = equivariance_loss(output, pictures[len(content) :], shift)
+            losses["equivariance"] = settings.equivariance_weight * term
+            losses["total"] = losses["total"] + losses["equivariance"]
     optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
     grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])

@@ -350,14 +350,15 @@ def start_position(
 
 @dataclass(frozen=True)
 class Switches:
-    """How each step runs (the options precision, channels_last, compile) and what it learns besides the loss
-    (distill.teacher, distill.weight)."""
+    """How each step runs (the options precision, channels_last, compile) and what it learns besides the
+    perceptual loss (distill.teacher, distill.weight; loss.equivariance_weight)."""
 
     precision: str
     channels_last: bool
     compile: bool | str
     teacher: str | None
     teacher_weight: float
+    equivariance_weight: float = 0.0
 
 
 def for_training(
@@ -371,6 +372,7 @@ def for_training(
         torch.channels_last if switches.channels_last else torch.contiguous_format,
         ranks,
         network.style_schedule,
+        switches.equivariance_weight,
     )
     network.model.to(memory_format=settings.memory_format)
     loss_fn.to(memory_format=settings.memory_format)
