@@ -22,7 +22,7 @@ from stylenet.nets.network_file import atomic_save, inference_payload, load_netw
 from stylenet.nets.transformer import TransformerNet
 from stylenet.training.loop import Interval, StyleSchedule
 from stylenet.vgg.encoder import VGGEncoder
-from tests.helpers import multi_style_overrides, random_image, read_scalars, run_entry
+from tests.helpers import Finished, multi_style_overrides, random_image, read_scalars, run_entry
 
 VARIANTS = ("johnson", "separable", "resize", "fast", "realtime")
 
@@ -434,34 +434,32 @@ def test_onnxruntime_backend_picks_a_style_by_name(added: Path, added_onnx: Path
     assert np.abs(outputs["torch"] - outputs["onnxruntime"]).max() <= 1
 
 
-@pytest.mark.slow
-def test_evaluate_scores_one_style_of_the_network(pair: Pair, workspace: Path, tmp_path: Path) -> None:
-    result = run_entry(
+def evaluate(*overrides: str, workspace: Path, tmp_path: Path, out: Path | None = None) -> Finished:
+    """python -m stylenet.evaluate on the workspace's photos at 32 px, 2 L-BFGS iterations, report in `out`
+    (tmp_path by default)."""
+    return run_entry(
         "evaluate",
-        f"checkpoint={pair.checkpoint}",
+        *overrides,
         f"photos={workspace / 'photos'}",
         "iterations=[2]",
         "image_size=32",
         "loss.pretrained=false",
-        "style_name=second",
-        f"output={tmp_path}",
+        f"output={out or tmp_path}",
         cwd=tmp_path,
     )
+
+
+@pytest.mark.slow
+def test_evaluate_scores_one_style_of_the_network(pair: Pair, workspace: Path, tmp_path: Path) -> None:
+    result = evaluate(f"checkpoint={pair.checkpoint}", "style_name=second", workspace=workspace, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(pair: second)" in (tmp_path / "report.md").read_text()
 
 
 @pytest.mark.slow
 def test_evaluate_tells_two_styles_of_one_file_apart(pair: Pair, workspace: Path, tmp_path: Path) -> None:
-    result = run_entry(
-        "evaluate",
-        f"checkpoint=[{pair.checkpoint}@first,{pair.checkpoint}@second]",
-        f"photos={workspace / 'photos'}",
-        "iterations=[2]",
-        "image_size=32",
-        "loss.pretrained=false",
-        f"output={tmp_path}",
-        cwd=tmp_path,
+    result = evaluate(
+        f"checkpoint=[{pair.checkpoint}@first,{pair.checkpoint}@second]", workspace=workspace, tmp_path=tmp_path
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line.split("|")[1].strip() for line in (tmp_path / "report.md").read_text().splitlines() if "|" in line]
@@ -495,17 +493,7 @@ def test_style_images_must_be_a_list_or_mapping() -> None:
 def test_evaluate_asks_for_the_image_of_a_style_trained_in_an_earlier_run(
     added: Path, workspace: Path, tmp_path: Path
 ) -> None:
-    result = run_entry(
-        "evaluate",
-        f"checkpoint={added}",
-        f"photos={workspace / 'photos'}",
-        "iterations=[1]",
-        "image_size=32",
-        "loss.pretrained=false",
-        "style_name=first",
-        f"output={tmp_path}",
-        cwd=tmp_path,
-    )
+    result = evaluate(f"checkpoint={added}", "style_name=first", workspace=workspace, tmp_path=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "the image of style 'first' is not recorded" in result.stderr and "pass style_image=" in result.stderr
 
@@ -543,14 +531,12 @@ def test_evaluate_refuses_two_networks_it_could_not_tell_apart(pair: Pair, works
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         shutil.copy(pair.checkpoint, tmp_path / folder / "pair.pt")
-    result = run_entry(
-        "evaluate",
+    result = evaluate(
         f"checkpoint=[{tmp_path / 'a' / 'pair.pt'},{tmp_path / 'b' / 'pair.pt'}]",
-        f"photos={workspace / 'photos'}",
-        "loss.pretrained=false",
         "style_name=first",
-        f"output={tmp_path / 'out'}",
-        cwd=tmp_path,
+        workspace=workspace,
+        tmp_path=tmp_path,
+        out=tmp_path / "out",
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "two networks would have one label in the report (rename a file): pair, pair" in result.stderr
