@@ -2,7 +2,8 @@
 the picture moved by as many. A network that paints through stride-2 stages can draw a pattern locked to its own
 pixel lattice (a 4 px grid for two stages), which a Gram matrix rewards as texture and which the real-time
 network's enlargement makes visible at 100% (BENCHMARKS.md "The weave is the network's lattice"). A pattern on
-the lattice does not move with the photo, so this term sees it and nothing else: a photo's own detail moves.
+the lattice does not move with the photo, so this term sees it; what the network draws from the photo's own detail
+moves with it (a grating that follows a smooth ramp too: the term does not see that one).
 
 Training paints each batch twice in one forward pass, the photos and the photos moved by (dy, dx) of 1-3 px (a
 shift the lattice cannot absorb), and adds the weighted mean squared difference of the overlapping pictures,
