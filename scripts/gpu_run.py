@@ -20,8 +20,8 @@ of $OUT/figures.md:
               the GPU; the GPU-busy share from nvidia-smi (about 30 s)
   inference   frames/s at 1920x1080: the zoo's starry_night (johnson) and starry_night_realtime, one picture and
               batches of 8 (the video pipeline's network stage) (about 30 s)
-  recipes     the rest: every recipe of RECIPES (the zoo's recipe, every style's full and real-time network)
-              trained at once at 128 px crops, all ending together (max_minutes) or at their steps, brought back
+  recipes     the rest: every recipe of RECIPES (now: all eight zoo styles in one real-time network, without and
+              with the shift-equivariance term; a recipe names one style or several) trained at once at 128 px crops, all ending together (max_minutes) or at their steps, brought back
               at half size in $OUT/networks_<k>.tar (at most 15 MiB each, with their logs; a call brings back at
               most 8 files and 64 MiB); `--unpack DIR` here makes them float32 network files in DIR.
 --parts setup,recipes runs only those. Runs of 2026-12-04 (BENCHMARKS.md "On a GPU"): 27 runs at once trained about
@@ -181,7 +181,7 @@ def part_setup(run: Run) -> None:
         run.styles.mkdir(parents=True, exist_ok=True)
         for index in range(6):
             save_image(torch.rand(3, 40, 48), run.photos / f"photo{index}.png")
-        for name in ZOO[:2]:
+        for name in ZOO:
             save_image(torch.rand(3, 48, 48), run.styles / f"{name}.jpg")
         run.figures("## setup\n\ndry run: toy photos and styles, tiny model, random VGG on the CPU")
         return
@@ -291,7 +291,6 @@ def part_inference(run: Run) -> None:
     run.figures(f"## Inference at {width}x{height}\n\n" + "\n".join(rows) + f"\n\ncodecs: {codecs}")
 
 
-JOHNSON: list[str] = []  # the zoo's full network: Run.common's loss=vgg16_hed as it is (style 384 px, weight 400)
 REALTIME = [  # the zoo's real-time recipe (BENCHMARKS.md "Real time and painted")
     "model=realtime",
     "data.photo_size=256",
@@ -301,28 +300,29 @@ REALTIME = [  # the zoo's real-time recipe (BENCHMARKS.md "Real time and painted
 ]
 LESS_GRAIN = ["model.decoder_upsampling=bilinear", "loss.style_layers.relu1_2=1"]  # BENCHMARKS "The grain's cause"
 PALETTE = ["loss.palette_weight=3e4"]  # BENCHMARKS "The zoo of 2026-12-04: grain and palette"
-# Per style, as the zoo ships them (BENCHMARKS "Mosaic's grain and the real-time networks' layout"): mosaic's
-# painting at 512 px, its palette on 4x4 blocks (larger tiles, grain 0.321); the real-time networks that lost the
-# photo's layout at 3e4 (the photos' dark areas in the painting's darkest colour) at 1e4.
-FULL_STYLE = {"mosaic": ["style.size=512", "loss.palette_patch=4"]}
-REALTIME_STYLE = {style: ["loss.palette_weight=1e4"] for style in ("mosaic", "udnie", "the_scream", "feathers")}
-# What the recipes part trains, all at once: the zoo's recipe (Gram, the grain's fixes, the palette term), every
-# style's full and real-time network, from the start in one call (the zoo of 2026-12-04 was trained in two
-# stages: ~1,460 steps of 16 without the palette term on the H200, then 500-800 steps of 4 with it on a CPU).
-# Name -> (style, overrides, steps). (Earlier calls: the grain's ablations at commit ac91937, per-image sliced
-# Wasserstein at 70b510a, the candidates of the zoo of 2026-12-04 at 6700019.)
-GRAM_STEPS = 2000  # of 16 crops: 4x the zoo's first training, where the grain was measured
-RECIPES: dict[str, tuple[str, list[str], int]] = {
-    **{
-        f"j_{style}": (style, [*JOHNSON, *LESS_GRAIN, *PALETTE, *FULL_STYLE.get(style, [])], GRAM_STEPS)
-        for style in ZOO
-    },
-    **{
-        f"r_{style}": (style, [*REALTIME, *LESS_GRAIN, *REALTIME_STYLE.get(style, PALETTE)], GRAM_STEPS)
-        for style in ZOO
-    },
+EQUIVARIANCE = ["loss.equivariance_weight=5e4"]  # BENCHMARKS "The lattice and shift equivariance"
+# What the recipes part trains, all at once. Name -> (style, or styles of one network; overrides; steps). Now the
+# eight zoo styles in one real-time network from the start, the CPU run of BENCHMARKS "Eight styles in one
+# real-time network" and "The lattice and shift equivariance" (16,000 steps of 4 crops: 8,000 images per style),
+# without and with the equivariance term. (Earlier calls: the grain's ablations at commit ac91937, per-image sliced
+# Wasserstein at 70b510a, the candidates of the zoo of 2026-12-04 at 6700019, every style's full and real-time
+# network at 0001b18.)
+EIGHT_STEPS = 4000  # of 16 crops: 64,000 images, as the CPU run's 16,000 steps of 4
+RECIPES: dict[str, tuple[str | tuple[str, ...], list[str], int]] = {
+    "r_eight": (tuple(ZOO), [*REALTIME, *LESS_GRAIN, *PALETTE], EIGHT_STEPS),
+    "r_eight_eq": (tuple(ZOO), [*REALTIME, *LESS_GRAIN, *PALETTE, *EQUIVARIANCE], EIGHT_STEPS),
 }
-DRY_RECIPES = ("j_starry_night", "r_starry_night")  # --dry-run: one of each network
+DRY_RECIPES = ("r_eight", "r_eight_eq")  # --dry-run: every recipe, at toy sizes
+
+
+def style_arguments(styles: str | tuple[str, ...], folder: Path) -> list[str]:
+    """The overrides that name a recipe's style image, or its styles' images for one network of several."""
+    if isinstance(styles, str):
+        return [f"style={styles}", f"style.image={folder / f'{styles}.jpg'}"]
+    images = ", ".join(f"{name}: {folder / f'{name}.jpg'}" for name in styles)
+    return ["style=multi", f"style.images={{{images}}}"]
+
+
 START_SECONDS = 130  # the runs' start-up all at once (imports, VGG, the photos' own style distance) and the pack
 
 
@@ -335,7 +335,7 @@ def part_recipes(run: Run) -> None:
     jobs = []
     (run.out / "networks").mkdir(exist_ok=True)
     for name, (style, overrides, steps) in recipes:
-        arguments = [f"style={style}", f"style.image={run.styles / f'{style}.jpg'}", f"steps={steps}"]
+        arguments = [*style_arguments(style, run.styles), f"steps={steps}"]
         arguments += [f"max_minutes={minutes:.2f}", "data.image_size=" + str(run.size // 2), "log_interval=50"]
         arguments += [f"data.batch_size={2 if run.dry else 16}", "data.workers=0"]  # no worker processes: host memory
         if run.dry:  # the toy machine: the tiny model's options only
