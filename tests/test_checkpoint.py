@@ -14,7 +14,7 @@ from stylenet.nets.network_file import (
     style_names,
 )
 from stylenet.nets.transformer import TransformerNet
-from stylenet.training.snapshots import latest_snapshot, training_payload
+from stylenet.training.snapshots import differences, latest_snapshot, training_payload
 
 TINY = {"channels": [8, 16, 16], "num_residual_blocks": 1, "norm": "instance"}
 
@@ -111,3 +111,16 @@ def test_auto_resume_skips_an_unreadable_newest_checkpoint(tmp_path) -> None:
     path, payload = latest_snapshot(tmp_path, fingerprint)
     assert payload["step"] == 4 and path.parent.parent.name == "old"
     assert latest_snapshot(tmp_path, {"seed": 3}) is None
+
+
+def test_a_snapshot_from_before_an_option_existed_matches_while_the_option_is_off() -> None:
+    """Upgrading mid-run must not make resume=auto start again from step 0 (it did when loss.equivariance_weight
+    was added: the old snapshots lacked it)."""
+    stored = {"loss": {"style_weight": 400}, "seed": 1}
+    assert differences(stored, {"loss": {"style_weight": 400, "equivariance_weight": 0.0}, "seed": 1}) == []
+    assert differences(stored, {"loss": {"style_weight": 400, "equivariance_weight": 5e4}, "seed": 1}) == [
+        "loss.equivariance_weight: snapshot None, now 50000.0"
+    ]
+    assert differences(stored, {"loss": {"style_weight": 1200}, "seed": 1}) == [
+        "loss.style_weight: snapshot 400, now 1200"
+    ]

@@ -102,11 +102,15 @@ def training_payload(
 
 
 def differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested dicts, for messages that name the mismatch."""
+    """Dotted keys whose values differ between two nested dicts, for messages that name the mismatch. An option
+    the stored run did not have yet matches while it is off now (0, false, null): a run started before
+    loss.equivariance_weight existed resumes unless the term is turned on."""
     keys = sorted(set(stored) | set(current))
     found = []
     for key in keys:
         a, b = stored.get(key), current.get(key)
+        if key not in stored and not b:
+            continue
         if isinstance(a, dict) and isinstance(b, dict):
             found += differences(a, b, f"{prefix}{key}.")
         elif a != b:
