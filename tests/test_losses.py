@@ -4,6 +4,7 @@ import torch.nn.functional as F
 
 from stylenet.config.compose import model_config
 from stylenet.loss.equivariance import equivariance_loss, lattice_shift, moved
+from stylenet.loss.grain import Weave
 from stylenet.loss.perceptual import (
     PerceptualLoss,
     content_loss,
@@ -288,3 +289,49 @@ def test_training_with_the_equivariance_term_makes_a_strided_network_move_with_i
         terms.append(float(interval.losses["equivariance"]))
         assert float(interval.losses["total"]) == pytest.approx(terms[-1])
     assert sum(terms[-9:]) < 0.3 * sum(terms[:9])
+
+
+def grid_pattern(size: int, period: int) -> torch.Tensor:
+    """A fine square grid of `period` px, the same in every picture it is added to."""
+    grid = torch.zeros(size, size)
+    grid[::period, :] = grid[:, ::period] = 0.3
+    return grid
+
+
+def test_the_weave_term_sees_a_pattern_on_every_picture_of_a_style_and_not_the_photos_own() -> None:
+    """A grid drawn on every picture of one style is that style's weave; a regular pattern that is the photos' own
+    (here a grid in the photos themselves) is not, nor is a picture that is its photo with its detail."""
+    torch.manual_seed(0)
+    photos = torch.rand(8, 3, 64, 64) * 0.5 + grid_pattern(64, 8)  # the photos' own regular detail
+    styles = torch.arange(8) % 2
+    weave = Weave(styles=2)
+    terms = [weave(photos, photos, styles).item() for _ in range(3)]
+    assert max(terms) < 0.01
+    painted = photos.clone()
+    painted[styles == 1] += grid_pattern(64, 3)  # style 1 draws a 3 px grid on every picture
+    weave = Weave(styles=2)
+    for _ in range(3):
+        term = weave(painted, photos, styles).item()
+    assert term > 0.1
+    assert weave(painted[styles == 0], photos[styles == 0], styles[styles == 0]).item() < 0.01  # style 0's clean
+
+
+def test_the_weave_term_lowers_a_pattern_drawn_on_every_picture() -> None:
+    """Its gradient lowers the weave (not the pictures' other detail): a learnt pattern added to every picture,
+    starting as a 3 px grid, fades under the term alone."""
+    torch.manual_seed(0)
+    pattern = torch.nn.Parameter(grid_pattern(48, 3).clone())
+    optimizer = torch.optim.Adam([pattern], lr=1e-2)
+    weave, terms = Weave(), []
+    for _ in range(60):
+        photos = torch.rand(4, 3, 48, 48) * 0.5
+        term = weave(photos + pattern, photos)
+        optimizer.zero_grad()
+        term.backward()
+        optimizer.step()
+        terms.append(term.item())
+    assert sum(terms[-9:]) < 0.3 * sum(terms[:9])
+    grid = grid_pattern(48, 3)[6:-6, 6:-6]  # inside, where the spectrum's window sees it
+    left = pattern.detach()[6:-6, 6:-6]
+    grid, left = grid - grid.mean(), left - left.mean()
+    assert (left * grid).sum() / grid.square().sum() < 0.5  # less than half the grid is left

@@ -18,6 +18,7 @@ from torch import nn
 from stylenet.common.errors import StylenetError
 from stylenet.common.options import UNSET, one_of
 from stylenet.data.photos import StyleOptions, load_painting
+from stylenet.loss.grain import Weave
 from stylenet.vgg.encoder import VGGEncoder, VGGOptions
 
 # none: the configured layer weights as they are; auto: PerceptualLoss.balance_style_layers at step 0 (the
@@ -119,7 +120,7 @@ def painting_scales(style_images: StyleImages) -> list[list[torch.Tensor]]:
 class PerceptualLoss(nn.Module):
     """Weighted content + style + TV loss; returns every term by name so they can all be logged.
 
-    Keys: "content", "style", "style/<layer>" for each style layer, "tv", "palette" (when weighted), "total"; every
+    Keys: "content", "style", "style/<layer>" for each style layer, "tv", "palette" and "weave" (when weighted), "total"; every
     value is already multiplied by its weight, so "total" is the sum of the others but "style/<layer>".
 
     Several style images (a multi-style network, Dumoulin et al. 2017): each output image is
@@ -130,6 +131,8 @@ class PerceptualLoss(nn.Module):
     `palette_weight` (loss.palette_weight) adds "palette": the sliced Wasserstein distance of the output's colours
     from the painting's, the batch's pictures of one style pooled (a Gram matrix of VGG features matches colours
     only through their correlations: Gram networks painted starry_night pale and udnie greyer than the photo).
+    `weave_weight` (loss.weave_weight) adds "weave" (stylenet.loss.grain.Weave): a regular texture drawn on every
+    picture of a style at one frequency, which the Gram matrix rewards as readily as a painted one.
     """
 
     def __init__(
@@ -144,6 +147,7 @@ class PerceptualLoss(nn.Module):
         statistic: str = "gram",
         palette_weight: float = 0.0,
         palette_patch: int = 1,
+        weave_weight: float = 0.0,
     ) -> None:
         super().__init__()
         one_of("loss.style_term", statistic, STYLE_TERMS)
@@ -159,8 +163,10 @@ class PerceptualLoss(nn.Module):
         self.statistic = statistic
         self.palette_weight = float(palette_weight)
         self.palette_patch = int(palette_patch)
+        self.weave_weight = float(weave_weight)
         paintings = painting_scales(style_images)
         self.num_styles = len(paintings)
+        self.weave = Weave(self.num_styles) if self.weave_weight > 0 else None
         for index, scales in enumerate(paintings if self.palette_weight > 0 else []):
             # The painting's colours: (3, at most SW_STYLE_POSITIONS of its pixels at all its sizes, chosen once).
             pixels = torch.cat([self.patch_colours(image).transpose(0, 1).reshape(3, -1) for image in scales], 1)
@@ -222,6 +228,7 @@ class PerceptualLoss(nn.Module):
                 loss.statistic,
                 loss.palette_weight,
                 loss.palette_patch,
+                loss.weave_weight,
             )
 
         def targets(loss: PerceptualLoss) -> list[torch.Tensor]:
@@ -349,6 +356,11 @@ class PerceptualLoss(nn.Module):
             colours = self.patch_colours(output)
             losses["palette"] = self.palette_weight * sliced_wasserstein(colours, targets, style_index).mean()
             losses["total"] = losses["total"] + losses["palette"]
+        if self.weave is not None:
+            if content is None:
+                raise ValueError("the weave term compares the pictures' spectrum with their photos': pass them")
+            losses["weave"] = self.weave_weight * self.weave(output, content, style_index)
+            losses["total"] = losses["total"] + losses["weave"]
         return losses
 
     def patch_colours(self, images: torch.Tensor) -> torch.Tensor:
@@ -399,6 +411,7 @@ class LossOptions(VGGOptions):
     palette_weight: float = 0.0
     palette_patch: int = 1
     equivariance_weight: float = 0.0  # training's shift-equivariance term (stylenet.loss.equivariance); 0: off
+    weave_weight: float = 0.0  # the regular-texture term (stylenet.loss.grain.weave); 0: off
 
     def __post_init__(self) -> None:
         one_of("loss.style_layer_norm", self.style_layer_norm, STYLE_LAYER_NORMS)
@@ -407,6 +420,8 @@ class LossOptions(VGGOptions):
             raise StylenetError(f"loss.palette_weight must be 0 (off) or more, got {self.palette_weight}")
         if not self.equivariance_weight >= 0:
             raise StylenetError(f"loss.equivariance_weight must be 0 (off) or more, got {self.equivariance_weight}")
+        if not self.weave_weight >= 0:  # a negative weight would reward a regular weave
+            raise StylenetError(f"loss.weave_weight must be 0 (off) or more, got {self.weave_weight}")
         if self.palette_patch < 1:
             raise StylenetError(f"loss.palette_patch must be 1 (single pixels) or more, got {self.palette_patch}")
 
@@ -433,6 +448,7 @@ def perceptual_loss(options: LossOptions, style_images: StyleImages) -> Perceptu
         options.style_term,
         options.palette_weight,
         options.palette_patch,
+        options.weave_weight,
     )
 
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylenet.loss.grain import SCORE_PERIODS, luminance, peak_share
 from stylenet.loss.perceptual import PerceptualLoss, gram_matrix
 
 TERMS = ("content", "style", "tv", "total")
@@ -74,17 +75,9 @@ LAYOUT_SIZE = 64  # shorter side at which the photo's layout (light and shapes) 
 EDGE_FRACTION = 0.05  # the photo's strongest edges: this fraction of its pixels
 REPEAT_LAGS = range(2, 17)  # shifts (pixels) at which a repeated texture shows up in the autocorrelation
 STROKE_SHRINK = 4  # strokes: the style distance with picture, photo and painting at a quarter of the size
-GRAIN_PERIODS = (2.0, 8.0)  # the fine band, in pixels per cycle, where a regular grain lives
-GRAIN_PEAK = 4.0  # grain: a frequency bin is a peak above this many times its ring's median energy
 PALETTE_DIRECTIONS = 64  # palette: random directions in RGB on which the two colour distributions are compared
 PALETTE_SAMPLES = 16384  # pixels drawn from each picture (sorted quantiles, so sizes may differ)
 SCORES = ("style", "strokes", "layout", "edges", "sharpness", "repetition", "grain", "palette")
-
-
-def luminance(images: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) in [0, 1] -> (N, 1, H, W), ITU-R BT.601 weights."""
-    weights = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    return (images * weights).sum(1, keepdim=True)
 
 
 def gradient_magnitude(gray: torch.Tensor) -> torch.Tensor:
@@ -126,27 +119,10 @@ def repetition(gray: torch.Tensor) -> float:
 
 
 def grain(gray: torch.Tensor) -> float:
-    """How much of the fine band's energy (periods of 2-8 px) stands in peaks: the share of it above four times
-    the median of its ring of equal frequency. A regular hatch or grid puts its energy in a few such peaks;
-    natural detail, brush strokes and blur spread theirs evenly around each ring (photos about 0.1, a faint
-    even weave far more). Sees the weave that `repetition` misses (BENCHMARKS.md)."""
-    detail = gray[0, 0].double()
-    height, width = detail.shape
-    window = torch.outer(torch.hann_window(height, dtype=torch.float64), torch.hann_window(width, dtype=torch.float64))
-    power = torch.fft.rfft2((detail - detail.mean()) * window).abs().square()
-    fy = torch.fft.fftfreq(height, dtype=torch.float64).abs().unsqueeze(1)
-    fx = torch.fft.rfftfreq(width, dtype=torch.float64).unsqueeze(0)
-    radius = (fy.square() + fx.square()).sqrt().expand_as(power)
-    inside = (radius >= 1 / GRAIN_PERIODS[1]) & (radius <= 1 / GRAIN_PERIODS[0])
-    rings = (radius * max(height, width)).round().long()[inside]
-    band = power[inside]
-    total = float(band.sum())
-    if total <= 0:
-        return 0.0
-    medians = torch.zeros(int(rings.max()) + 1, dtype=torch.float64)
-    for ring in rings.unique():
-        medians[ring] = band[rings == ring].median()
-    return float((band - GRAIN_PEAK * medians[rings]).clamp_min(0).sum()) / total
+    """How much of the fine band's energy (periods of 2-8 px) stands in peaks (stylenet.loss.grain): a regular
+    hatch or grid puts its energy in a few, natural detail, brush strokes and blur spread theirs evenly (photos
+    about 0.1, a faint even weave far more). Sees the weave that `repetition` misses (BENCHMARKS.md)."""
+    return float(peak_share(gray.double(), SCORE_PERIODS)[0])
 
 
 def palette_distance(picture: torch.Tensor, painting: torch.Tensor) -> float:
