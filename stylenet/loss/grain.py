@@ -6,9 +6,9 @@ Two uses. The picture score `grain` (stylenet.loss.scores) is the share of one p
 training term loss.weave_weight (Weave) looks across pictures: a weave the network draws is at the same frequency in
 every picture of a style, whatever the photo, while a photo's own peaks (a fence, a facade) are where that photo
 puts them. So the term finds peaks in the running mean of the style's spectra that the photos' mean spectrum does
-not have, and lowers them in each picture. A Gram matrix rewards a regular texture as readily as a painted one, and the real-time
-network, stopped from drawing one on its pixel lattice (loss.equivariance_weight), drew one beside it
-(BENCHMARKS.md "The lattice and shift equivariance")."""
+not have, and lowers them in each picture. A Gram matrix rewards a regular texture as readily as a painted one,
+and the real-time network, stopped from drawing one on its pixel lattice (loss.equivariance_weight), drew one
+beside it (BENCHMARKS.md "The lattice and shift equivariance", "The weave term")."""
 
 from __future__ import annotations
 
@@ -81,8 +81,8 @@ class Weave(nn.Module):
     term finds it in a running mean of each style's spectra (each picture's band normalised to 1; over about the
     last 1 / (1 - WEAVE_MEMORY) updates of that style): at the frequencies where that mean stands above WEAVE_PEAK
     times its neighbourhood's mean (a peak, not the broad lobes of strokes that lean one way) and above
-    WEAVE_OVER_PHOTOS times the photos' running mean (not the photos' own regular detail, such as JPEG's 8 px
-    blocks), each picture's share above that bar is the term. One batch alone holds too few pictures of a style (a
+    WEAVE_OVER_PHOTOS times the photos' running mean (not a regular detail the photos share, which the content
+    term asks for), each picture's share above that bar is the term. One batch alone holds too few pictures of a style (a
     network of eight styles paints each photo of a batch in another). The memory is not part of a snapshot: a
     resumed run gathers it again within a few steps."""
 
