@@ -339,7 +339,7 @@ def test_gpu_run_dry_run_brings_back_figures_and_networks(tmp_path: Path) -> Non
     assert len([path for path in brought if not path.is_relative_to(out / "styles")]) <= 8
     result = run_script("gpu_run.py", "--out", str(out), "--unpack", str(tmp_path / "networks"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    for name in ("r_eight", "r_eight_eq"):
+    for name in ("r_eight", "r_eight_eq", "r_eight_wv"):
         network = torch.load(tmp_path / "networks" / f"{name}.pt", weights_only=True)
         assert all(value.dtype == torch.float32 for value in network["model"].values() if value.is_floating_point())
         assert stylenet.load(f"{tmp_path / 'networks' / name}.pt@mosaic", backend="torch") is not None
@@ -347,6 +347,8 @@ def test_gpu_run_dry_run_brings_back_figures_and_networks(tmp_path: Path) -> Non
     assert (tmp_path / "networks" / "r_eight_eq.log").is_file()
     recorded = torch.load(tmp_path / "networks" / "r_eight_eq.pt", weights_only=True)["summary"]["config"]["loss"]
     assert recorded["equivariance_weight"] == 5e4
+    recorded = torch.load(tmp_path / "networks" / "r_eight_wv.pt", weights_only=True)["summary"]["config"]["loss"]
+    assert (recorded["equivariance_weight"], recorded["weave_weight"]) == (5e4, 5e3)
 
 
 def test_gpu_run_prepare_names_a_missing_folder(tmp_path: Path) -> None:
