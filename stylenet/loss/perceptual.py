@@ -120,8 +120,8 @@ def painting_scales(style_images: StyleImages) -> list[list[torch.Tensor]]:
 class PerceptualLoss(nn.Module):
     """Weighted content + style + TV loss; returns every term by name so they can all be logged.
 
-    Keys: "content", "style", "style/<layer>" for each style layer, "tv", "palette" and "weave" (when weighted), "total"; every
-    value is already multiplied by its weight, so "total" is the sum of the others but "style/<layer>".
+    Keys: "content", "style", "style/<layer>" for each style layer, "tv", "palette" and "weave" (when weighted),
+    "total"; every value is already multiplied by its weight, so "total" is the sum of the others but "style/<layer>".
 
     Several style images (a multi-style network, Dumoulin et al. 2017): each output image is
     compared with the style that `style_index` gives it, and the key PER_IMAGE_STYLE holds each
@@ -411,7 +411,7 @@ class LossOptions(VGGOptions):
     palette_weight: float = 0.0
     palette_patch: int = 1
     equivariance_weight: float = 0.0  # training's shift-equivariance term (stylenet.loss.equivariance); 0: off
-    weave_weight: float = 0.0  # the regular-texture term (stylenet.loss.grain.weave); 0: off
+    weave_weight: float = 0.0  # the regular-texture term (stylenet.loss.grain.Weave); 0: off
 
     def __post_init__(self) -> None:
         one_of("loss.style_layer_norm", self.style_layer_norm, STYLE_LAYER_NORMS)
