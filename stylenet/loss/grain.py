@@ -82,9 +82,9 @@ class Weave(nn.Module):
     last 1 / (1 - WEAVE_MEMORY) updates of that style): at the frequencies where that mean stands above WEAVE_PEAK
     times its neighbourhood's mean (a peak, not the broad lobes of strokes that lean one way) and above
     WEAVE_OVER_PHOTOS times the photos' running mean (not a regular detail the photos share, which the content
-    term asks for), each picture's share above that bar is the term. One batch alone holds too few pictures of a style (a
-    network of eight styles paints each photo of a batch in another). The memory is not part of a snapshot: a
-    resumed run gathers it again within a few steps."""
+    term asks for), each picture's share above that bar is the term. One batch alone holds too few pictures of a
+    style (a network of eight styles paints each photo of a batch in another). The memory is not part of a
+    snapshot: a resumed run gathers it again within a few steps."""
 
     def __init__(self, styles: int = 1) -> None:
         super().__init__()
