@@ -306,8 +306,8 @@ WEAVE = ["loss.weave_weight=5e3"]  # BENCHMARKS "The weave term"
 # eight zoo styles in one real-time network from the start, the CPU run of BENCHMARKS "Eight styles in one
 # real-time network" and "The lattice and shift equivariance" (16,000 steps of 4 crops: 8,000 images per style),
 # without and with the equivariance term, and with it and the weave term ("The weave term"). (Earlier calls: the
-# grain's ablations at commit ac91937, per-image sliced Wasserstein at 70b510a, the candidates of the zoo of 2026-12-04 at 6700019, every style's full and real-time
-# network at 0001b18.)
+# grain's ablations at commit ac91937, per-image sliced Wasserstein at 70b510a, the candidates of the zoo of
+# 2026-12-04 at 6700019, every style's full and real-time network at 0001b18.)
 EIGHT_STEPS = 4000  # of 16 crops: 64,000 images, as the CPU run's 16,000 steps of 4
 RECIPES: dict[str, tuple[str | tuple[str, ...], list[str], int]] = {
     "r_eight": (tuple(ZOO), [*REALTIME, *LESS_GRAIN, *PALETTE], EIGHT_STEPS),
