@@ -20,10 +20,11 @@ of $OUT/figures.md:
               the GPU; the GPU-busy share from nvidia-smi (about 30 s)
   inference   frames/s at 1920x1080: the zoo's starry_night (johnson) and starry_night_realtime, one picture and
               batches of 8 (the video pipeline's network stage) (about 30 s)
-  recipes     the rest: every recipe of RECIPES (now: all eight zoo styles in one real-time network, without and
-              with the shift-equivariance term; a recipe names one style or several) trained at once at 128 px crops, all ending together (max_minutes) or at their steps, brought back
-              at half size in $OUT/networks_<k>.tar (at most 15 MiB each, with their logs; a call brings back at
-              most 8 files and 64 MiB); `--unpack DIR` here makes them float32 network files in DIR.
+  recipes     the rest: every recipe of RECIPES (now: all eight zoo styles in one real-time network, without the
+              shift-equivariance term, with it, and with it and the weave term; a recipe names one style or
+              several) trained at once at 128 px crops, all ending together (max_minutes) or at their steps,
+              brought back at half size in $OUT/networks_<k>.tar (at most 15 MiB each, with their logs; a call
+              brings back at most 8 files and 64 MiB); `--unpack DIR` here makes them float32 network files in DIR.
 --parts setup,recipes runs only those. Runs of 2026-12-04 (BENCHMARKS.md "On a GPU"): 27 runs at once trained about
 1,500 images/s together; 24 runs (all parts but setup skipped) about 1,200.
 """
