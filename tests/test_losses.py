@@ -107,6 +107,33 @@ def test_the_palette_term_pulls_the_colours_to_the_paintings_and_adds_to_the_tot
     assert "palette" not in plain(photos, photos) and not plain.same_objective(loss)
 
 
+def squares(size: int, block: int) -> torch.Tensor:
+    """(1, 3, size, size): red and blue squares of `block` px."""
+    red = ((torch.arange(size).view(-1, 1) // block + torch.arange(size) // block) % 2 == 0).float()
+    return torch.stack([red, torch.zeros_like(red), 1 - red]).unsqueeze(0)
+
+
+def test_the_coarse_style_term_is_the_style_term_of_picture_and_painting_shrunk_and_can_be_descended() -> None:
+    torch.manual_seed(0)
+    encoder = VGGEncoder("vgg16", ["relu1_2", "relu2_2"], pretrained=False)
+    painting, layers = squares(96, 24)[0], {"relu1_2": 1.0, "relu2_2": 3.0}
+    loss = PerceptualLoss(encoder, painting, "relu2_2", layers, 1.0, 5.0, 1.0, coarse_style_weight=2.0)
+    picture, noise = squares(96, 4), torch.rand(1, 3, 96, 96)
+    # At a third of the size (32 px): what a loss of the painting at 32 px says of the picture at 32 px, times 2.
+    small = F.interpolate(picture, size=(32, 32), mode="area")
+    shrunk = PerceptualLoss(
+        encoder, F.interpolate(painting[None], size=(32, 32), mode="area"), "relu2_2", layers, 1.0, 5.0, 1.0
+    )
+    terms = loss(picture, noise)
+    assert terms["coarse_style"].item() == pytest.approx(2.0 * shrunk(small, small)["style"].item(), rel=1e-4)
+    parts = terms["content"] + terms["style"] + terms["tv"] + terms["coarse_style"]
+    assert terms["total"].item() == pytest.approx(parts.item())
+    start = loss(noise, noise)["coarse_style"].item()
+    assert loss(descend(loss, "coarse_style", noise, lr=0.1, steps=20), noise)["coarse_style"].item() < 0.5 * start
+    plain = PerceptualLoss(encoder, painting, "relu2_2", layers, 1.0, 5.0, 1.0)
+    assert "coarse_style" not in plain(noise, noise) and not plain.same_objective(loss)
+
+
 def test_palette_patch_compares_block_colours_so_a_fine_dither_does_not_match() -> None:
     torch.manual_seed(0)
     encoder = VGGEncoder("vgg16", ["relu1_2", "relu2_2"], pretrained=False)

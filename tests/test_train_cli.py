@@ -87,6 +87,7 @@ def test_corrupt_training_image_is_warned_about_once(trained_run: TrainedRun) ->
         ("loss.palette_patch=0", "loss.palette_patch must be 1 (single pixels) or more, got 0"),
         ("loss.equivariance_weight=-1", "loss.equivariance_weight must be 0 (off) or more, got -1.0"),
         ("loss.weave_weight=-1", "loss.weave_weight must be 0 (off) or more, got -1.0"),
+        ("loss.coarse_style_weight=-1", "loss.coarse_style_weight must be 0 (off) or more, got -1.0"),
         ("style.sizes=[]", "style.sizes must list at least one size, or be null (style.size alone)"),
         ("style.sizes=[48,0]", "style.sizes must be a positive whole number, got 0"),
         ("distill.weight=much", "distill.weight: Value 'much' of type 'str' could not be converted to Float"),
@@ -178,7 +179,7 @@ def test_init_starts_from_a_network_files_weights_and_refuses_another_network(
     trained_run: TrainedRun, tmp_path: Path
 ) -> None:
     """Fine-tuning: at learning rate 0 the published network is the init's, bit for bit, under the palette,
-    shift-equivariance and weave terms (all logged); another model than the file holds is one line that says which
+    shift-equivariance, weave and coarse style terms (all logged); another model than the file holds is one line that says which
     options to pass."""
     overrides = tiny_train_overrides(trained_run.root, tmp_path / "run", steps=2) + [
         f"init={trained_run.checkpoint}",
@@ -186,6 +187,7 @@ def test_init_starts_from_a_network_files_weights_and_refuses_another_network(
         "loss.palette_weight=100",
         "loss.equivariance_weight=100",
         "loss.weave_weight=100",
+        "loss.coarse_style_weight=1",
         f"checkpoint_dir={tmp_path}",
     ]
     result = run_entry("train", *overrides, cwd=tmp_path)
@@ -195,7 +197,7 @@ def test_init_starts_from_a_network_files_weights_and_refuses_another_network(
         torch.load(path, weights_only=True)["model"] for path in (trained_run.checkpoint, tmp_path / "tiny_style.pt")
     )
     assert all(torch.equal(start[key], end[key]) for key in start)
-    for term in ("palette", "equivariance", "weave"):
+    for term in ("palette", "equivariance", "weave", "coarse_style"):
         values = [event.value for event in read_scalars(tmp_path / "run").Scalars(f"loss/{term}")]
         assert len(values) == 2 and values[0] > 0, term
     result = run_entry(

@@ -32,6 +32,9 @@ SW_DIRECTIONS = 64  # random directions per layer and step: Heitz et al. use one
 SW_POSITIONS = 8192  # feature positions compared per image and layer (a random subset): sorting dominates the cost
 SW_DRAWS = 8  # draws of directions averaged where one measurement sets weights (style_layer_losses)
 SW_STYLE_POSITIONS = 65536  # positions of the painting's features kept as the target (a fixed random subset)
+# The coarse style term (loss.coarse_style_weight) compares the picture and the painting at 1/COARSE_SHRINK of their
+# size: the `strokes` score's scale (a quarter of 512 px) for a real-time network that paints at 384 px.
+COARSE_SHRINK = 3
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -108,6 +111,11 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 StyleImages = torch.Tensor | Sequence[torch.Tensor | Sequence[torch.Tensor]]
 
 
+def coarse(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) at 1/COARSE_SHRINK of the size (area average; at least 32 px a side for the VGG's pooling)."""
+    return F.interpolate(images, size=[max(32, side // COARSE_SHRINK) for side in images.shape[-2:]], mode="area")
+
+
 def painting_scales(style_images: StyleImages) -> list[list[torch.Tensor]]:
     """Each style's painting as a list of (1, 3, H, W) images, one per size it is trained against."""
     styles = [style_images] if isinstance(style_images, torch.Tensor) else list(style_images)
@@ -133,6 +141,9 @@ class PerceptualLoss(nn.Module):
     only through their correlations: Gram networks painted starry_night pale and udnie greyer than the photo).
     `weave_weight` (loss.weave_weight) adds "weave" (stylenet.loss.grain.Weave): a regular texture drawn on every
     picture of a style at one frequency, which the Gram matrix rewards as readily as a painted one.
+    `coarse_style_weight` (loss.coarse_style_weight) adds "coarse_style": the style term again, this weight times
+    it, with picture and painting at 1/COARSE_SHRINK of their size, where the VGG layers see strokes and forms: the
+    full-size term is met by fine texture alone, and a small network's strokes then stay fine and pale.
     """
 
     def __init__(
@@ -148,6 +159,7 @@ class PerceptualLoss(nn.Module):
         palette_weight: float = 0.0,
         palette_patch: int = 1,
         weave_weight: float = 0.0,
+        coarse_style_weight: float = 0.0,
     ) -> None:
         super().__init__()
         one_of("loss.style_term", statistic, STYLE_TERMS)
@@ -164,6 +176,7 @@ class PerceptualLoss(nn.Module):
         self.palette_weight = float(palette_weight)
         self.palette_patch = int(palette_patch)
         self.weave_weight = float(weave_weight)
+        self.coarse_style_weight = float(coarse_style_weight)
         paintings = painting_scales(style_images)
         self.num_styles = len(paintings)
         self.weave = Weave(self.num_styles) if self.weave_weight > 0 else None
@@ -172,39 +185,46 @@ class PerceptualLoss(nn.Module):
             pixels = torch.cat([self.patch_colours(image).transpose(0, 1).reshape(3, -1) for image in scales], 1)
             kept = torch.randperm(pixels.shape[1], generator=torch.Generator().manual_seed(index))
             self.register_buffer(f"target_pixels_{index}", pixels[:, kept[:SW_STYLE_POSITIONS].to(pixels.device)])
-        # The style targets never change: compute them once. Gram: (styles, C, C) per layer, the mean over the
-        # painting's sizes (the expected loss of drawing one size at random each step, without its noise); sliced
-        # Wasserstein: each style's features at all its sizes (C, at most SW_STYLE_POSITIONS positions, chosen once).
+        # The style targets never change: compute them once (and at the coarse scale where that term is on).
+        self.register_style_targets(paintings, "")
+        if self.coarse_style_weight > 0:
+            self.register_style_targets([[coarse(image) for image in scales] for scales in paintings], "coarse_")
+
+    def register_style_targets(self, paintings: list[list[torch.Tensor]], scale: str) -> None:
+        """Buffers target_<scale>gram_<layer> (Gram: (styles, C, C) per layer, the mean over the painting's sizes:
+        the expected loss of drawing one size at random each step, without its noise) or, for sliced Wasserstein,
+        target_<scale>features_<layer>_<style> (C, at most SW_STYLE_POSITIONS positions, chosen once)."""
         with torch.no_grad():
-            features = [[encoder(image) for image in scales] for scales in paintings]
+            features = [[self.encoder(image) for image in scales] for scales in paintings]
         chooser = torch.Generator().manual_seed(0)
         for name in self.style_layer_weights:
-            if statistic == "gram":
+            if self.statistic == "gram":
                 grams = [torch.stack([gram_matrix(each[name]) for each in sized]).mean(0) for sized in features]
-                self.register_buffer(f"target_gram_{name}", torch.cat(grams))
+                self.register_buffer(f"target_{scale}gram_{name}", torch.cat(grams))
                 continue
             for index, sized in enumerate(features):
                 flat = torch.cat([each[name][0].flatten(1).float() for each in sized], 1)
                 if flat.shape[1] > SW_STYLE_POSITIONS:
                     kept = torch.randperm(flat.shape[1], generator=chooser)[:SW_STYLE_POSITIONS]
                     flat = flat[:, kept.to(flat.device)]
-                self.register_buffer(f"target_features_{name}_{index}", flat)
+                self.register_buffer(f"target_{scale}features_{name}_{index}", flat)
 
     def style_distances(
-        self, layer: str, output_features: torch.Tensor, style_index: torch.Tensor | None = None
+        self, layer: str, output_features: torch.Tensor, style_index: torch.Tensor | None = None, scale: str = ""
     ) -> torch.Tensor:
-        """(N,): each image's unweighted style loss at `layer`, by the loss's statistic."""
+        """(N,): each image's unweighted style loss at `layer`, by the loss's statistic (scale "coarse_": against
+        the painting at the coarse style term's scale)."""
         if self.statistic == "gram":
-            return style_loss_per_image(output_features, self.target_gram(layer, style_index))
+            return style_loss_per_image(output_features, self.target_gram(layer, style_index, scale))
         if style_index is None and self.num_styles > 1:
             raise ValueError(f"this loss has {self.num_styles} style images: pass each image's style_index")
-        targets = [getattr(self, f"target_features_{layer}_{index}") for index in range(self.num_styles)]
+        targets = [getattr(self, f"target_{scale}features_{layer}_{index}") for index in range(self.num_styles)]
         return sliced_wasserstein(output_features, targets, style_index)
 
-    def target_gram(self, layer: str, style_index: torch.Tensor | None = None) -> torch.Tensor:
+    def target_gram(self, layer: str, style_index: torch.Tensor | None = None, scale: str = "") -> torch.Tensor:
         """The layer's target Gram matrix for each image of a batch given its style index (all the
         style's when the loss has one style and no index is given)."""
-        grams = getattr(self, f"target_gram_{layer}")
+        grams = getattr(self, f"target_{scale}gram_{layer}")
         if style_index is not None:
             return grams[style_index]
         if self.num_styles > 1:
@@ -229,6 +249,7 @@ class PerceptualLoss(nn.Module):
                 loss.palette_weight,
                 loss.palette_patch,
                 loss.weave_weight,
+                loss.coarse_style_weight,
             )
 
         def targets(loss: PerceptualLoss) -> list[torch.Tensor]:
@@ -349,8 +370,19 @@ class PerceptualLoss(nn.Module):
         losses["style"] = per_image.mean()
         if style_index is not None:
             losses[PER_IMAGE_STYLE] = per_image
+        if self.coarse_style_weight > 0:
+            # The same layers and weights (the coarse term is a share of the style term), on the picture shrunk.
+            features = self.encoder(coarse(output), list(self.style_layer_weights))
+            weight = self.coarse_style_weight * self.style_weight
+            coarse_terms = [
+                weight * layer_weight * self.style_distances(name, features[name], style_index, "coarse_").mean()
+                for name, layer_weight in self.style_layer_weights.items()
+            ]
+            losses["coarse_style"] = torch.stack(coarse_terms).sum()
         losses["tv"] = self.tv_weight * total_variation(output)
         losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+        if "coarse_style" in losses:
+            losses["total"] = losses["total"] + losses["coarse_style"]
         if self.palette_weight > 0:
             targets = [getattr(self, f"target_pixels_{index}") for index in range(self.num_styles)]
             colours = self.patch_colours(output)
@@ -412,6 +444,7 @@ class LossOptions(VGGOptions):
     palette_patch: int = 1
     equivariance_weight: float = 0.0  # training's shift-equivariance term (stylenet.loss.equivariance); 0: off
     weave_weight: float = 0.0  # the regular-texture term (stylenet.loss.grain.Weave); 0: off
+    coarse_style_weight: float = 0.0  # the style term at 1/COARSE_SHRINK of the size, a share of it; 0: off
 
     def __post_init__(self) -> None:
         one_of("loss.style_layer_norm", self.style_layer_norm, STYLE_LAYER_NORMS)
@@ -422,6 +455,8 @@ class LossOptions(VGGOptions):
             raise StylenetError(f"loss.equivariance_weight must be 0 (off) or more, got {self.equivariance_weight}")
         if not self.weave_weight >= 0:  # a negative weight would reward a regular weave
             raise StylenetError(f"loss.weave_weight must be 0 (off) or more, got {self.weave_weight}")
+        if not self.coarse_style_weight >= 0:  # a negative weight would push the strokes away from the painting's
+            raise StylenetError(f"loss.coarse_style_weight must be 0 (off) or more, got {self.coarse_style_weight}")
         if self.palette_patch < 1:
             raise StylenetError(f"loss.palette_patch must be 1 (single pixels) or more, got {self.palette_patch}")
 
@@ -449,6 +484,7 @@ def perceptual_loss(options: LossOptions, style_images: StyleImages) -> Perceptu
         options.palette_weight,
         options.palette_patch,
         options.weave_weight,
+        options.coarse_style_weight,
     )
 
 
