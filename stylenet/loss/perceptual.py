@@ -111,9 +111,10 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 StyleImages = torch.Tensor | Sequence[torch.Tensor | Sequence[torch.Tensor]]
 
 
-def coarse(images: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) at 1/COARSE_SHRINK of the size (area average; at least 32 px a side for the VGG's pooling)."""
-    return F.interpolate(images, size=[max(32, side // COARSE_SHRINK) for side in images.shape[-2:]], mode="area")
+def shrunk(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """(N, 3, H, W) at 1/factor of the size (area average; at least 32 px a side for the VGG's pooling): the coarse
+    style term's and the `strokes` score's scale."""
+    return F.interpolate(images, size=[max(32, side // factor) for side in images.shape[-2:]], mode="area")
 
 
 def painting_scales(style_images: StyleImages) -> list[list[torch.Tensor]]:
@@ -128,8 +129,8 @@ def painting_scales(style_images: StyleImages) -> list[list[torch.Tensor]]:
 class PerceptualLoss(nn.Module):
     """Weighted content + style + TV loss; returns every term by name so they can all be logged.
 
-    Keys: "content", "style", "style/<layer>" for each style layer, "tv", "palette" and "weave" (when weighted),
-    "total"; every value is already multiplied by its weight, so "total" is the sum of the others but "style/<layer>".
+    Keys: "content", "style", "style/<layer>" for each style layer, "tv", "palette", "weave" and "coarse_style" (when
+    weighted), "total"; every value is already multiplied by its weight, so "total" is the sum of the others but "style/<layer>".
 
     Several style images (a multi-style network, Dumoulin et al. 2017): each output image is
     compared with the style that `style_index` gives it, and the key PER_IMAGE_STYLE holds each
@@ -188,7 +189,9 @@ class PerceptualLoss(nn.Module):
         # The style targets never change: compute them once (and at the coarse scale where that term is on).
         self.register_style_targets(paintings, "")
         if self.coarse_style_weight > 0:
-            self.register_style_targets([[coarse(image) for image in scales] for scales in paintings], "coarse_")
+            self.register_style_targets(
+                [[shrunk(image, COARSE_SHRINK) for image in scales] for scales in paintings], "coarse_"
+            )
 
     def register_style_targets(self, paintings: list[list[torch.Tensor]], scale: str) -> None:
         """Buffers target_<scale>gram_<layer> (Gram: (styles, C, C) per layer, the mean over the painting's sizes:
@@ -372,7 +375,7 @@ class PerceptualLoss(nn.Module):
             losses[PER_IMAGE_STYLE] = per_image
         if self.coarse_style_weight > 0:
             # The same layers and weights (the coarse term is a share of the style term), on the picture shrunk.
-            features = self.encoder(coarse(output), list(self.style_layer_weights))
+            features = self.encoder(shrunk(output, COARSE_SHRINK), list(self.style_layer_weights))
             weight = self.coarse_style_weight * self.style_weight
             coarse_terms = [
                 weight * layer_weight * self.style_distances(name, features[name], style_index, "coarse_").mean()

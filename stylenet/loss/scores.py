@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylenet.loss.grain import SCORE_PERIODS, luminance, peak_share
-from stylenet.loss.perceptual import PerceptualLoss, gram_matrix
+from stylenet.loss.perceptual import PerceptualLoss, gram_matrix, shrunk
 
 TERMS = ("content", "style", "tv", "total")
 
@@ -140,12 +140,6 @@ def palette_distance(picture: torch.Tensor, painting: torch.Tensor) -> float:
     return float((quantiles[0] - quantiles[1]).abs().mean())
 
 
-def shrunk(images: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) at 1/STROKE_SHRINK of the size (area average; at least 32 px a side for the VGG)."""
-    size = [max(32, side // STROKE_SHRINK) for side in images.shape[-2:]]
-    return F.interpolate(images, size=size, mode="area")
-
-
 class PictureScorer:
     """Scores a stylised picture against its photo and the style image:
 
@@ -170,7 +164,7 @@ class PictureScorer:
         with torch.no_grad():
             style = style_image.unsqueeze(0) if style_image.dim() == 3 else style_image
             self.painting = style
-            features, coarse = encoder(style, MEASURE_LAYERS), encoder(shrunk(style), MEASURE_LAYERS)
+            features, coarse = encoder(style, MEASURE_LAYERS), encoder(shrunk(style, STROKE_SHRINK), MEASURE_LAYERS)
         self.style_grams = {name: gram_matrix(features[name])[0] for name in MEASURE_LAYERS}
         self.coarse_grams = {name: gram_matrix(coarse[name])[0] for name in MEASURE_LAYERS}
         # The last photo's own distances (fine, coarse): every method's picture of a photo is scored against them,
@@ -180,7 +174,7 @@ class PictureScorer:
 
     @torch.no_grad()
     def style_distances(self, images: torch.Tensor, coarse: bool = False) -> dict[str, float]:
-        features = self.encoder(shrunk(images) if coarse else images, MEASURE_LAYERS)
+        features = self.encoder(shrunk(images, STROKE_SHRINK) if coarse else images, MEASURE_LAYERS)
         grams = self.coarse_grams if coarse else self.style_grams
         return {name: float((gram_matrix(features[name])[0] - grams[name]).square().mean()) for name in MEASURE_LAYERS}
 
